@@ -1,0 +1,41 @@
+"""Place parameter trees on a mesh according to their logical axes."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+
+from sharding.rules import ShardingRules
+
+
+def tree_shardings(shapes: Any, axes: Any, rules: ShardingRules) -> Any:
+    """NamedSharding per leaf of `shapes` (arrays or ShapeDtypeStructs), from the axes tree.
+
+    `axes` has the same structure as `shapes` with a tuple of logical names at each leaf.
+    """
+    return jax.tree.map(lambda s, a: rules.sharding(a, s.shape), shapes, axes)
+
+
+def shard_params(params: Any, axes: Any, rules: ShardingRules) -> Any:
+    """Move a freshly initialised or loaded (host or single-device) tree onto the mesh."""
+    return jax.device_put(params, tree_shardings(params, axes, rules))
+
+
+def array_from_host(shape: tuple[int, ...], dtype: Any, sharding: NamedSharding,
+                    read: Callable[[tuple[slice, ...]], np.ndarray]) -> jax.Array:
+    """Build a global array from a host reader, one addressable shard at a time.
+
+    Each host only reads the slices its own devices hold, so a multi-host load never gathers
+    a whole tensor on one machine.
+    """
+    def cb(index: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(read(index), dtype=dtype)
+    return jax.make_array_from_callback(tuple(shape), sharding, cb)
+
+
+def init_sharded(init_fn: Callable[[], Any], shapes: Any, axes: Any, rules: ShardingRules) -> Any:
+    """Run `init_fn` under jit with sharded outputs: parameters are born distributed, never
+    materialised on one device first (what makes a 14B init fit)."""
+    return jax.jit(init_fn, out_shardings=tree_shardings(shapes, axes, rules))()
