@@ -7,6 +7,7 @@ main command works with no model hub. The package is located without importing i
 """
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 
@@ -35,12 +36,25 @@ def smollm2_gguf_path() -> str:
 
 
 def smollm2_hf_dir() -> str:
-    """HF directory of SmolLM2-135M-Instruct, converting from the GGUF on first use."""
+    """HF directory of SmolLM2-135M-Instruct, converting from the GGUF on first use.
+
+    A lock file serialises the first conversion between processes (parallel test workers,
+    several trainers on one host); the others wait and reuse the result.
+    """
     out = os.path.join(cache_root(), SMOLLM2_DIRNAME)
-    if os.path.isfile(os.path.join(out, "config.json")) and os.path.isfile(
-            os.path.join(out, "model.safetensors")):
+
+    def ready() -> bool:
+        return all(os.path.isfile(os.path.join(out, f))
+                   for f in ("config.json", "model.safetensors", "tokenizer.json"))
+
+    if ready():
         return out
-    return gguf_to_hf(smollm2_gguf_path(), out)
+    os.makedirs(cache_root(), exist_ok=True)
+    with open(out + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready():
+            gguf_to_hf(smollm2_gguf_path(), out)
+    return out
 
 
 def resolve_model_path(path: str) -> str:

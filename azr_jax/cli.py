@@ -1,0 +1,52 @@
+"""`azr-jax <command> [flags]`: dispatch to one subcommand module (each owns its absl flags)."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+COMMANDS = {
+    "convert": "Convert checkpoints: HF dir / GGUF -> orbax, orbax -> HF dir.",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: azr-jax <command> [--flags]", "", "commands:"]
+    lines += [f"  {name:<9} {doc}" for name, doc in COMMANDS.items()]
+    lines.append("\n`azr-jax <command> --help` lists a command's flags.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        raise SystemExit(0 if len(argv) >= 2 else 2)
+    name = argv[1]
+    if name not in COMMANDS:
+        print(f"azr-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    module = importlib.import_module(f"azr_jax.commands.{name}")
+    from absl import app
+
+    def run(args: list[str]) -> None:
+        # Our own loggers at INFO; orbax/absl chatter only from WARNING up.
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("absl").setLevel(logging.WARNING)
+        logging.getLogger("jax").setLevel(logging.WARNING)
+        try:
+            module.main(args)
+        except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+            if os.environ.get("AZR_JAX_TRACEBACK"):
+                raise
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"azr-jax {name}: error: {msg}\n(set AZR_JAX_TRACEBACK=1 for the traceback)",
+                  file=sys.stderr)
+            raise SystemExit(1)
+
+    app.run(run, argv=[f"azr-jax {name}"] + argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per `azr-jax` subcommand; each defines its absl flags and a `main(argv)`."""
