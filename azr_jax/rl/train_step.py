@@ -1,0 +1,234 @@
+"""The jitted policy-gradient update: token log-probs, TRR++ surrogate, AdamW, on sharded params.
+
+One call = one optimizer step over the whole batch (the official AZR setting: all six
+task-role groups, one mini-batch, one epoch). The batch is split into micro-batches inside jit
+(`lax.scan`), gradients are summed in fp32, and the loss is normalised by the *whole batch's*
+token count, so accumulation gives exactly the full-batch gradient.
+
+Per-token arrays are aligned with `tokens`: entry t belongs to token t given tokens < t
+(entry 0 never counts). The vocabulary projection is computed in sequence chunks under remat,
+so [batch, seq, vocab] logits are never materialised (Qwen's 152k vocabulary makes that the
+first out-of-memory otherwise).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from azr_jax.model import api
+from azr_jax.model.config import ModelConfig
+from azr_jax.rl.losses import LossConfig, policy_loss_parts, token_entropy, token_logprobs
+from sharding.params import tree_shardings
+from sharding.rules import ShardingRules
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with global-norm clipping (defaults: the official AZR run, azr_method.md §5.3)."""
+
+    learning_rate: float = 1e-6
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.01  # paper-branch veRL default; master sets 0.0
+    clip_norm: float = 1.0
+    warmup_steps: int = 0  # linear warmup, then constant (official: constant)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """Shape knobs of the update (not of the method)."""
+
+    micro_batch_size: int = 8  # rows per gradient-accumulation micro-batch
+    logit_chunk: int = 256  # sequence positions per vocabulary-projection chunk
+
+
+class TrainBatch(NamedTuple):
+    """A padded batch of prompt+completion sequences ([B, L] each)."""
+
+    tokens: jax.Array  # int32 ids: left-padded prompt, then completion, then right padding
+    attn_mask: jax.Array  # 1 for real tokens (prompt and completion)
+    loss_mask: jax.Array  # 1 for completion tokens that are trained on
+    advantages: jax.Array  # float32 per-token advantages (0 outside loss_mask)
+    old_logprobs: jax.Array  # float32 logprobs of the same tokens before the update
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array
+
+
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+    if cfg.warmup_steps > 0:
+        lr: Any = optax.linear_schedule(0.0, cfg.learning_rate, cfg.warmup_steps)
+    else:
+        lr = cfg.learning_rate
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm),
+        optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay),
+    )
+
+
+def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mask: jax.Array,
+                      *, rules: ShardingRules | None = None, chunk: int = 256,
+                      with_entropy: bool = True) -> tuple[jax.Array, jax.Array | None]:
+    """Log-prob (and entropy) of every token given its prefix: [B, L] each, entry 0 = 0."""
+    positions = api.positions_from_mask(attn_mask)
+    hidden, _ = api.apply(cfg, params, tokens, positions, attn_mask, rules=rules, return_hidden=True)
+    B, L, D = hidden.shape
+    h = hidden[:, :-1]
+    targets = tokens[:, 1:]
+    n = L - 1
+    c = max(1, min(chunk, n))
+    pad = (-n) % c
+    if pad:
+        h = jnp.pad(h, ((0, 0), (0, pad), (0, 0)))
+        targets = jnp.pad(targets, ((0, 0), (0, pad)))
+    nc = (n + pad) // c
+    h = h.reshape(B, nc, c, D).swapaxes(0, 1)
+    targets = targets.reshape(B, nc, c).swapaxes(0, 1)
+
+    @jax.checkpoint
+    def one_chunk(hc: jax.Array, tc: jax.Array) -> tuple[jax.Array, jax.Array]:
+        logits = api.lm_logits(cfg, params, hc, rules=rules)
+        ent = token_entropy(logits) if with_entropy else jnp.zeros(tc.shape, jnp.float32)
+        return token_logprobs(logits, tc), ent
+
+    _, (lp, ent) = jax.lax.scan(lambda carry, xs: (carry, one_chunk(*xs)), None, (h, targets))
+    lp = lp.swapaxes(0, 1).reshape(B, nc * c)[:, :n]
+    ent = ent.swapaxes(0, 1).reshape(B, nc * c)[:, :n]
+    zero = jnp.zeros((B, 1), jnp.float32)
+    lp = jnp.concatenate([zero, lp], axis=1)
+    ent = jnp.concatenate([zero, ent], axis=1)
+    return lp, (ent if with_entropy else None)
+
+
+def _loss_denominator(loss_mask: jax.Array, cfg: LossConfig) -> jax.Array:
+    m = loss_mask.astype(jnp.float32)
+    if cfg.aggregation == "token-mean":
+        return jnp.maximum(m.sum(), 1.0)
+    return jnp.maximum((m.sum(axis=1) > 0).sum().astype(jnp.float32), 1.0)
+
+
+class Trainer:
+    """Builds the jitted update and logprob functions for one model/mesh/config.
+
+    Parameters are jit *arguments* (donated), so an update never triggers a recompile and the
+    sampler can run on the very arrays the update returns.
+    """
+
+    def __init__(self, model_cfg: ModelConfig, *, rules: ShardingRules | None = None,
+                 optim: OptimConfig = OptimConfig(), loss: LossConfig = LossConfig(),
+                 step_cfg: StepConfig = StepConfig()):
+        self.model_cfg = model_cfg
+        self.rules = rules or ShardingRules(None)
+        self.optim_cfg = optim
+        self.loss_cfg = loss
+        self.step_cfg = step_cfg
+        self.tx = make_optimizer(optim)
+        self._update = None  # built by init_state, which knows the state's shardings
+        self._logprobs = jax.jit(self._logprobs_impl)
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, params: Any) -> TrainState:
+        """Optimizer state born with the params' shardings (Adam moments mirror the params).
+
+        Without explicit out_shardings the moments, being zeros that do not depend on the
+        params' values, would all land on one device.
+        """
+        abstract = jax.eval_shape(self.tx.init, params)
+        if self.rules.mesh is None:
+            state = TrainState(params, jax.jit(self.tx.init)(params), jnp.zeros((), jnp.int32))
+            self._update = jax.jit(self._update_impl, donate_argnums=(0,))
+            return state
+        param_sh = tree_shardings(params, api.logical_axes(self.model_cfg), self.rules)
+        replicated = self.rules.replicated()
+        p_struct = jax.tree.structure(params)
+        opt_sh = jax.tree.map(
+            lambda sub: param_sh if jax.tree.structure(sub) == p_struct else replicated,
+            abstract, is_leaf=lambda sub: jax.tree.structure(sub) == p_struct)
+        opt_state = jax.jit(self.tx.init, out_shardings=opt_sh)(params)
+        state_sh = TrainState(param_sh, opt_sh, replicated)
+        step = jax.device_put(jnp.zeros((), jnp.int32), replicated)
+        self._update = jax.jit(self._update_impl, in_shardings=(state_sh, None),
+                               out_shardings=(state_sh, None), donate_argnums=(0,))
+        return TrainState(jax.device_put(params, param_sh), opt_state, step)
+
+    # ------------------------------------------------------------------ logprobs
+    def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array) -> jax.Array:
+        mb = self._micro(tokens.shape[0])
+        toks = self.rules.constrain(tokens.reshape(-1, mb, tokens.shape[1]), (None, "batch", "seq"))
+        mask = self.rules.constrain(attn_mask.reshape(-1, mb, attn_mask.shape[1]),
+                                    (None, "batch", "seq"))
+
+        def body(_, xs):
+            lp, _ = sequence_logprobs(self.model_cfg, params, xs[0], xs[1], rules=self.rules,
+                                      chunk=self.step_cfg.logit_chunk, with_entropy=False)
+            return None, lp
+
+        _, lp = jax.lax.scan(body, None, (toks, mask))
+        return lp.reshape(tokens.shape)
+
+    def logprobs(self, params: Any, tokens: Any, attn_mask: Any) -> jax.Array:
+        """Per-token logprobs under `params` (the official "recompute old logprobs" pass)."""
+        return self._logprobs(params, tokens, attn_mask)
+
+    # ------------------------------------------------------------------ update
+    def _micro(self, batch: int) -> int:
+        mb = min(self.step_cfg.micro_batch_size, batch)
+        if batch % mb:
+            raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
+        return mb
+
+    def _update_impl(self, state: TrainState, batch: TrainBatch) -> tuple[TrainState, dict]:
+        cfg, lcfg = self.model_cfg, self.loss_cfg
+        B, L = batch.tokens.shape
+        mb = self._micro(B)
+        denom = _loss_denominator(batch.loss_mask, lcfg)
+        micro = jax.tree.map(
+            lambda x: self.rules.constrain(x.reshape((B // mb, mb) + x.shape[1:]),
+                                           (None, "batch", "seq")), batch)
+        use_entropy = lcfg.entropy_coef != 0.0
+
+        def loss_fn(params: Any, b: TrainBatch):
+            logp, ent = sequence_logprobs(cfg, params, b.tokens, b.attn_mask, rules=self.rules,
+                                          chunk=self.step_cfg.logit_chunk, with_entropy=use_entropy)
+            parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, lcfg,
+                                      entropy=ent)
+            return parts.loss_sum / denom, parts
+
+        grad_fn = jax.grad(loss_fn, has_aux=True)
+
+        def body(acc, b):
+            grads, parts = grad_fn(state.params, b)
+            acc_grads, acc_parts = acc
+            acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
+            acc_parts = jax.tree.map(jnp.add, acc_parts, parts)
+            return (acc_grads, acc_parts), None
+
+        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
+        _, parts0 = jax.eval_shape(loss_fn, state.params, jax.tree.map(lambda x: x[0], micro))
+        zero_parts = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), parts0)
+        (grads, parts), _ = jax.lax.scan(body, (zeros, zero_parts), micro)
+        grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
+
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        n = jnp.maximum(parts.token_count, 1.0)
+        metrics = {k: v / n for k, v in parts.metric_sums.items()}
+        metrics.update(loss=parts.loss_sum / denom, grad_norm=grad_norm,
+                       update_norm=optax.tree.norm(updates), num_tokens=parts.token_count)
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    def update(self, state: TrainState, batch: TrainBatch) -> tuple[TrainState, dict[str, float]]:
+        """One optimizer step; `state` is donated (do not reuse it afterwards)."""
+        if self._update is None:
+            raise RuntimeError("call Trainer.init_state(params) (or restore_state) first")
+        new_state, metrics = self._update(state, batch)
+        return new_state, {k: float(v) for k, v in jax.device_get(metrics).items()}

@@ -1,0 +1,13 @@
+"""AZR on Llama-3.1-8B (paper hyper-parameters, azr_method.md §5.3).
+
+  azr-jax train --config=configs/llama3_1_8b.py:<topology> --workdir=DIR \
+      --config.model.hf_path=/path/to/Llama-3.1-8B
+
+<topology>: one of cpu, 1xH100, 8xH100, v4-32, v5e-64, v5p-128 (default 8xH100).
+"""
+from azr_jax.defaults import paper_model_config
+
+
+def get_config(topology: str = ""):
+    return paper_model_config(topology, preset="llama-3.1-8b", seed_batch_factor=1,
+                              reject_multiple_functions=False, entry_function="any_last")

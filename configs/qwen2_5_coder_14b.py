@@ -1,0 +1,13 @@
+"""AZR on Qwen2.5-Coder-14B (paper hyper-parameters, azr_method.md §5.3).
+
+  azr-jax train --config=configs/qwen2_5_coder_14b.py:<topology> --workdir=DIR \
+      --config.model.hf_path=/path/to/Qwen2.5-Coder-14B
+
+<topology>: one of cpu, 1xH100, 8xH100, v4-32, v5e-64, v5p-128 (default 8xH100).
+"""
+from azr_jax.defaults import paper_model_config
+
+
+def get_config(topology: str = ""):
+    return paper_model_config(topology, preset="qwen2.5-coder-14b", seed_batch_factor=4,
+                              reject_multiple_functions=True)
