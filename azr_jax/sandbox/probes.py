@@ -1,0 +1,221 @@
+"""AZR's execution probes as library functions (azr_method.md §2, §3, §10).
+
+Two layers: `*_job` builders return `Job`s for batch submission (`farm.submit`/`farm.run`), and
+farm-taking helpers (`run_output`, `check_deduction`, ...) run one probe and return its `Result`.
+Every comparison of model text happens inside the sandbox: the trainer never evaluates it.
+`submit_outputs` adds the optional cross-seed determinism check, which re-runs a task on the
+alternate-hash-seed workers and compares the two values there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import Future
+from typing import Protocol
+from collections.abc import Sequence
+
+from .config import JobOptions
+from .jobs import (
+    PROBE_CALL_EQUAL,
+    PROBE_EQUAL,
+    PROBE_OUTPUT,
+    PROBE_PAIRS,
+    PROBE_SCRIPT,
+    STATUS_OK,
+    Job,
+    Result,
+    error_status,
+)
+
+DEFAULT_OPTIONS = JobOptions()
+# The induction solver may write helpers (the official check does not apply the single-def rule to it).
+INDUCTION_OPTIONS = dataclasses.replace(DEFAULT_OPTIONS, single_function=False)
+# Eval-harness programs (benchmark solution + tests) legitimately import anything and define many functions.
+PROGRAM_OPTIONS = dataclasses.replace(DEFAULT_OPTIONS, static_checks=False, single_function=False)
+
+
+class Submitter(Protocol):
+    def submit(self, jobs: Sequence[Job]) -> list[Future]: ...
+
+
+def truncate_repr(text: str, keep: int = DEFAULT_OPTIONS.truncate_keep_chars) -> str:
+    """The official 400-character storage form: head + '...' + tail when longer than 2*keep."""
+    return text if len(text) <= 2 * keep else text[:keep] + "..." + text[-keep:]
+
+
+def output_job(
+    program: str, input_expr: str, imports: Sequence[str] = (), options: JobOptions = DEFAULT_OPTIONS
+) -> Job:
+    """repr(f(<input_expr>)) with the two-call determinism check (options.determinism)."""
+    return Job(PROBE_OUTPUT, program, tuple(imports), (input_expr,), options)
+
+
+def deduction_job(
+    gold_output: str,
+    predicted_output: str,
+    program: str = "",
+    imports: Sequence[str] = (),
+    options: JobOptions = DEFAULT_OPTIONS,
+) -> Job:
+    """eval(gold) == eval(predicted), in the namespace of the program (if given) so its classes resolve."""
+    return Job(PROBE_EQUAL, program, tuple(imports), (gold_output, predicted_output), options)
+
+
+def abduction_job(
+    program: str,
+    gold_output: str,
+    predicted_input: str,
+    imports: Sequence[str] = (),
+    options: JobOptions = DEFAULT_OPTIONS,
+) -> Job:
+    """eval(gold) == f(<predicted_input>): any input reproducing the output counts."""
+    return Job(PROBE_CALL_EQUAL, program, tuple(imports), (gold_output, predicted_input), options)
+
+
+def induction_job(
+    agent_program: str,
+    hidden_pairs: Sequence[tuple[str, str]],
+    imports: Sequence[str] = (),
+    options: JobOptions = INDUCTION_OPTIONS,
+) -> Job:
+    """eval(output_k) == f_agent(<input_k>) for every hidden pair, each in a fresh namespace with its
+    own timeout; the original program's import lines are prepended to the agent's code."""
+    if not hidden_pairs:
+        raise ValueError("induction check needs at least one hidden (input, output) pair")
+    flat: list[str] = []
+    for pair in hidden_pairs:
+        if len(pair) != 2:
+            raise ValueError(f"hidden pairs must be (input, output), got {pair!r}")
+        flat.extend(pair)
+    return Job(PROBE_PAIRS, agent_program, tuple(imports), tuple(flat), options)
+
+
+def program_job(code: str, *, stdin: str = "", options: JobOptions = PROGRAM_OPTIONS) -> Job:
+    """Run a whole script (e.g. solution + test asserts); status ok iff it finishes without exception."""
+    return Job(PROBE_SCRIPT, code, (), (), options, stdin=stdin)
+
+
+def _cross_seed_job(first: Result, job: Job) -> Job:
+    """Second half of the cross-seed check, run on the alternate-hash-seed workers."""
+    if job.options.truncate_repr:  # a truncated repr cannot be evaluated: compare the stored texts
+        return dataclasses.replace(job, alt_seed=True, options=dataclasses.replace(job.options, determinism=False))
+    opts = dataclasses.replace(job.options, repr_fallback=True)
+    return Job(PROBE_CALL_EQUAL, job.program, job.imports, (first.value or "", job.args[0]), opts, alt_seed=True)
+
+
+def _combine(first: Result, second: Result) -> Result:
+    same = second.verdict is True or (second.verdict is None and second.ok and second.value == first.value)
+    if same:
+        return first
+    detail = f"under another hash seed: status {second.status!r}, value {second.value!r}"
+    return dataclasses.replace(
+        first,
+        status=error_status("NondeterminismError", "output differs under another hash seed"),
+        value=None,
+        wall_s=first.wall_s + second.wall_s,
+        detail=detail[:1000],
+    )
+
+
+def submit_outputs(farm: Submitter, jobs: Sequence[Job], *, cross_seed: bool = False) -> list[Future]:
+    """Submit output jobs; with cross_seed, each ok result is confirmed under the alternate hash seed."""
+    for job in jobs:
+        if job.probe != PROBE_OUTPUT:
+            raise ValueError(f"submit_outputs takes output jobs, got probe {job.probe!r}")
+    firsts = farm.submit(jobs)
+    if not cross_seed:
+        return firsts
+    outers: list[Future] = []
+    for job, fut in zip(jobs, firsts, strict=True):
+        outer: Future = Future()
+
+        def stage_two(done: Future, job: Job = job, outer: Future = outer) -> None:
+            try:
+                first = done.result()
+                if first.status != STATUS_OK:
+                    outer.set_result(first)
+                    return
+                (second,) = farm.submit([_cross_seed_job(first, job)])
+                second.add_done_callback(lambda s: _finish(outer, first, s))
+            except BaseException as exc:  # noqa: BLE001 - surface farm errors to the waiter
+                if not outer.done():
+                    outer.set_exception(exc)
+
+        fut.add_done_callback(stage_two)
+        outers.append(outer)
+    return outers
+
+
+def _finish(outer: Future, first: Result, second: Future) -> None:
+    try:
+        outer.set_result(_combine(first, second.result()))
+    except BaseException as exc:  # noqa: BLE001
+        if not outer.done():
+            outer.set_exception(exc)
+
+
+def run_output(
+    farm: Submitter,
+    program: str,
+    input_expr: str,
+    imports: Sequence[str] = (),
+    *,
+    cross_seed: bool = False,
+    options: JobOptions = DEFAULT_OPTIONS,
+) -> Result:
+    """Validate and execute one (program, input): `value` is the output repr when status is ok."""
+    (future,) = submit_outputs(farm, [output_job(program, input_expr, imports, options)], cross_seed=cross_seed)
+    return future.result()
+
+
+def check_deduction(
+    farm: Submitter,
+    gold_output: str,
+    predicted_output: str,
+    program: str = "",
+    imports: Sequence[str] = (),
+    options: JobOptions = DEFAULT_OPTIONS,
+) -> Result:
+    """Deduction answer check; `verdict` is the reward-relevant boolean."""
+    (future,) = farm.submit([deduction_job(gold_output, predicted_output, program, imports, options)])
+    return future.result()
+
+
+def check_abduction(
+    farm: Submitter,
+    program: str,
+    imports: Sequence[str],
+    gold_output: str,
+    predicted_input: str,
+    options: JobOptions = DEFAULT_OPTIONS,
+) -> Result:
+    """Abduction answer check; `verdict` is the reward-relevant boolean."""
+    (future,) = farm.submit([abduction_job(program, gold_output, predicted_input, imports, options)])
+    return future.result()
+
+
+def check_induction(
+    farm: Submitter,
+    agent_program: str,
+    imports: Sequence[str],
+    hidden_pairs: Sequence[tuple[str, str]],
+    options: JobOptions = INDUCTION_OPTIONS,
+) -> Result:
+    """Induction answer check: `verdict` True only if every hidden pair passes; see `pair_verdicts`."""
+    (future,) = farm.submit([induction_job(agent_program, hidden_pairs, imports, options)])
+    return future.result()
+
+
+def run_program(
+    farm: Submitter,
+    code: str,
+    *,
+    stdin: str = "",
+    timeout_s: float | None = None,
+    options: JobOptions = PROGRAM_OPTIONS,
+) -> Result:
+    """Eval-harness entry: run a whole script with static checks off; ok iff no exception."""
+    if timeout_s is not None:
+        options = dataclasses.replace(options, timeout_s=timeout_s)
+    (future,) = farm.submit([program_job(code, stdin=stdin, options=options)])
+    return future.result()
