@@ -7,7 +7,9 @@ import os
 import sys
 
 COMMANDS = {
+    "train": "Run Absolute Zero self-play (resumes from --workdir's latest checkpoint).",
     "convert": "Convert checkpoints: HF dir / GGUF -> orbax, orbax -> HF dir.",
+    "plot": "Draw training curves (PNG) from a run dir's metrics.jsonl (and eval.jsonl).",
 }
 
 
