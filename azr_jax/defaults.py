@@ -49,7 +49,8 @@ def base_config() -> ml_collections.ConfigDict:
     # (instruct models); "base": the plain-text R1 template (base models, as in the paper).
     c.model.template = "base"
 
-    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    # Mesh axis sizes (-1 = the rest); num_devices 0 = all devices, n = only the first n.
+    c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
 
     c.sampler = ml_collections.ConfigDict()
     c.sampler.temperature = 1.0

@@ -63,3 +63,24 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
 def is_primary() -> bool:
     """Process 0 writes logs, metrics and HF exports; every process writes its checkpoint shards."""
     return jax.process_index() == 0
+
+
+def allgather_json(obj: object) -> list:
+    """Every host's JSON-able `obj`, in process order (just `[obj]` on one host).
+
+    Used for small host-side results (sandbox verdicts) that must end identical everywhere.
+    """
+    if jax.process_count() == 1:
+        return [obj]
+    import json
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(obj, separators=(",", ":")).encode(), np.uint8)
+    sizes = np.asarray(multihost_utils.process_allgather(np.array([data.size], np.int64)))
+    sizes = sizes.reshape(-1)
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[: data.size] = data
+    every = np.asarray(multihost_utils.process_allgather(buf))
+    return [json.loads(every[i, : int(sizes[i])].tobytes().decode()) for i in range(len(sizes))]

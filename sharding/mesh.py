@@ -65,7 +65,13 @@ def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1,
 
 
 def mesh_from_config(cfg, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """Build the mesh from an ml_collections block with `data`, `fsdp`, `tensor` fields."""
+    """Build the mesh from an ml_collections block with `data`, `fsdp`, `tensor` fields and an
+    optional `num_devices` (0 or absent = every device; n = the first n devices)."""
+    n = int(cfg.get("num_devices", 0) or 0)
+    if devices is None and n:
+        if n > jax.device_count():
+            raise ValueError(f"mesh.num_devices={n} but only {jax.device_count()} devices exist")
+        devices = jax.devices()[:n]
     return make_mesh(int(cfg.data), int(cfg.fsdp), int(cfg.tensor), devices=devices)
 
 

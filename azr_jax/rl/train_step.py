@@ -132,6 +132,7 @@ class Trainer:
         self.step_cfg = step_cfg
         self.tx = make_optimizer(optim)
         self._update = None  # built by init_state, which knows the state's shardings
+        self.state_shardings: TrainState | None = None
         self._logprobs = jax.jit(self._logprobs_impl)
 
     # ------------------------------------------------------------------ state
@@ -145,6 +146,7 @@ class Trainer:
         if self.rules.mesh is None:
             state = TrainState(params, jax.jit(self.tx.init)(params), jnp.zeros((), jnp.int32))
             self._update = jax.jit(self._update_impl, donate_argnums=(0,))
+            self.state_shardings = None
             return state
         param_sh = tree_shardings(params, api.logical_axes(self.model_cfg), self.rules)
         replicated = self.rules.replicated()
@@ -154,6 +156,7 @@ class Trainer:
             abstract, is_leaf=lambda sub: jax.tree.structure(sub) == p_struct)
         opt_state = jax.jit(self.tx.init, out_shardings=opt_sh)(params)
         state_sh = TrainState(param_sh, opt_sh, replicated)
+        self.state_shardings = state_sh  # what a checkpoint restore places arrays by
         step = jax.device_put(jnp.zeros((), jnp.int32), replicated)
         self._update = jax.jit(self._update_impl, in_shardings=(state_sh, None),
                                out_shardings=(state_sh, None), donate_argnums=(0,))

@@ -1,0 +1,354 @@
+"""A self-play training run: build everything from a config, loop over steps, checkpoint, resume.
+
+Run directory layout (`--workdir`):
+  checkpoints/<step>/   orbax: params, opt_state, state (step, buffers, config), model_config
+  checkpoints/tokenizer/  tokenizer files (so `azr-jax convert` exports a complete HF dir)
+  metrics.jsonl, samples.jsonl, tensorboard/
+A run resumes from its latest checkpoint whenever the directory already holds one; SIGTERM
+(TPU preemption) and SIGINT finish the current step, save, and exit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from azr_jax import metrics as metrics_lib
+from azr_jax.azr.batch import build_update_batch
+from azr_jax.azr.buffers import BufferConfig, TaskBuffers
+from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
+from azr_jax.azr.parsing import ParseConfig
+from azr_jax.azr.policy import Policy
+from azr_jax.azr.prompts import PromptConfig
+from azr_jax.azr.rewards import RewardConfig
+from azr_jax.azr.selfplay import SelfPlay, SelfPlayConfig, StepOutput
+from azr_jax.azr.tasks import Role, TaskType
+from azr_jax.checkpoint import Checkpointer, abstract_with_shardings
+from azr_jax.model import api
+from azr_jax.model.config import ModelConfig
+from azr_jax.rl.advantages import AdvantageConfig
+from azr_jax.rl.losses import LossConfig
+from azr_jax.rl.train_step import OptimConfig, StepConfig, TrainBatch, Trainer, TrainState
+from azr_jax.sandbox import FarmConfig, JobOptions, SandboxFarm
+from sharding import distributed
+from sharding.mesh import describe, mesh_from_config
+from sharding.rules import ShardingRules
+
+log = logging.getLogger(__name__)
+TOKENIZER_SUBDIR = "tokenizer"
+
+
+# ---------------------------------------------------------------------------- config -> parts
+def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
+    prompt = PromptConfig(flavour=c.azr.prompt_flavour, num_inputs=c.azr.num_inputs,
+                          timeout_seconds=max(1, int(c.sandbox.timeout_s)),
+                          single_def=c.azr.reject_multiple_functions)
+    parse = ParseConfig(reject_multiple_functions=c.azr.reject_multiple_functions,
+                        entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs)
+    return SelfPlayConfig(
+        batch_size=c.azr.batch_size,
+        task_types=tuple(TaskType.parse(t) for t in c.azr.task_types),
+        learnability_samples=c.azr.learnability_samples,
+        max_prompt_tokens=c.azr.max_prompt_tokens,
+        max_response_tokens=c.azr.max_response_tokens,
+        train_proposer=c.azr.train_proposer,
+        prompt=prompt, parse=parse,
+        rewards=RewardConfig(extreme_solve_rate=c.azr.extreme_solve_rate))
+
+
+def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
+    base = dict(timeout_s=float(c.sandbox.timeout_s), memory_mb=int(c.sandbox.memory_mb))
+    if c.sandbox.max_output_chars:
+        # Official quirk: keep long outputs as head + "..." + tail (unsolvable tasks).
+        base.update(truncate_repr=True, truncate_keep_chars=int(c.sandbox.max_output_chars) // 2)
+    return ExecutionOptions(
+        proposal=JobOptions(single_function=c.azr.reject_multiple_functions, **base),
+        answer=JobOptions(single_function=False, **base))
+
+
+def buffer_config(c: ml_collections.ConfigDict) -> BufferConfig:
+    return BufferConfig(max_programs=c.azr.max_programs, cap_policy=c.azr.cap_policy,
+                        num_references=c.azr.num_references,
+                        past_epoch_window=c.azr.past_epoch_window)
+
+
+def seed_buffers(c: ml_collections.ConfigDict) -> TaskBuffers | None:
+    """Buffers from the configured seed source; None for "generate" (needs the model)."""
+    cfg = buffer_config(c)
+    src = c.azr.seed_source
+    if src == "zero":
+        return TaskBuffers.from_seed([], [], cfg)
+    if src == "files":
+        for name in ("seed_io_file", "seed_induction_file"):
+            path = c.azr[name]
+            if not path or not os.path.isfile(path):
+                raise FileNotFoundError(f"--config.azr.{name}: seed file not found: {path!r}")
+        return TaskBuffers.from_seed_files(c.azr.seed_io_file, c.azr.seed_induction_file, cfg)
+    if src == "generate":
+        return None
+    raise ValueError(f"azr.seed_source must be zero|files|generate, got {src!r}")
+
+
+def update_configs(c: ml_collections.ConfigDict) -> tuple[OptimConfig, LossConfig, StepConfig,
+                                                          AdvantageConfig]:
+    return (OptimConfig(learning_rate=c.optim.learning_rate, b1=c.optim.b1, b2=c.optim.b2,
+                        eps=c.optim.eps, weight_decay=c.optim.weight_decay,
+                        clip_norm=c.optim.clip_norm, warmup_steps=c.optim.warmup_steps),
+            LossConfig(clip_eps_low=c.rl.clip_eps_low, clip_eps_high=c.rl.clip_eps_high,
+                       entropy_coef=c.rl.entropy_coef, kl_coef=c.rl.kl_coef,
+                       aggregation=c.rl.aggregation),
+            StepConfig(micro_batch_size=c.train.micro_batch_size, logit_chunk=c.train.logit_chunk),
+            AdvantageConfig(method=c.rl.advantage))
+
+
+def load_model(c: ml_collections.ConfigDict, rules: ShardingRules, vocab_size: int | None = None
+               ) -> tuple[ModelConfig, Any, str | None]:
+    """(model config, sharded params, HF directory or None) from `config.model`."""
+    from azr_jax.hf.assets import resolve_model_path
+    over = dict(dtype=c.model.dtype, remat=c.model.remat)
+    if c.model.init == "hf":
+        if not c.model.hf_path:
+            raise ValueError("config.model.hf_path is required (an HF model directory, or "
+                             "embedded:smollm2-135m); pass --config.model.hf_path=DIR")
+        path = resolve_model_path(c.model.hf_path)
+        from azr_jax.hf.load import load_hf
+        cfg, params = load_hf(path, rules=rules, param_dtype=c.model.param_dtype,
+                              progress=jax.process_index() == 0, **over)
+        _check_preset(cfg, c.model.get("preset", ""))
+        return cfg, params, path
+    if c.model.init == "random":
+        dims = dict(c.model.random_dims)
+        if not dims.get("vocab_size"):
+            if not vocab_size:
+                raise ValueError("random init needs random_dims.vocab_size or a tokenizer")
+            dims["vocab_size"] = vocab_size
+        cfg = ModelConfig(param_dtype=c.model.param_dtype, eos_token_id=(), **dims, **over)
+        from sharding.params import init_sharded
+        params = init_sharded(lambda: api.init_params(cfg, seed=c.seed), api.abstract_params(cfg),
+                              api.logical_axes(cfg), rules)
+        return cfg, params, None
+    raise ValueError(f"config.model.init must be 'hf' or 'random', got {c.model.init!r}")
+
+
+def _check_preset(cfg: ModelConfig, preset: str) -> None:
+    if not preset:
+        return
+    from azr_jax.model.presets import get_preset
+    want = get_preset(preset)
+    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+              "num_kv_heads", "head_dim")
+    diff = {f: (getattr(cfg, f), getattr(want, f)) for f in fields
+            if getattr(cfg, f) != getattr(want, f)}
+    if diff:
+        raise ValueError(f"checkpoint does not match preset {preset!r}: "
+                         + ", ".join(f"{k}={a} (preset {b})" for k, (a, b) in diff.items()))
+
+
+# ---------------------------------------------------------------------------- the run
+class SelfPlayRun:
+    """Owns the model state, buffers, farm and writers of one training run."""
+
+    def __init__(self, c: ml_collections.ConfigDict, workdir: str, *,
+                 policy: Policy | None = None, farm: Any = None):
+        self.c = c
+        self.workdir = os.path.abspath(workdir)
+        self.primary = distributed.is_primary()
+        os.makedirs(self.workdir, exist_ok=True)
+        self.mesh = mesh_from_config(c.mesh)
+        self.rules = ShardingRules(self.mesh)
+        log.info("mesh %s", describe(self.mesh))
+
+        tok_path = c.model.tokenizer_path or None
+        self.tokenizer = None
+        if policy is None or c.model.init == "random":
+            from azr_jax.hf.assets import resolve_model_path
+            path = resolve_model_path(tok_path or c.model.hf_path)
+            from transformers import AutoTokenizer
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.tokenizer_dir = path
+        else:
+            self.tokenizer_dir = None
+        vocab = len(self.tokenizer) if self.tokenizer is not None else None
+        self.model_cfg, params, hf_dir = load_model(c, self.rules, vocab)
+        self.tokenizer_dir = self.tokenizer_dir or hf_dir
+
+        self.sp_cfg = selfplay_config(c)
+        optim, loss, step_cfg, self.adv_cfg = update_configs(c)
+        self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
+                               step_cfg=step_cfg)
+        self.state: TrainState = self.trainer.init_state(params)
+        del params
+
+        self.policy = policy or self._make_policy()
+        self._own_farm = farm is None
+        self.farm = farm or SandboxFarm(FarmConfig(num_workers=c.sandbox.num_workers or
+                                                   max(1, os.cpu_count() or 1)))
+        if self._own_farm:
+            log.info("sandbox: %s", getattr(self.farm, "isolation_report", ""))
+        self.executor = TaskExecutor(self.farm, job_options(c),
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count(),
+                                     allgather=distributed.allgather_json)
+        buffers = seed_buffers(c) or TaskBuffers.from_seed([], [], buffer_config(c))
+        self.selfplay = SelfPlay(self.sp_cfg, self.policy, self.executor, buffers, seed=c.seed)
+        self.key = jax.random.PRNGKey(c.seed)
+
+        self.ckpt = Checkpointer(os.path.join(self.workdir, "checkpoints"),
+                                 max_to_keep=c.checkpoint.keep, save_every=1,
+                                 async_save=c.checkpoint.async_save)
+        self.step = 0
+        self._stop_signal: int | None = None
+        self.metrics = None
+        self.samples = None
+
+    # ------------------------------------------------------------------ setup
+    def _make_policy(self) -> Policy:
+        from azr_jax.azr.sampler_policy import SamplerPolicy
+        from azr_jax.sampling import Sampler, SamplerConfig, SamplingParams
+        c = self.c
+        eos = list(self.model_cfg.eos_token_id)
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
+            eos.append(self.tokenizer.eos_token_id)
+        pad = self.tokenizer.pad_token_id
+        pad = pad if pad is not None else (eos[0] if eos else 0)
+        sampler = Sampler(self.model_cfg, rules=self.rules, stop_token_ids=eos, pad_token_id=pad,
+                          config=SamplerConfig(prompt_buckets=tuple(c.sampler.prompt_buckets),
+                                               gen_buckets=tuple(c.sampler.gen_buckets),
+                                               max_batch=c.sampler.max_batch))
+        sampling = SamplingParams(temperature=c.sampler.temperature, top_p=c.sampler.top_p,
+                                  top_k=c.sampler.top_k)
+        return SamplerPolicy(self.tokenizer, sampler, sampling, template=c.model.template,
+                             prompt_cfg=self.sp_cfg.prompt)
+
+    def resume_or_init(self) -> int:
+        """Restore the latest checkpoint if there is one (else seed the buffers); returns step."""
+        latest = self.ckpt.latest_step()
+        if latest is None:
+            if self.c.azr.seed_source == "generate":
+                from azr_jax.azr.seeding import generate_seed
+                log.info("seeding buffers with the base model (target %d)", self.c.azr.seed_target_size)
+                self.selfplay.buffers = generate_seed(
+                    self.selfplay, self.state.params, jax.random.fold_in(self.key, -1),
+                    target_size=self.c.azr.seed_target_size, seed=self.c.seed)
+            self.step = 0
+        else:
+            shardings = self.trainer.state_shardings
+            target = abstract_with_shardings(
+                TrainState(self.state.params, self.state.opt_state, self.state.step), shardings)
+            out = self.ckpt.restore(latest, params_target=target.params,
+                                    opt_state_target=target.opt_state)
+            st = out["state"]
+            self.state = TrainState(out["params"], out["opt_state"],
+                                    jax.device_put(jnp.asarray(st["step"], jnp.int32),
+                                                   shardings.step if shardings else None))
+            self.selfplay.buffers.load_state_dict(st["buffers"])
+            self.step = int(st["step"])
+            log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
+        self.metrics = metrics_lib.MetricsWriter(self.workdir, tensorboard=self.c.log.tensorboard,
+                                                 primary=self.primary, resume_step=self.step)
+        self.samples = metrics_lib.SamplesWriter(self.workdir, primary=self.primary,
+                                                 resume_step=self.step)
+        if self.primary and self.tokenizer_dir:
+            from azr_jax.convert import copy_tokenizer
+            copy_tokenizer(self.tokenizer_dir, os.path.join(self.ckpt.directory, TOKENIZER_SUBDIR))
+        return self.step
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        step = self.step + 1
+        out: StepOutput = self.selfplay.run(step, self.state.params, self.key)
+        m = dict(out.metrics)
+        if out.samples:
+            m.update(self._update(out))
+        m["time/step_s"] = time.perf_counter() - t0
+        self.step = step
+        if self.primary:
+            self.metrics.write(step, m)
+            if self.c.log.samples_every and step % self.c.log.samples_every == 0:
+                self.samples.write(step, _sample_rows(out))
+        return m
+
+    def _update(self, out: StepOutput) -> dict[str, float]:
+        t = time.perf_counter()
+        batch_shards = 1
+        for ax in ("data", "fsdp"):
+            batch_shards *= self.mesh.shape.get(ax, 1)
+        mb = self.trainer.step_cfg.micro_batch_size
+        row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
+        ub = build_update_batch(out.samples, pad_id=self.policy.pad_id, row_multiple=row_multiple,
+                                advantage=self.adv_cfg)
+        old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask))
+        m = ub.loss_mask.astype(bool)
+        drift = np.abs(old[m] - ub.sampler_logprobs[m])
+        batch = TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old)
+        self.state, tm = self.trainer.update(self.state, batch)
+        res = {f"train/{k}": v for k, v in tm.items()}
+        res["train/logprob_drift_mean"] = float(drift.mean()) if drift.size else 0.0
+        res["train/logprob_drift_max"] = float(drift.max()) if drift.size else 0.0
+        res["train/rows"] = float(ub.num_real)
+        res["time/update"] = time.perf_counter() - t
+        for g in sorted({s.group for s in out.samples}, key=lambda g: g.id):
+            rows = ub.group_ids == g.id
+            res[f"advantage_abs/{g.name}"] = float(np.abs(ub.advantages[rows]).sum()
+                                                    / max(ub.loss_mask[rows].sum(), 1))
+        return res
+
+    # ------------------------------------------------------------------ loop
+    def save(self, force: bool = False) -> None:
+        state = {"step": self.step, "buffers": self.selfplay.buffers.state_dict(),
+                 "seed": self.c.seed, "config": json.loads(self.c.to_json_best_effort())}
+        self.ckpt.save(self.step, params=self.state.params, opt_state=self.state.opt_state,
+                       model_config=self.model_cfg, state=state, force=force)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.warning("signal %d: finishing the current step, then saving", signum)
+        self._stop_signal = signum
+
+    def train(self, total_steps: int) -> None:
+        prev = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        progress = metrics_lib.StepProgress(total_steps, self.step,
+                                            enabled=self.primary and self.c.log.progress)
+        try:
+            while self.step < total_steps and self._stop_signal is None:
+                m = self.train_step()
+                progress.update(self.step, m)
+                if self.step % self.c.checkpoint.every == 0 or self.step == total_steps:
+                    self.save()
+            if self._stop_signal is not None:
+                self.save(force=True)
+        finally:
+            progress.close()
+            self.ckpt.wait()
+            for s, h in prev.items():
+                signal.signal(s, h)
+
+    def close(self) -> None:
+        self.ckpt.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.samples is not None:
+            self.samples.close()
+        if self._own_farm:
+            self.farm.close()
+
+
+def _sample_rows(out: StepOutput, per_group: int = 1) -> list[dict[str, Any]]:
+    rows, seen = [], {}
+    for s in out.samples:
+        if seen.get(s.group.name, 0) >= per_group:
+            continue
+        seen[s.group.name] = seen.get(s.group.name, 0) + 1
+        rows.append({"group": s.group.name, "reward": s.reward, "status": s.status,
+                     "text": s.rollout.text[:4000]})
+    return rows

@@ -1,0 +1,54 @@
+"""The real policy: prompt templates + tokenizer + the jitted sampler, on the live params.
+
+Prompts are rendered the paper's way for base models (plain-text R1 template, no BOS, the
+model continues after "Assistant: <think>") or with the tokenizer's chat template for instruct
+models (R1 instruction as the system message, the reply prefilled with "<think>"). Completions
+come back as token ids (what the update trains on) and decoded text (what the parsers read).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from azr_jax.azr.policy import Rollout
+from azr_jax.azr.prompts import PromptConfig, render_base, render_chat
+
+TEMPLATES = ("base", "chat")
+
+
+class SamplerPolicy:
+    def __init__(self, tokenizer: Any, sampler: Any, sampling: Any, *, template: str = "base",
+                 prompt_cfg: PromptConfig = PromptConfig()):
+        if template not in TEMPLATES:
+            raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+        if template == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("template='chat' needs a tokenizer with a chat template; use 'base'")
+        self.tokenizer, self.sampler, self.sampling = tokenizer, sampler, sampling
+        self.template, self.prompt_cfg = template, prompt_cfg
+        self.pad_id = sampler.pad_token_id
+
+    def prompt_ids(self, user_prompt: str) -> list[int]:
+        tok = self.tokenizer
+        if self.template == "chat":
+            cp = render_chat(user_prompt, self.prompt_cfg)
+            ids = tok.apply_chat_template(cp.messages(), add_generation_prompt=True,
+                                          tokenize=True, return_dict=False)
+            ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+            return ids + tok.encode(cp.assistant_prefix, add_special_tokens=False)
+        return tok.encode(render_base(user_prompt, self.prompt_cfg), add_special_tokens=False)
+
+    def generate(self, params: Any, prompts: Sequence[list[int]], max_new_tokens: int,
+                 key: jax.Array) -> list[Rollout]:
+        if not prompts:
+            return []
+        out = self.sampler.generate(params, prompts, max_new_tokens, self.sampling, key)
+        rollouts = []
+        for i, prompt in enumerate(prompts):
+            n = int(out.lengths[i])
+            ids = [int(t) for t in out.tokens[i, :n]]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            rollouts.append(Rollout(list(prompt), ids, np.asarray(out.logprobs[i, :n], np.float32),
+                                    text, out.finish_reasons[i]))
+        return rollouts
