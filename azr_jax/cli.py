@@ -20,6 +20,19 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _enable_compilation_cache() -> None:
+    """Persist compiled XLA programs across runs (resumes, repeated evals) unless the user chose
+    a location (JAX_COMPILATION_CACHE_DIR) or turned it off (AZR_JAX_XLA_CACHE=0)."""
+    if os.environ.get("AZR_JAX_XLA_CACHE", "1") == "0":
+        return
+    import jax
+
+    from azr_jax.hf.assets import cache_root
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(cache_root(), "xla")
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -33,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from absl import app
 
     def run(args: list[str]) -> None:
+        _enable_compilation_cache()
         # Our own loggers at INFO; orbax/absl chatter only from WARNING up.
         logging.getLogger().setLevel(logging.INFO)
         logging.getLogger("absl").setLevel(logging.WARNING)

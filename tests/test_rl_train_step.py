@@ -55,6 +55,10 @@ def test_chunked_logprobs_match_full_forward():
     m = b.attn_mask.astype(bool)
     np.testing.assert_allclose(np.asarray(lp)[m], np.asarray(ref_lp)[m], atol=1e-5)
     np.testing.assert_allclose(np.asarray(ent)[m], np.asarray(ref_ent)[m], atol=1e-5)
+    # only the completion columns (from 6 on): same values there, zeros before
+    lp6, _ = sequence_logprobs(CFG, params, b.tokens, b.attn_mask, chunk=4, start=6)
+    np.testing.assert_allclose(np.asarray(lp6)[:, 6:], np.asarray(lp)[:, 6:], atol=1e-6)
+    assert not np.asarray(lp6)[:, :6].any()
 
 
 def test_microbatched_update_equals_full_batch_reference():

@@ -214,7 +214,8 @@ class SelfPlayRun:
     # ------------------------------------------------------------------ setup
     def _make_policy(self) -> Policy:
         from azr_jax.azr.sampler_policy import SamplerPolicy
-        from azr_jax.sampling import Sampler, SamplerConfig, SamplingParams
+        from azr_jax.sampling.config import SamplerConfig, SamplingParams
+        from azr_jax.sampling.sampler import Sampler
         c = self.c
         eos = list(self.model_cfg.eos_token_id)
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
@@ -288,11 +289,12 @@ class SelfPlayRun:
         row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
         ub = build_update_batch(out.samples, pad_id=self.policy.pad_id, row_multiple=row_multiple,
                                 advantage=self.adv_cfg)
-        old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask))
+        old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask,
+                                               start=ub.completion_start))
         m = ub.loss_mask.astype(bool)
         drift = np.abs(old[m] - ub.sampler_logprobs[m])
         batch = TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old)
-        self.state, tm = self.trainer.update(self.state, batch)
+        self.state, tm = self.trainer.update(self.state, batch, start=ub.completion_start)
         res = {f"train/{k}": v for k, v in tm.items()}
         res["train/logprob_drift_mean"] = float(drift.mean()) if drift.size else 0.0
         res["train/logprob_drift_max"] = float(drift.max()) if drift.size else 0.0

@@ -76,14 +76,19 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
 
 def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mask: jax.Array,
                       *, rules: ShardingRules | None = None, chunk: int = 256,
-                      with_entropy: bool = True) -> tuple[jax.Array, jax.Array | None]:
-    """Log-prob (and entropy) of every token given its prefix: [B, L] each, entry 0 = 0."""
+                      with_entropy: bool = True, start: int = 1
+                      ) -> tuple[jax.Array, jax.Array | None]:
+    """Log-prob (and entropy) of tokens[:, start:] given their prefixes: [B, L] each, zero before
+    `start`. Completions start at a fixed column of the update batch, so the vocabulary
+    projection is only computed there, not over the (usually longer) prompts."""
+    if not 1 <= start < tokens.shape[1]:
+        raise ValueError(f"start must be in [1, {tokens.shape[1]}), got {start}")
     positions = api.positions_from_mask(attn_mask)
     hidden, _ = api.apply(cfg, params, tokens, positions, attn_mask, rules=rules, return_hidden=True)
     B, L, D = hidden.shape
-    h = hidden[:, :-1]
-    targets = tokens[:, 1:]
-    n = L - 1
+    h = hidden[:, start - 1:-1]
+    targets = tokens[:, start:]
+    n = L - start
     c = max(1, min(chunk, n))
     pad = (-n) % c
     if pad:
@@ -102,7 +107,7 @@ def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mas
     _, (lp, ent) = jax.lax.scan(lambda carry, xs: (carry, one_chunk(*xs)), None, (h, targets))
     lp = lp.swapaxes(0, 1).reshape(B, nc * c)[:, :n]
     ent = ent.swapaxes(0, 1).reshape(B, nc * c)[:, :n]
-    zero = jnp.zeros((B, 1), jnp.float32)
+    zero = jnp.zeros((B, start), jnp.float32)
     lp = jnp.concatenate([zero, lp], axis=1)
     ent = jnp.concatenate([zero, ent], axis=1)
     return lp, (ent if with_entropy else None)
@@ -133,7 +138,7 @@ class Trainer:
         self.tx = make_optimizer(optim)
         self._update = None  # built by init_state, which knows the state's shardings
         self.state_shardings: TrainState | None = None
-        self._logprobs = jax.jit(self._logprobs_impl)
+        self._logprobs = jax.jit(self._logprobs_impl, static_argnames=("start",))
 
     # ------------------------------------------------------------------ state
     def init_state(self, params: Any) -> TrainState:
@@ -145,7 +150,7 @@ class Trainer:
         abstract = jax.eval_shape(self.tx.init, params)
         if self.rules.mesh is None:
             state = TrainState(params, jax.jit(self.tx.init)(params), jnp.zeros((), jnp.int32))
-            self._update = jax.jit(self._update_impl, donate_argnums=(0,))
+            self._update = jax.jit(self._update_impl, donate_argnums=(0,), static_argnums=(2,))
             self.state_shardings = None
             return state
         param_sh = tree_shardings(params, api.logical_axes(self.model_cfg), self.rules)
@@ -159,11 +164,13 @@ class Trainer:
         self.state_shardings = state_sh  # what a checkpoint restore places arrays by
         step = jax.device_put(jnp.zeros((), jnp.int32), replicated)
         self._update = jax.jit(self._update_impl, in_shardings=(state_sh, None),
-                               out_shardings=(state_sh, None), donate_argnums=(0,))
+                               out_shardings=(state_sh, None), donate_argnums=(0,),
+                               static_argnums=(2,))
         return TrainState(jax.device_put(params, param_sh), opt_state, step)
 
     # ------------------------------------------------------------------ logprobs
-    def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array) -> jax.Array:
+    def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array,
+                       start: int = 1) -> jax.Array:
         mb = self._micro(tokens.shape[0])
         toks = self.rules.constrain(tokens.reshape(-1, mb, tokens.shape[1]), (None, "batch", "seq"))
         mask = self.rules.constrain(attn_mask.reshape(-1, mb, attn_mask.shape[1]),
@@ -171,15 +178,17 @@ class Trainer:
 
         def body(_, xs):
             lp, _ = sequence_logprobs(self.model_cfg, params, xs[0], xs[1], rules=self.rules,
-                                      chunk=self.step_cfg.logit_chunk, with_entropy=False)
+                                      chunk=self.step_cfg.logit_chunk, with_entropy=False,
+                                      start=start)
             return None, lp
 
         _, lp = jax.lax.scan(body, None, (toks, mask))
         return lp.reshape(tokens.shape)
 
-    def logprobs(self, params: Any, tokens: Any, attn_mask: Any) -> jax.Array:
-        """Per-token logprobs under `params` (the official "recompute old logprobs" pass)."""
-        return self._logprobs(params, tokens, attn_mask)
+    def logprobs(self, params: Any, tokens: Any, attn_mask: Any, start: int = 1) -> jax.Array:
+        """Per-token logprobs under `params` (the official "recompute old logprobs" pass);
+        only tokens from column `start` on (zeros before)."""
+        return self._logprobs(params, tokens, attn_mask, start=start)
 
     # ------------------------------------------------------------------ update
     def _micro(self, batch: int) -> int:
@@ -188,7 +197,8 @@ class Trainer:
             raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
         return mb
 
-    def _update_impl(self, state: TrainState, batch: TrainBatch) -> tuple[TrainState, dict]:
+    def _update_impl(self, state: TrainState, batch: TrainBatch, start: int = 1
+                     ) -> tuple[TrainState, dict]:
         cfg, lcfg = self.model_cfg, self.loss_cfg
         B, L = batch.tokens.shape
         mb = self._micro(B)
@@ -200,7 +210,8 @@ class Trainer:
 
         def loss_fn(params: Any, b: TrainBatch):
             logp, ent = sequence_logprobs(cfg, params, b.tokens, b.attn_mask, rules=self.rules,
-                                          chunk=self.step_cfg.logit_chunk, with_entropy=use_entropy)
+                                          chunk=self.step_cfg.logit_chunk, with_entropy=use_entropy,
+                                          start=start)
             parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, lcfg,
                                       entropy=ent)
             return parts.loss_sum / denom, parts
@@ -229,9 +240,11 @@ class Trainer:
                        update_norm=optax.tree.norm(updates), num_tokens=parts.token_count)
         return TrainState(params, opt_state, state.step + 1), metrics
 
-    def update(self, state: TrainState, batch: TrainBatch) -> tuple[TrainState, dict[str, float]]:
-        """One optimizer step; `state` is donated (do not reuse it afterwards)."""
+    def update(self, state: TrainState, batch: TrainBatch, start: int = 1
+               ) -> tuple[TrainState, dict[str, float]]:
+        """One optimizer step; `state` is donated (do not reuse it afterwards). Tokens before
+        column `start` (the prompts) carry no loss, so their logits are never computed."""
         if self._update is None:
             raise RuntimeError("call Trainer.init_state(params) (or restore_state) first")
-        new_state, metrics = self._update(state, batch)
+        new_state, metrics = self._update(state, batch, start)
         return new_state, {k: float(v) for k, v in jax.device_get(metrics).items()}
