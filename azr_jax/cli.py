@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "train": "Run Absolute Zero self-play (resumes from --workdir's latest checkpoint).",
+    "eval": "Greedy pass@1 on code/math benchmarks (sandboxed execution of code answers).",
     "convert": "Convert checkpoints: HF dir / GGUF -> orbax, orbax -> HF dir.",
     "plot": "Draw training curves (PNG) from a run dir's metrics.jsonl (and eval.jsonl).",
 }

@@ -90,6 +90,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.rl.entropy_coef = 0.001
     c.rl.kl_coef = 0.0
     c.rl.aggregation = "token-mean"
+    # Official: recompute the pre-update logprobs with a forward pass (ratio = 1 exactly).
+    # False uses the sampler's logprobs instead (one forward pass less per step; the ratio is
+    # then 1 up to numerical noise, which the logprob-drift metric reports).
+    c.rl.recompute_old_logprobs = True
 
     c.optim = ml_collections.ConfigDict()
     c.optim.learning_rate = 1e-6
@@ -114,6 +118,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint.every = 10
     c.checkpoint.keep = 3
     c.checkpoint.async_save = True
+
+    # Greedy pass@1 evaluation (`azr-jax eval`) and in-training monitors (every N steps; the
+    # official runs use CRUXEval-I/O + LCB-execution every 10 steps).
+    c.eval = ml_collections.ConfigDict()
+    c.eval.every = 0  # 0 = no evaluation during training
+    c.eval.benchmarks = ("cruxeval_i", "cruxeval_o")
+    c.eval.data_dir = ""  # where benchmark files live (azr_jax/eval/README.md)
+    c.eval.sources = ""  # per-benchmark overrides: "name=path,name=tfds:builder"
+    c.eval.max_new_tokens = 1024
+    c.eval.batch_size = 64
+    c.eval.limit = 0  # only the first N problems of each benchmark (0 = all)
 
     c.log = ml_collections.ConfigDict()
     c.log.tensorboard = True

@@ -325,21 +325,23 @@ class MetricsWriter:
 
 
 class SamplesWriter:
-    """A few decoded generations per step to samples.jsonl, with the same resume semantics."""
+    """Rows stamped with a step (decoded generations to samples.jsonl; in-training eval scores
+    to eval.jsonl via `filename`), with the same resume semantics as the metrics."""
 
     def __init__(self, run_dir: str, *, primary: bool = True,
-                 resume_step: int | None = None) -> None:
+                 resume_step: int | None = None, filename: str = SAMPLES_FILE) -> None:
         self.run_dir = run_dir
         self.primary = primary
+        self.filename = filename
         self._log: _StepLog | None = None
         if primary:
             os.makedirs(run_dir, exist_ok=True)
-            self._log = _StepLog(os.path.join(run_dir, SAMPLES_FILE), strict=False,
+            self._log = _StepLog(os.path.join(run_dir, filename), strict=False,
                                  resume_step=resume_step)
 
     @property
     def path(self) -> str:
-        return os.path.join(self.run_dir, SAMPLES_FILE)
+        return os.path.join(self.run_dir, self.filename)
 
     def truncate_after(self, step: int) -> None:
         if self._log is not None:

@@ -210,26 +210,21 @@ class SelfPlayRun:
         self._stop_signal: int | None = None
         self.metrics = None
         self.samples = None
+        self.evals = None
+        self._eval_problems: list | None = None
 
     # ------------------------------------------------------------------ setup
     def _make_policy(self) -> Policy:
-        from azr_jax.azr.sampler_policy import SamplerPolicy
-        from azr_jax.sampling.config import SamplerConfig, SamplingParams
-        from azr_jax.sampling.sampler import Sampler
+        from azr_jax.azr.sampler_policy import build_policy
+        from azr_jax.sampling.config import SamplingParams
         c = self.c
-        eos = list(self.model_cfg.eos_token_id)
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in eos:
-            eos.append(self.tokenizer.eos_token_id)
-        pad = self.tokenizer.pad_token_id
-        pad = pad if pad is not None else (eos[0] if eos else 0)
-        sampler = Sampler(self.model_cfg, rules=self.rules, stop_token_ids=eos, pad_token_id=pad,
-                          config=SamplerConfig(prompt_buckets=tuple(c.sampler.prompt_buckets),
-                                               gen_buckets=tuple(c.sampler.gen_buckets),
-                                               max_batch=c.sampler.max_batch))
         sampling = SamplingParams(temperature=c.sampler.temperature, top_p=c.sampler.top_p,
                                   top_k=c.sampler.top_k)
-        return SamplerPolicy(self.tokenizer, sampler, sampling, template=c.model.template,
-                             prompt_cfg=self.sp_cfg.prompt)
+        return build_policy(self.model_cfg, self.tokenizer, self.rules,
+                            prompt_buckets=c.sampler.prompt_buckets,
+                            gen_buckets=c.sampler.gen_buckets, max_batch=c.sampler.max_batch,
+                            sampling=sampling, template=c.model.template,
+                            prompt_cfg=self.sp_cfg.prompt)
 
     def resume_or_init(self) -> int:
         """Restore the latest checkpoint if there is one (else seed the buffers); returns step."""
@@ -259,6 +254,8 @@ class SelfPlayRun:
                                                  primary=self.primary, resume_step=self.step)
         self.samples = metrics_lib.SamplesWriter(self.workdir, primary=self.primary,
                                                  resume_step=self.step)
+        self.evals = metrics_lib.SamplesWriter(self.workdir, primary=self.primary,
+                                               resume_step=self.step, filename="eval.jsonl")
         if self.primary and self.tokenizer_dir:
             from azr_jax.convert import copy_tokenizer
             copy_tokenizer(self.tokenizer_dir, os.path.join(self.ckpt.directory, TOKENIZER_SUBDIR))
@@ -272,8 +269,10 @@ class SelfPlayRun:
         m = dict(out.metrics)
         if out.samples:
             m.update(self._update(out))
-        m["time/step_s"] = time.perf_counter() - t0
         self.step = step
+        if self.c.eval.every and step % self.c.eval.every == 0:
+            m.update(self._monitor())
+        m["time/step_s"] = time.perf_counter() - t0
         if self.primary:
             self.metrics.write(step, m)
             if self.c.log.samples_every and step % self.c.log.samples_every == 0:
@@ -289,15 +288,19 @@ class SelfPlayRun:
         row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
         ub = build_update_batch(out.samples, pad_id=self.policy.pad_id, row_multiple=row_multiple,
                                 advantage=self.adv_cfg)
-        old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask,
-                                               start=ub.completion_start))
         m = ub.loss_mask.astype(bool)
-        drift = np.abs(old[m] - ub.sampler_logprobs[m])
+        if self.c.rl.recompute_old_logprobs:
+            old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask,
+                                                   start=ub.completion_start))
+            drift = np.abs(old[m] - ub.sampler_logprobs[m])
+        else:
+            old, drift = ub.sampler_logprobs, np.zeros(0)
         batch = TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old)
         self.state, tm = self.trainer.update(self.state, batch, start=ub.completion_start)
         res = {f"train/{k}": v for k, v in tm.items()}
-        res["train/logprob_drift_mean"] = float(drift.mean()) if drift.size else 0.0
-        res["train/logprob_drift_max"] = float(drift.max()) if drift.size else 0.0
+        if drift.size:
+            res["train/logprob_drift_mean"] = float(drift.mean())
+            res["train/logprob_drift_max"] = float(drift.max())
         res["train/rows"] = float(ub.num_real)
         res["time/update"] = time.perf_counter() - t
         for g in sorted({s.group for s in out.samples}, key=lambda g: g.id):
@@ -305,6 +308,27 @@ class SelfPlayRun:
             res[f"advantage_abs/{g.name}"] = float(np.abs(ub.advantages[rows]).sum()
                                                     / max(ub.loss_mask[rows].sum(), 1))
         return res
+
+    def _monitor(self) -> dict[str, float]:
+        """In-distribution monitors (greedy pass@1, e.g. CRUXEval-I/O) on the current params."""
+        from azr_jax.azr.sampler_policy import SamplerPolicy
+        from azr_jax.eval.runner import evaluate, scores
+        from azr_jax.eval.sources import load_problems
+        from azr_jax.sampling.config import SamplingParams
+        t = time.perf_counter()
+        if self._eval_problems is None:
+            self._eval_problems = load_problems(self.c.eval)
+        greedy = SamplerPolicy(self.tokenizer, self.policy.sampler, SamplingParams(temperature=0.0),
+                               template=self.c.model.template, prompt_cfg=self.sp_cfg.prompt)
+        results = evaluate(self._eval_problems, greedy, self.state.params, self.executor,
+                           max_new_tokens=self.c.eval.max_new_tokens,
+                           batch_size=self.c.eval.batch_size)
+        summary = scores(results)
+        if self.primary:
+            self.evals.write(self.step, [summary])
+        out = {f"eval/{k}": v for k, v in summary.items()}
+        out["time/eval"] = time.perf_counter() - t
+        return out
 
     # ------------------------------------------------------------------ loop
     def save(self, force: bool = False) -> None:
@@ -339,8 +363,9 @@ class SelfPlayRun:
         self.ckpt.close()
         if self.metrics is not None:
             self.metrics.close()
-        if self.samples is not None:
-            self.samples.close()
+        for w in (self.samples, self.evals):
+            if w is not None:
+                w.close()
         if self._own_farm:
             self.farm.close()
 

@@ -52,3 +52,20 @@ class SamplerPolicy:
             rollouts.append(Rollout(list(prompt), ids, np.asarray(out.logprobs[i, :n], np.float32),
                                     text, out.finish_reasons[i]))
         return rollouts
+
+
+def build_policy(model_cfg: Any, tokenizer: Any, rules: Any, *, prompt_buckets: Sequence[int],
+                 gen_buckets: Sequence[int], max_batch: int, sampling: Any, template: str,
+                 prompt_cfg: PromptConfig) -> SamplerPolicy:
+    """A SamplerPolicy whose sampler stops at the model's and the tokenizer's EOS ids."""
+    from azr_jax.sampling.config import SamplerConfig
+    from azr_jax.sampling.sampler import Sampler
+    eos = list(model_cfg.eos_token_id)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
+        eos.append(tokenizer.eos_token_id)
+    pad = tokenizer.pad_token_id
+    pad = pad if pad is not None else (eos[0] if eos else 0)
+    sampler = Sampler(model_cfg, rules=rules, stop_token_ids=eos, pad_token_id=pad,
+                      config=SamplerConfig(prompt_buckets=tuple(prompt_buckets),
+                                           gen_buckets=tuple(gen_buckets), max_batch=max_batch))
+    return SamplerPolicy(tokenizer, sampler, sampling, template=template, prompt_cfg=prompt_cfg)

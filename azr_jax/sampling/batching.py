@@ -1,0 +1,130 @@
+"""Host-side planning: validate a call's prompts and budgets, split it into chunks and pad each
+chunk to its (batch, prompt, generation) buckets.
+
+All checks run over the whole call before any device work, so a bad row 399 fails the call
+immediately instead of after the first chunks have been generated.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
+
+
+@dataclasses.dataclass
+class Chunk:
+    """One padded sub-batch, ready for the jitted programs."""
+
+    rows: np.ndarray  # [n] indices of the caller's rows held here (real rows only)
+    tokens: np.ndarray  # [Bb, P] int32, left-padded
+    mask: np.ndarray  # [Bb, P] int32, 1 = real prompt token
+    budgets: np.ndarray  # [Bb] int32, 0 for dummy rows
+    row_ids: np.ndarray  # [Bb] int32, caller row index (dummy rows: an unused id)
+    gen_len: int  # N, the generation bucket
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(batch bucket, prompt bucket, generation bucket): what a compiled program is for."""
+        return self.tokens.shape[0], self.tokens.shape[1], self.gen_len
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def validate_prompts(prompts: Sequence[Sequence[int]], vocab_size: int) -> list[np.ndarray]:
+    """Each prompt as an int32 array; empty prompts and out-of-vocabulary ids are errors."""
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) and not isinstance(
+            prompts, np.ndarray):
+        raise TypeError(f"prompts must be a sequence of token-id sequences, got {type(prompts).__name__}")
+    if len(prompts) == 0:
+        raise ValueError("prompts is empty: nothing to generate")
+    out = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, (str, bytes)):
+            raise TypeError(f"prompt {i} is text; the Sampler takes token ids (use TextSampler)")
+        arr = np.asarray(p)
+        if arr.ndim != 1:
+            raise ValueError(f"prompt {i} must be a 1-D sequence of token ids, got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"prompt {i} is empty: every prompt needs at least one token")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"prompt {i} must hold integer token ids, got dtype {arr.dtype}")
+        bad = (arr < 0) | (arr >= vocab_size)
+        if bad.any():
+            raise ValueError(f"prompt {i} has token id {int(arr[bad][0])} outside the vocabulary "
+                             f"[0, {vocab_size})")
+        out.append(arr.astype(np.int32))
+    return out
+
+
+def validate_budgets(max_new_tokens: int | Sequence[int], n: int) -> np.ndarray:
+    """One budget per row (an int applies to all); each must be >= 1."""
+    if _is_int(max_new_tokens):
+        budgets = [int(max_new_tokens)] * n
+    else:
+        if isinstance(max_new_tokens, (str, bytes)) or not hasattr(max_new_tokens, "__len__"):
+            raise TypeError(f"max_new_tokens must be an int or a sequence of ints, got "
+                            f"{type(max_new_tokens).__name__}")
+        budgets = list(max_new_tokens)
+        if len(budgets) != n:
+            raise ValueError(f"max_new_tokens has {len(budgets)} entries for {n} prompts")
+        if not all(_is_int(b) for b in budgets):
+            raise TypeError(f"max_new_tokens entries must be ints, got {budgets[:8]}")
+    arr = np.asarray(budgets, np.int64)
+    if (arr <= 0).any():
+        i = int(np.argmax(arr <= 0))
+        raise ValueError(f"max_new_tokens must be >= 1, got {int(arr[i])} for prompt {i}")
+    return arr.astype(np.int32)
+
+
+def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerConfig,
+                batch_multiple: int, pad_id: int) -> list[Chunk]:
+    """Group rows into chunks of at most `config.max_batch` and pad each to its buckets.
+
+    Rows are ordered by prompt length before chunking so a large call's chunks each get a
+    tight prompt bucket. Each chunk's batch is padded with dummy rows (budget 0, one pad token)
+    up to a batch bucket that is also a multiple of `batch_multiple` (the mesh's batch split).
+    """
+    lengths = np.array([len(p) for p in prompts])
+    too_long = lengths > config.prompt_buckets[-1]
+    if too_long.any():
+        i = int(np.argmax(too_long))
+        raise ValueError(f"prompt {i} has {lengths[i]} tokens, more than the largest prompt bucket "
+                         f"{config.prompt_buckets[-1]} (SamplerConfig.prompt_buckets); it is not "
+                         "truncated: shorten it or add a larger bucket")
+    if budgets.max() > config.gen_buckets[-1]:
+        i = int(np.argmax(budgets))
+        raise ValueError(f"max_new_tokens {budgets[i]} (prompt {i}) exceeds the largest generation "
+                         f"bucket {config.gen_buckets[-1]} (SamplerConfig.gen_buckets)")
+    order = np.argsort(-lengths, kind="stable")
+    chunks = []
+    for start in range(0, len(order), config.max_batch):
+        rows = np.sort(order[start:start + config.max_batch])
+        n = len(rows)
+        B = round_up(pick_bucket(n, config.batch_buckets, "batch size"), batch_multiple)
+        P = pick_bucket(int(lengths[rows].max()), config.prompt_buckets, "prompt length")
+        N = pick_bucket(int(budgets[rows].max()), config.gen_buckets, "max_new_tokens")
+        if config.max_cache_len is not None and P + N - 1 > config.max_cache_len:
+            raise ValueError(
+                f"prompt bucket {P} + generation bucket {N} - 1 = {P + N - 1} cache slots exceed "
+                f"max_cache_len "
+                f"{config.max_cache_len} (longest prompt {lengths[rows].max()}, largest budget "
+                f"{budgets[rows].max()}); lower max_new_tokens or raise max_cache_len")
+        tokens = np.full((B, P), pad_id, np.int32)
+        mask = np.zeros((B, P), np.int32)
+        for j, r in enumerate(rows):
+            tokens[j, P - lengths[r]:] = prompts[r]
+            mask[j, P - lengths[r]:] = 1
+        mask[n:, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+        chunk_budgets = np.zeros((B,), np.int32)
+        chunk_budgets[:n] = budgets[rows]
+        row_ids = np.full((B,), -1, np.int32)
+        row_ids[:n] = rows
+        chunks.append(Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets,
+                            row_ids=row_ids, gen_len=N))
+    return chunks

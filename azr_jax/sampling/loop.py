@@ -1,0 +1,191 @@
+"""The two jitted programs of generation: prefill (prompt -> cache + first token) and decode.
+
+Shapes are fixed by the caller's buckets: tokens [B, P] left-padded, a generation buffer of N
+slots and a KV cache of P + N - 1 slots (the last drawn token is never fed back). Left padding
+puts every row's last prompt token in the same column, so all rows write the cache at one shared
+index and a decode step is a single [B, 1] forward.
+
+Decode is one `lax.while_loop` that runs until every row has hit a stop token or its own budget
+(rows have per-row budgets), or the buffer is full. Rows that finish keep riding along (static
+shapes) but draw nothing: their tokens stay `pad`, their mask False, their length fixed.
+
+Randomness: the token at generation step t of caller row r uses key fold_in(fold_in(key, r), t).
+A row's samples therefore depend only on (key, its row index, its logits), not on which other
+rows share its chunk, how the batch was padded, or the bucket sizes.
+
+Params are a traced argument of both programs (never closed over), so the train step can update
+them without a recompile; the decode program donates its state (KV cache included), so the cache
+is updated in place instead of being copied into a second buffer.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from azr_jax.model import api
+from azr_jax.model.config import ModelConfig
+from azr_jax.model.decoder import KVCache
+from azr_jax.sampling.ops import SamplingMode, sample
+from sharding.rules import ShardingRules
+
+
+class DecodeState(NamedTuple):
+    """Everything the decode loop carries; leaves are batch-sharded like the activations."""
+
+    step: jax.Array  # int32 scalar: generation slot the next drawn token goes to
+    tokens: jax.Array  # [B, N] int32, pad after each row's end
+    logprobs: jax.Array  # [B, N] fp32, 0 after each row's end
+    last: jax.Array  # [B] int32, the latest drawn token (next decoder input)
+    position: jax.Array  # [B] int32, position id of `last`
+    done: jax.Array  # [B] bool
+    lengths: jax.Array  # [B] int32, tokens drawn so far (stop token included)
+    budgets: jax.Array  # [B] int32, per-row limit (0 = dummy row)
+    row_ids: jax.Array  # [B] int32, the row's index in the caller's batch (its PRNG stream)
+    key: jax.Array  # typed PRNG key, scalar
+    cache: KVCache
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    """Static description of one compiled program pair (the jit cache key)."""
+
+    cfg: ModelConfig
+    rules: ShardingRules | None  # hashed by identity: one set of programs per rules object
+    gen_len: int  # N, the generation bucket
+    mode: SamplingMode
+    stop_ids: tuple[int, ...]
+    pad_id: int
+    prefill_chunk: int
+
+
+def _rules(spec: ProgramSpec) -> ShardingRules:
+    return spec.rules if spec.rules is not None else ShardingRules(None)
+
+
+def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
+    """Pin the carried state to batch sharding (and the cache to its logical axes) so the
+    while-loop carry has one fixed layout on any mesh."""
+    if not rules.active:
+        return state
+    row = ("batch",)
+    grid = ("batch", None)
+    cache_axes = KVCache.logical_axes()
+    cache = KVCache(rules.constrain(state.cache.k, cache_axes.k),
+                    rules.constrain(state.cache.v, cache_axes.v),
+                    rules.constrain(state.cache.valid, cache_axes.valid), state.cache.index)
+    return state._replace(
+        tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
+        last=rules.constrain(state.last, row), position=rules.constrain(state.position, row),
+        done=rules.constrain(state.done, row), lengths=rules.constrain(state.lengths, row),
+        budgets=rules.constrain(state.budgets, row), row_ids=rules.constrain(state.row_ids, row),
+        cache=cache)
+
+
+def _step_keys(key: jax.Array, row_ids: jax.Array, step: jax.Array) -> jax.Array:
+    return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key, r), step))(row_ids)
+
+
+def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: ProgramSpec
+            ) -> DecodeState:
+    """Write the tokens drawn at `state.step` for the rows still running and update finished
+    flags (stop token drawn, or budget used up)."""
+    active = ~state.done
+    tokens = jnp.where(active, tokens, spec.pad_id).astype(jnp.int32)
+    logprobs = jnp.where(active, logprobs, 0.0).astype(jnp.float32)
+    col = (jnp.int32(0), state.step)
+    buf = jax.lax.dynamic_update_slice(state.tokens, tokens[:, None], col)
+    lp_buf = jax.lax.dynamic_update_slice(state.logprobs, logprobs[:, None], col)
+    lengths = state.lengths + active.astype(jnp.int32)
+    stopped = active & jnp.isin(tokens, jnp.asarray(spec.stop_ids, jnp.int32)) if spec.stop_ids \
+        else jnp.zeros_like(active)
+    done = state.done | stopped | (lengths >= state.budgets)
+    return state._replace(step=state.step + 1, tokens=buf, logprobs=lp_buf, last=tokens,
+                          position=state.position + 1, done=done, lengths=lengths)
+
+
+def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mask: jax.Array,
+                   positions: jax.Array) -> tuple[jax.Array, KVCache]:
+    """Fill a P-slot cache with the prompts, `prefill_chunk` tokens at a time; returns the last
+    position's final hidden state [B, 1, D] and the cache.
+
+    Chunking bounds the attention scores to [B, heads, chunk, P] instead of [B, heads, P, P]
+    (at P = 6144 the unchunked scores alone outgrow a GPU). A leading remainder chunk takes
+    P mod chunk tokens, so any bucket works with any chunk size.
+    """
+    cfg, rules = spec.cfg, _rules(spec)
+    B, P = tokens.shape
+    C = min(spec.prefill_chunk, P)
+    cache = KVCache.zeros(cfg, B, P)
+    hidden = None
+    head = P % C
+    if head:
+        hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head],
+                                  mask[:, :head], cache, rules=rules, return_hidden=True)
+    if P // C:
+        def chunk(i, carry):
+            _, cache = carry
+            take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
+            h, cache = api.apply(cfg, params, take(tokens), take(positions), take(mask), cache,
+                                 rules=rules, return_hidden=True)
+            return h[:, -1:], cache
+        init = jnp.zeros((B, 1, cfg.hidden_size), jnp.dtype(cfg.dtype))
+        hidden, cache = jax.lax.fori_loop(0, P // C, chunk, (init, cache))
+    return hidden[:, -1:], cache
+
+
+def _extend(cache: KVCache, extra: int) -> KVCache:
+    """Append `extra` empty slots to a prefilled cache (one copy, outside the decode loop)."""
+    if extra <= 0:
+        return cache
+    pad5 = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
+    return KVCache(jnp.pad(cache.k, pad5), jnp.pad(cache.v, pad5),
+                   jnp.pad(cache.valid, ((0, 0), (0, extra))), cache.index)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax.Array,
+            row_ids: jax.Array, key: jax.Array, temperature: jax.Array, top_p: jax.Array, *,
+            spec: ProgramSpec) -> DecodeState:
+    """Run the prompts through the model, build the decode cache and draw token 0.
+
+    Only the last position's hidden state goes through the LM head: a [B, P, V] logits tensor
+    would be the largest buffer of the whole call (32 x 512 x 49k fp32 = 3 GB).
+    """
+    cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
+    B, P = tokens.shape
+    positions = api.positions_from_mask(mask)
+    hidden, cache = _prefill_cache(spec, params, tokens, mask, positions)
+    logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
+    state = DecodeState(
+        step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
+        logprobs=jnp.zeros((B, N), jnp.float32), last=tokens[:, -1],
+        position=positions[:, -1], done=budgets <= 0, lengths=jnp.zeros((B,), jnp.int32),
+        budgets=budgets, row_ids=row_ids, key=key, cache=_extend(cache, N - 1))
+    drawn, logprobs = sample(logits, _step_keys(key, row_ids, state.step), temperature, top_p,
+                             spec.mode)
+    return _constrain_state(_record(state, drawn, logprobs, spec), rules)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
+def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p: jax.Array, *,
+           spec: ProgramSpec) -> DecodeState:
+    """Draw tokens 1.. N-1 until every row is done; returns the final state."""
+    cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
+    B = state.last.shape[0]
+    ones = jnp.ones((B, 1), jnp.int32)
+
+    def cond(s: DecodeState) -> jax.Array:
+        return (s.step < N) & ~jnp.all(s.done)
+
+    def body(s: DecodeState) -> DecodeState:
+        logits, cache = api.apply(cfg, params, s.last[:, None], s.position[:, None], ones,
+                                  s.cache, rules=rules)
+        drawn, logprobs = sample(logits[:, 0], _step_keys(s.key, s.row_ids, s.step),
+                                 temperature, top_p, spec.mode)
+        return _constrain_state(_record(s._replace(cache=cache), drawn, logprobs, spec), rules)
+
+    return jax.lax.while_loop(cond, body, _constrain_state(state, rules))
