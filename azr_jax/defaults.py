@@ -73,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.azr.entry_function = "first"  # which def becomes `f` (official Llama runs: "any_last")
     c.azr.extreme_solve_rate = "official"  # -0.5 at solve rate 0 or 1; "paper": 0
     c.azr.train_proposer = True  # False: the "solver only" ablation
+    # Small-model concession (not the method): parse answers written without <answer> tags and
+    # count a parsed answer as well formatted. See ParseConfig.answer_fallback.
+    c.azr.answer_fallback = False
     # Seed buffers: "zero" (identity triplet), "files" (official-format JSONL), "generate"
     # (the base model proposes until `seed_target_size` valid unique triplets).
     c.azr.seed_source = "zero"

@@ -8,7 +8,7 @@ from azr_jax.defaults import apply_topology, base_config
 
 
 def get_config(topology: str = "cpu"):
-    c = base_config()
+    c = apply_topology(base_config(), topology)
     c.model.init = "random"
     c.model.hf_path = ""
     c.model.tokenizer_path = "embedded:smollm2-135m"
@@ -33,4 +33,4 @@ def get_config(topology: str = "cpu"):
     c.sandbox.timeout_s = 5.0
     c.checkpoint.every = 1
     c.checkpoint.keep = 2
-    return apply_topology(c, topology)
+    return c

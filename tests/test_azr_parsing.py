@@ -328,3 +328,23 @@ def test_hostile_programs_do_not_crash_the_parser():
     # many fences and tags: linear scan, still well defined
     noisy = (F + "input\n1\n" + F) * 2000 + "<answer>" * 1000
     assert len(fenced_blocks(noisy)) == 2000 and extract_answer(noisy) == ""
+
+
+# ------------------------------------------------------------------ answer_fallback (small models)
+def test_answer_fallback_parses_untagged_blocks_and_redefines_the_format_flag():
+    from azr_jax.azr.parsing import ParseConfig, parse_proposal, parse_solution
+    gen = "\n```python\ndef g(x):\n    return x + 1\n```\n```input\n4\n```"
+    strict = parse_proposal(gen, "deduction")
+    assert not strict.ok and not strict.format_ok
+    lenient = parse_proposal(gen, "deduction", ParseConfig(answer_fallback=True))
+    assert lenient.ok and lenient.format_ok
+    assert lenient.result.program == "def f(x):\n    return x + 1" and lenient.result.input == "4"
+    # text after the last </think> is the answer; a tagged answer still wins
+    sol = parse_solution(" hmm </think> ```output\n5\n```", "deduction", ParseConfig(answer_fallback=True))
+    assert sol.ok and sol.format_ok and sol.result.text == "5"
+    tagged = parse_solution(" a </think> <answer>```output\n7\n```</answer> ```output\n9\n```",
+                            "deduction", ParseConfig(answer_fallback=True))
+    assert tagged.result.text == "7"
+    # nothing parseable: not formatted either
+    bad = parse_proposal("just words", "abduction", ParseConfig(answer_fallback=True))
+    assert not bad.ok and not bad.format_ok

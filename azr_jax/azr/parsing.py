@@ -62,6 +62,11 @@ class ParseConfig:
     remove_after_return: bool = False
     # Induction proposer: number of input blocks required (the last N are used).
     num_inputs: int = 10
+    # Small-model concession (off in the method): without an <answer> tag, parse the text after
+    # the last </think> (or all of it), and let the format flag mean "the answer parsed". Very
+    # small instruct models write correct fenced blocks but ignore the think/answer tags, which
+    # would make every reward -1 and leave nothing to learn from.
+    answer_fallback: bool = False
 
     def __post_init__(self) -> None:
         code_edit.normalize_entry_policy(self.entry_function)
@@ -326,18 +331,28 @@ class ParsedGeneration:
         return self.result.ok
 
 
+def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, bool]:
+    """(answer text, whether it came from the answer_fallback)."""
+    text = with_prefix(generation, prefix)
+    answer = extract_answer(text)
+    if answer is None and cfg.answer_fallback:
+        rest = text.rsplit(THINK_CLOSE, 1)[-1]
+        return (rest[len(THINK_OPEN):] if rest.startswith(THINK_OPEN) else rest).strip(), True
+    return answer, False
+
+
 def parse_proposal(
     generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig(), prefix: str = THINK_OPEN
 ) -> ParsedGeneration:
     """Parse a proposer generation of the given task type."""
     task = TaskType.parse(task)
-    text = with_prefix(generation, prefix)
-    answer = extract_answer(text)
+    answer, _ = _answer_of(generation, cfg, prefix)
     if task is TaskType.INDUCTION:
         result: ProposedIO | ProposedInduction = parse_proposed_induction(answer, cfg)
     else:
         result = parse_proposed_io(answer, cfg)
-    return ParsedGeneration(format_ok(generation, prefix), answer, result)
+    fmt = result.ok if cfg.answer_fallback else format_ok(generation, prefix)
+    return ParsedGeneration(fmt, answer, result)
 
 
 def parse_solution(
@@ -345,12 +360,12 @@ def parse_solution(
 ) -> ParsedGeneration:
     """Parse a solver generation: output (deduction), input (abduction) or program (induction)."""
     task = TaskType.parse(task)
-    text = with_prefix(generation, prefix)
-    answer = extract_answer(text)
+    answer, _ = _answer_of(generation, cfg, prefix)
     if task is TaskType.DEDUCTION:
         result = parse_value_answer(answer, "output")
     elif task is TaskType.ABDUCTION:
         result = parse_value_answer(answer, "input")
     else:
         result = parse_code_answer(answer, cfg)
-    return ParsedGeneration(format_ok(generation, prefix), answer, result)
+    fmt = result.ok if cfg.answer_fallback else format_ok(generation, prefix)
+    return ParsedGeneration(fmt, answer, result)

@@ -54,7 +54,8 @@ def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
                           timeout_seconds=max(1, int(c.sandbox.timeout_s)),
                           single_def=c.azr.reject_multiple_functions)
     parse = ParseConfig(reject_multiple_functions=c.azr.reject_multiple_functions,
-                        entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs)
+                        entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs,
+                        answer_fallback=c.azr.answer_fallback)
     return SelfPlayConfig(
         batch_size=c.azr.batch_size,
         task_types=tuple(TaskType.parse(t) for t in c.azr.task_types),

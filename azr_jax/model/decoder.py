@@ -133,29 +133,34 @@ class Transformer(nnx.Module):
         x = rules.constrain(x, ("batch", "seq", "act_embed"))
         cos, sin = rope_tables(positions, inverse_frequencies(cfg))
 
+        causal = jnp.tril(jnp.ones((T, T), bool))
+        self_mask = causal[None, :, :] & attn_mask[:, None, :]  # [B, T(query), T(key)]
         if cache is None:
-            causal = jnp.tril(jnp.ones((T, T), bool))
-            mask = causal[None, :, :] & attn_mask[:, None, :]  # [B, T(query), S(key)]
-            kv_in = None
+            cache_mask, kv_in = None, None
         else:
+            # The new tokens attend the cache's valid slots before `index` plus each other; the
+            # cache is only read inside the layers and written once below, in place.
             S = cache.valid.shape[1]
-            valid = jax.lax.dynamic_update_slice(cache.valid, attn_mask, (0, cache.index))
-            slot = jnp.arange(S)[None, :]
-            query_slot = cache.index + jnp.arange(T)[:, None]
-            mask = valid[:, None, :] & (slot <= query_slot)[None, :, :]
+            before = jnp.arange(S) < cache.index
+            cache_mask = jnp.broadcast_to((cache.valid & before[None, :])[:, None, :], (B, T, S))
             kv_in = (cache.k, cache.v)
 
-        layer_fn = _make_layer_fn(cfg, rules, cos, sin, mask, None if cache is None else cache.index)
+        layer_fn = _make_layer_fn(cfg, rules, cos, sin, self_mask, cache_mask)
         if cfg.remat == "full":
             layer_fn = jax.checkpoint(layer_fn, policy=jax.checkpoint_policies.nothing_saveable)
         elif cfg.remat == "dots":
             layer_fn = jax.checkpoint(
                 layer_fn, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
 
-        x, kv_out = jax.lax.scan(layer_fn, x, (self.layers.stacked(), kv_in))
+        x, new_kv = jax.lax.scan(layer_fn, x, (self.layers.stacked(), kv_in))
         new_cache = None
         if cache is not None:
-            new_cache = KVCache(kv_out[0], kv_out[1], valid, cache.index + T)
+            at = (0, 0, cache.index, 0, 0)
+            new_cache = KVCache(
+                jax.lax.dynamic_update_slice(cache.k, new_kv[0].astype(cache.k.dtype), at),
+                jax.lax.dynamic_update_slice(cache.v, new_kv[1].astype(cache.v.dtype), at),
+                jax.lax.dynamic_update_slice(cache.valid, attn_mask, (0, cache.index)),
+                cache.index + T)
 
         x = rms_norm(x, self.final_norm[...], cfg.rms_norm_eps)
         if return_hidden:
@@ -189,8 +194,13 @@ def silu(x: jax.Array) -> jax.Array:
 
 
 def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: jax.Array,
-                   mask: jax.Array, cache_index: jax.Array | None):
-    """The scan body: one decoder block on (hidden, (layer params, layer cache))."""
+                   self_mask: jax.Array, cache_mask: jax.Array | None):
+    """The scan body: one decoder block on (hidden, (layer params, layer cache or None)).
+
+    Returns the new hidden state and this layer's new keys/values ([B, T, kv_heads, head_dim]),
+    which the caller writes into the cache; the cache itself is only read here, so a decode
+    step never copies it.
+    """
     dtype = jnp.dtype(cfg.dtype)
     scale = cfg.head_dim ** -0.5
     G = cfg.q_per_kv
@@ -210,22 +220,22 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         k = rules.constrain(apply_rope(k, cos, sin), ("batch", "seq", "act_kv_heads", None))
         v = rules.constrain(v, ("batch", "seq", "act_kv_heads", None))
 
-        if kv is not None:
-            k_cache, v_cache = kv
-            k = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, cache_index, 0, 0))
-            v = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, cache_index, 0, 0))
-            new_kv = (k, v)
-        else:
-            new_kv = None
-
         # Grouped-query attention: query heads are [kv_heads, group] so K/V are never repeated.
-        S = k.shape[1]
         qg = q.reshape(B, T, cfg.num_kv_heads, G, cfg.head_dim)
-        scores = jnp.einsum("btkgh,bskh->bkgts", qg, k.astype(dtype),
-                            preferred_element_type=jnp.float32) * scale
-        scores = jnp.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        attn = jnp.einsum("bkgts,bskh->btkgh", probs, v.astype(dtype))
+        scores = jnp.einsum("btkgh,bskh->bkgts", qg, k, preferred_element_type=jnp.float32) * scale
+        scores = jnp.where(self_mask[:, None, None, :, :], scores, _MASK_VALUE)
+        if kv is not None:  # keys of earlier tokens, from the cache
+            ck, cv = kv[0].astype(dtype), kv[1].astype(dtype)
+            cached = jnp.einsum("btkgh,bskh->bkgts", qg, ck,
+                                preferred_element_type=jnp.float32) * scale
+            cached = jnp.where(cache_mask[:, None, None, :, :], cached, _MASK_VALUE)
+            probs = jax.nn.softmax(jnp.concatenate([cached, scores], axis=-1), axis=-1).astype(dtype)
+            S = ck.shape[1]
+            attn = (jnp.einsum("bkgts,bskh->btkgh", probs[..., :S], cv)
+                    + jnp.einsum("bkgts,bskh->btkgh", probs[..., S:], v))
+        else:
+            probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
+            attn = jnp.einsum("bkgts,bskh->btkgh", probs, v)
         attn = attn.reshape(B, T, cfg.num_heads, cfg.head_dim)
         out = jnp.einsum("btnh,nhd->btd", attn, p["o_proj"])
         if cfg.o_bias:
@@ -242,6 +252,6 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         if cfg.mlp_bias:
             down = down + p["down_bias"]
         x = rules.constrain(x + down, ("batch", "seq", "act_embed"))
-        return x, new_kv
+        return x, ((k, v) if kv is not None else None)
 
     return layer

@@ -14,8 +14,8 @@ A row's samples therefore depend only on (key, its row index, its logits), not o
 rows share its chunk, how the batch was padded, or the bucket sizes.
 
 Params are a traced argument of both programs (never closed over), so the train step can update
-them without a recompile; the decode program donates its state (KV cache included), so the cache
-is updated in place instead of being copied into a second buffer.
+them without a recompile; the decode program donates its state (KV cache included), so the loop
+reuses the prefill's buffers instead of holding a second copy of the cache.
 """
 from __future__ import annotations
 
@@ -100,8 +100,10 @@ def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: Pr
     buf = jax.lax.dynamic_update_slice(state.tokens, tokens[:, None], col)
     lp_buf = jax.lax.dynamic_update_slice(state.logprobs, logprobs[:, None], col)
     lengths = state.lengths + active.astype(jnp.int32)
-    stopped = active & jnp.isin(tokens, jnp.asarray(spec.stop_ids, jnp.int32)) if spec.stop_ids \
-        else jnp.zeros_like(active)
+    if spec.stop_ids:
+        stopped = active & jnp.isin(tokens, jnp.asarray(spec.stop_ids, jnp.int32))
+    else:
+        stopped = jnp.zeros_like(active)
     done = state.done | stopped | (lengths >= state.budgets)
     return state._replace(step=state.step + 1, tokens=buf, logprobs=lp_buf, last=tokens,
                           position=state.position + 1, done=done, lengths=lengths)
@@ -120,21 +122,19 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
     B, P = tokens.shape
     C = min(spec.prefill_chunk, P)
     cache = KVCache.zeros(cfg, B, P)
-    hidden = None
     head = P % C
     if head:
-        hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head],
-                                  mask[:, :head], cache, rules=rules, return_hidden=True)
-    if P // C:
-        def chunk(i, carry):
-            _, cache = carry
-            take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
-            h, cache = api.apply(cfg, params, take(tokens), take(positions), take(mask), cache,
-                                 rules=rules, return_hidden=True)
-            return h[:, -1:], cache
-        init = jnp.zeros((B, 1, cfg.hidden_size), jnp.dtype(cfg.dtype))
-        hidden, cache = jax.lax.fori_loop(0, P // C, chunk, (init, cache))
-    return hidden[:, -1:], cache
+        _, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
+                             cache, rules=rules, return_hidden=True)
+
+    def chunk(i: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
+        take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
+        h, cache = api.apply(cfg, params, take(tokens), take(positions), take(mask), carry[1],
+                             rules=rules, return_hidden=True)
+        return h[:, -1:], cache
+
+    init = jnp.zeros((B, 1, cfg.hidden_size), jnp.dtype(cfg.dtype))
+    return jax.lax.fori_loop(0, P // C, chunk, (init, cache))
 
 
 def _extend(cache: KVCache, extra: int) -> KVCache:
