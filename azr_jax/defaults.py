@@ -137,6 +137,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.log.tensorboard = True
     c.log.progress = True
     c.log.samples_every = 1  # write a few decoded samples per step to samples.jsonl (0 = off)
+    # Each host writes hosts/<i>.json at the end (step, buffer digest, sandbox jobs it ran);
+    # with params_digest also a digest of the gathered global params (costly on big models):
+    # the check that all hosts of a multi-host run agree.
+    c.log.params_digest = False
     return c
 
 

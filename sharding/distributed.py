@@ -48,6 +48,8 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             return False
         log.info("jax.distributed: process %d/%d, coordinator %s", process_id, num_processes,
                  coordinator)
+        # CPU processes need a collectives backend of their own (GPU/TPU ignore this).
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes, process_id)
         _initialized = True
         return True
@@ -84,3 +86,16 @@ def allgather_json(obj: object) -> list:
     buf[: data.size] = data
     every = np.asarray(multihost_utils.process_allgather(buf))
     return [json.loads(every[i, : int(sizes[i])].tobytes().decode()) for i in range(len(sizes))]
+
+
+def to_host(x: object):
+    """A (possibly multi-host sharded) array as a numpy array on every host.
+
+    Sharded outputs of a multi-host program are not addressable from one process; they are
+    all-gathered (cheap for what the host needs: sampled tokens, logprobs, metrics).
+    """
+    import numpy as np
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+        from jax.experimental import multihost_utils
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)

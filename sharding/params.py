@@ -20,7 +20,35 @@ def tree_shardings(shapes: Any, axes: Any, rules: ShardingRules) -> Any:
 
 def shard_params(params: Any, axes: Any, rules: ShardingRules) -> Any:
     """Move a freshly initialised or loaded (host or single-device) tree onto the mesh."""
-    return jax.device_put(params, tree_shardings(params, axes, rules))
+    return put(params, tree_shardings(params, axes, rules))
+
+
+def put(tree: Any, shardings: Any) -> Any:
+    """`jax.device_put` that also works when a sharding spans several hosts.
+
+    Every host passes the same global value; each keeps only the shards of its own devices
+    (`device_put` refuses shardings with devices of other processes). `shardings` is one
+    Sharding for every leaf or a tree matching `tree`. Typed PRNG keys are placed through
+    their raw key data.
+    """
+    def one(x: Any, s: jax.sharding.Sharding) -> jax.Array:
+        if s.is_fully_addressable:
+            return jax.device_put(x, s)
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:  # already global: reshard
+            if x.sharding.is_equivalent_to(s, x.ndim):
+                return x
+            return jax.jit(lambda a: a, out_shardings=s)(x)
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(one(jax.random.key_data(x), s),
+                                            impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, s, lambda index: host[index])
+
+    if shardings is None:
+        return jax.device_put(tree)
+    if isinstance(shardings, jax.sharding.Sharding):
+        return jax.tree.map(lambda x: one(x, shardings), tree)
+    return jax.tree.map(one, tree, shardings)
 
 
 def array_from_host(shape: tuple[int, ...], dtype: Any, sharding: NamedSharding,

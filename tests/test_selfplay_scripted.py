@@ -19,7 +19,7 @@ from azr_jax.azr.batch import build_update_batch
 from azr_jax.azr.policy import Rollout
 from azr_jax.azr.tasks import TaskType
 from azr_jax.model import api
-from azr_jax.rl.losses import LossConfig, policy_loss_parts, token_entropy, token_logprobs
+from azr_jax.rl.losses import policy_loss_parts, token_entropy, token_logprobs
 from azr_jax.rl.train_step import make_optimizer
 
 pytest.importorskip("transformers")
@@ -158,7 +158,6 @@ def test_rewards_follow_the_table(run):
     assert metrics["reward/propose_deduction"] == pytest.approx(-0.25)
     assert metrics["valid/propose_abduction"] == 1.0 and metrics["valid/propose_deduction"] == 0.5
     assert metrics["accuracy/solve_induction"] == 0.5
-    by = {(s.group.name, i): s for i, s in enumerate(out.samples)}
     rates = [s.solve_rate for s in out.samples if s.group.name == "propose_deduction"]
     assert rates == [0.5, None]
 

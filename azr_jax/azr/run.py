@@ -9,7 +9,6 @@ A run resumes from its latest checkpoint whenever the directory already holds on
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -19,7 +18,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -32,7 +30,7 @@ from azr_jax.azr.policy import Policy
 from azr_jax.azr.prompts import PromptConfig
 from azr_jax.azr.rewards import RewardConfig
 from azr_jax.azr.selfplay import SelfPlay, SelfPlayConfig, StepOutput
-from azr_jax.azr.tasks import Role, TaskType
+from azr_jax.azr.tasks import TaskType
 from azr_jax.checkpoint import Checkpointer, abstract_with_shardings
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
@@ -42,6 +40,7 @@ from azr_jax.rl.train_step import OptimConfig, StepConfig, TrainBatch, Trainer, 
 from azr_jax.sandbox import FarmConfig, JobOptions, SandboxFarm
 from sharding import distributed
 from sharding.mesh import describe, mesh_from_config
+from sharding.params import put
 from sharding.rules import ShardingRules
 
 log = logging.getLogger(__name__)
@@ -246,8 +245,8 @@ class SelfPlayRun:
                                     opt_state_target=target.opt_state)
             st = out["state"]
             self.state = TrainState(out["params"], out["opt_state"],
-                                    jax.device_put(jnp.asarray(st["step"], jnp.int32),
-                                                   shardings.step if shardings else None))
+                                    put(np.asarray(st["step"], np.int32),
+                                        shardings.step if shardings else None))
             self.selfplay.buffers.load_state_dict(st["buffers"])
             self.step = int(st["step"])
             log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
@@ -291,8 +290,8 @@ class SelfPlayRun:
                                 advantage=self.adv_cfg)
         m = ub.loss_mask.astype(bool)
         if self.c.rl.recompute_old_logprobs:
-            old = np.asarray(self.trainer.logprobs(self.state.params, ub.tokens, ub.attn_mask,
-                                                   start=ub.completion_start))
+            old = distributed.to_host(self.trainer.logprobs(
+                self.state.params, ub.tokens, ub.attn_mask, start=ub.completion_start))
             drift = np.abs(old[m] - ub.sampler_logprobs[m])
         else:
             old, drift = ub.sampler_logprobs, np.zeros(0)
@@ -347,18 +346,44 @@ class SelfPlayRun:
         progress = metrics_lib.StepProgress(total_steps, self.step,
                                             enabled=self.primary and self.c.log.progress)
         try:
-            while self.step < total_steps and self._stop_signal is None:
+            while self.step < total_steps and not self._should_stop():
                 m = self.train_step()
                 progress.update(self.step, m)
                 if self.step % self.c.checkpoint.every == 0 or self.step == total_steps:
                     self.save()
-            if self._stop_signal is not None:
+            if self._stop_signal is not None or self.step < total_steps:
                 self.save(force=True)
         finally:
             progress.close()
             self.ckpt.wait()
             for s, h in prev.items():
                 signal.signal(s, h)
+        self.write_host_summary()
+
+    def _should_stop(self) -> bool:
+        """Stop when any host was signalled: hosts must leave the loop at the same step, or the
+        others would wait forever in the next collective."""
+        return any(distributed.allgather_json(self._stop_signal is not None))
+
+    def write_host_summary(self) -> dict[str, Any]:
+        """hosts/<process>.json: what this host ends with, to check hosts agree."""
+        import hashlib
+        buffers = json.dumps(self.selfplay.buffers.state_dict(), sort_keys=True).encode()
+        info: dict[str, Any] = {
+            "process_index": jax.process_index(), "process_count": jax.process_count(),
+            "step": self.step, "buffer_sizes": self.selfplay.buffers.sizes(),
+            "buffers_sha256": hashlib.sha256(buffers).hexdigest(),
+            "sandbox_jobs_run": self.executor.jobs_run,
+        }
+        if self.c.log.params_digest:
+            h = hashlib.sha256()
+            for leaf in jax.tree.leaves(self.state.params):
+                h.update(np.ascontiguousarray(distributed.to_host(leaf)).tobytes())
+            info["params_sha256"] = h.hexdigest()
+        os.makedirs(os.path.join(self.workdir, "hosts"), exist_ok=True)
+        with open(os.path.join(self.workdir, "hosts", f"{jax.process_index()}.json"), "w") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+        return info
 
     def close(self) -> None:
         self.ckpt.close()

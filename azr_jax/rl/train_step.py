@@ -17,12 +17,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
 from azr_jax.rl.losses import LossConfig, policy_loss_parts, token_entropy, token_logprobs
-from sharding.params import tree_shardings
+from sharding.params import put, tree_shardings
 from sharding.rules import ShardingRules
 
 
@@ -162,11 +163,11 @@ class Trainer:
         opt_state = jax.jit(self.tx.init, out_shardings=opt_sh)(params)
         state_sh = TrainState(param_sh, opt_sh, replicated)
         self.state_shardings = state_sh  # what a checkpoint restore places arrays by
-        step = jax.device_put(jnp.zeros((), jnp.int32), replicated)
+        step = put(np.zeros((), np.int32), replicated)
         self._update = jax.jit(self._update_impl, in_shardings=(state_sh, None),
                                out_shardings=(state_sh, None), donate_argnums=(0,),
                                static_argnums=(2,))
-        return TrainState(jax.device_put(params, param_sh), opt_state, step)
+        return TrainState(put(params, param_sh), opt_state, step)
 
     # ------------------------------------------------------------------ logprobs
     def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array,

@@ -20,6 +20,8 @@ from azr_jax.sampling import loop
 from azr_jax.sampling.batching import Chunk, plan_chunks, validate_budgets, validate_prompts
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.ops import SamplingMode
+from sharding import distributed
+from sharding.params import put
 from sharding.rules import ShardingRules
 
 FINISH_STOP = "stop"
@@ -117,12 +119,13 @@ class Sampler:
         temperature = jnp.float32(sampling.temperature if not sampling.greedy else 1.0)
         top_p = jnp.float32(sampling.top_p)
         if self.rules is not None and self.rules.mesh is not None:
-            key = jax.device_put(key, self.rules.replicated())
+            key = put(key, self.rules.replicated())
         for chunk in chunks:
             state = self._run(params, chunk, mode, key, temperature, top_p, clock)
             n = len(chunk.rows)
-            out_tok, out_lp, out_len, step = jax.device_get(
-                (state.tokens, state.logprobs, state.lengths, state.step))
+            # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
+            out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
+                state.tokens, state.logprobs, state.lengths, state.step))
             w = min(width, chunk.gen_len)
             tokens[chunk.rows, :w] = out_tok[:n, :w]
             logprobs[chunk.rows, :w] = out_lp[:n, :w]
@@ -147,7 +150,7 @@ class Sampler:
         if self.rules is None or self.rules.mesh is None:
             return jnp.asarray(arr)
         names = ("batch",) + (None,) * (arr.ndim - 1)
-        return jax.device_put(arr, self.rules.sharding(names, arr.shape))
+        return put(arr, self.rules.sharding(names, arr.shape))
 
     def _run(self, params: api.Params, chunk: Chunk, mode: SamplingMode, key: jax.Array,
              temperature: jax.Array, top_p: jax.Array, clock: dict[str, float]

@@ -1,0 +1,220 @@
+"""Sampler throughput: azr-jax against HF `model.generate` (torch), and a GPU roofline section.
+
+CPU section (always): SmolLM2-135M-Instruct (the embedded model, fp32), AZR solver prompts
+rendered with the chat template (the prompts most AZR rollouts use), greedy, a fixed number of
+new tokens per row (stop tokens off on both sides, so both produce exactly B x N tokens).
+For each batch size it runs azr-jax (one untimed call first to compile) and HF generate
+(default sdpa attention, left padding, one untimed short call first) in the same process and
+prints new tokens/s and the ratio. torch runs with whichever of 1 or all cores is faster for a
+short calibration generate (on a shared machine OpenMP with all cores can be 10x slower).
+
+GPU section (only when jax's default device is a GPU): a Qwen2.5-1.5B-shaped model with random
+weights in bf16 (params and compute), prompts of --gpu-prompt-len random tokens, --gpu-new-tokens
+new tokens. Reports tokens/s and the fraction of the HBM-bandwidth roofline of a decode step:
+(bytes of params + bytes of KV cache the step reads) / step time / peak bandwidth. The KV term is
+given two ways: what this implementation reads (the whole preallocated cache, every step) and
+the ideal (only the filled slots, on average prompt + N/2).
+
+Usage:
+  python benchmarks/sampler.py                        # CPU table, batch 1, 8, 32; 64 new tokens
+  python benchmarks/sampler.py --batch-sizes 32 --new-tokens 128
+  python benchmarks/sampler.py --skip-cpu             # GPU section only (needs a GPU)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from azr_jax.model import api  # noqa: E402
+from azr_jax.model.config import ModelConfig  # noqa: E402
+from azr_jax.sampling import SamplerConfig, SamplingParams, Sampler  # noqa: E402
+from azr_jax.sampling.demo_prompts import azr_task_prompts  # noqa: E402
+from azr_jax.sampling.text import Tokenizer  # noqa: E402
+
+# Published Qwen2.5-1.5B config.json dims (no checkpoint needed: the roofline is shape-bound).
+QWEN2_5_1_5B = ModelConfig(
+    architecture="qwen2", vocab_size=151936, hidden_size=1536, intermediate_size=8960,
+    num_layers=28, num_heads=12, num_kv_heads=2, head_dim=128, rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6, tie_word_embeddings=True, qkv_bias=True, max_position_embeddings=32768,
+    bos_token_id=151643, eos_token_id=(151643,), dtype="bfloat16", param_dtype="bfloat16",
+    remat="none")
+
+# Peak HBM bandwidth by device kind substring (vendor datasheets, bytes/s).
+PEAK_HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12),
+            ("L4", 0.3e12))
+
+
+# ----------------------------------------------------------------------------------------- CPU
+def _torch_threads(model, torch, ids) -> int:
+    """1 or all cores, whichever runs a short generate faster right now."""
+    best, best_t = None, float("inf")
+    for n in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(n)
+        t = time.perf_counter()
+        with torch.no_grad():
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4,
+                           do_sample=False, eos_token_id=None, pad_token_id=0)
+        dt = time.perf_counter() - t
+        if dt < best_t:
+            best, best_t = n, dt
+    torch.set_num_threads(best)
+    return best
+
+
+def _hf_generate(model, torch, rows: list[list[int]], n: int, pad: int) -> tuple[float, np.ndarray]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    t = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
+                             eos_token_id=None, pad_token_id=pad)
+    dt = time.perf_counter() - t
+    new = out[:, width:].numpy()
+    assert new.shape == (len(rows), n), new.shape  # exactly n tokens per row
+    return dt, new
+
+
+def cpu_section(args: argparse.Namespace) -> None:
+    """Both sides on the host CPU (jax pinned to its CPU device even on a GPU machine)."""
+    with jax.default_device(jax.devices("cpu")[0]):
+        _cpu_section(args)
+
+
+def _cpu_section(args: argparse.Namespace) -> None:
+    import torch
+    import transformers
+
+    from azr_jax.hf.assets import smollm2_hf_dir
+    from azr_jax.hf.load import load_hf
+
+    d = smollm2_hf_dir()
+    cfg, params = load_hf(d)
+    tok = Tokenizer(d)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    sampler = Sampler(cfg, config=SamplerConfig(), stop_token_ids=())
+    greedy = SamplingParams(temperature=0.0)
+    N = args.new_tokens
+    threads = None if args.no_hf else _torch_threads(hf, torch, torch.tensor([[1] * 32]))
+
+    print(f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
+          f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
+          f"({threads} thread(s)), transformers {transformers.__version__}")
+    header = ("| batch | prompt tok (mean/max) | azr-jax new tok/s | prefill s | decode ms/step "
+              "| compile s | HF new tok/s | HF s | ratio | rows identical |")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for B in args.batch_sizes:
+        rows = [tok.encode_prompt(p) for p in azr_task_prompts(B, proposers=False)]
+        lens = [len(r) for r in rows]
+        t = time.perf_counter()
+        sampler.generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
+        compile_s = time.perf_counter() - t
+        t = time.perf_counter()
+        out = sampler.generate(params, rows, N, greedy, jax.random.key(0))
+        ours_s = time.perf_counter() - t
+        compile_s -= ours_s
+        ours = B * N / ours_s
+        step_ms = 1e3 * out.decode_seconds / max(out.steps - 1, 1)
+        if args.no_hf:
+            hf_cols = "| - | - | - | - |"
+        else:
+            _hf_generate(hf, torch, rows, 2, tok.hf.pad_token_id or 0)  # warm
+            hf_s, hf_tokens = _hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0)
+            same = int((hf_tokens == out.tokens).all(axis=1).sum())
+            hf_rate = B * N / hf_s
+            hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
+        print(f"| {B} | {np.mean(lens):.0f}/{max(lens)} | {ours:.1f} | {out.prefill_seconds:.1f} "
+              f"| {step_ms:.0f} | {compile_s:.1f} {hf_cols}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------- GPU
+def _peak_bandwidth(kind: str, override: float | None) -> float | None:
+    if override:
+        return override * 1e9
+    for name, bw in PEAK_HBM:
+        if name.lower() in kind.lower():
+            return bw
+    return None
+
+
+def gpu_section(args: argparse.Namespace) -> None:
+    dev = jax.devices()[0]
+    if dev.platform != "gpu":
+        print(f"\n## GPU: skipped (jax default device is {dev.platform!r}, not a GPU)")
+        return
+    cfg = QWEN2_5_1_5B
+    peak = _peak_bandwidth(dev.device_kind, args.hbm_gbps)
+    params = jax.jit(lambda: api.init_params(cfg, seed=0))()
+    param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
+    P, N = args.gpu_prompt_len, args.gpu_new_tokens
+    sampler = Sampler(cfg, stop_token_ids=())
+    kv_per_slot = (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2  # k and v
+                   * jnp.dtype(cfg.dtype).itemsize)
+    print(f"\n## GPU: {dev.device_kind}, Qwen2.5-1.5B shape, bf16, random weights "
+          f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, peak HBM "
+          f"{'unknown (use --hbm-gbps)' if peak is None else f'{peak / 1e12:.2f} TB/s'}")
+    print("| batch | new tok/s | prefill s | decode ms/step | decode tok/s | bytes/step read "
+          "(GB) | roofline (as read) | roofline (ideal KV) |")
+    print("|---|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for B in args.gpu_batch_sizes:
+        rows = rng.integers(3, cfg.vocab_size, (B, P)).tolist()
+        sampler.generate(params, rows, N, SamplingParams(1.0), jax.random.key(0))  # compile
+        t = time.perf_counter()
+        out = sampler.generate(params, rows, N, SamplingParams(1.0), jax.random.key(1))
+        total = time.perf_counter() - t
+        steps = out.steps - 1
+        step_s = out.decode_seconds / steps
+        S = _cache_slots(sampler, P, N)  # the cache is sized by the buckets, not by P + N
+        read = param_bytes + B * S * kv_per_slot
+        ideal = param_bytes + B * (P + N / 2) * kv_per_slot
+        frac = lambda b: "-" if peak is None else f"{b / step_s / peak:.0%}"
+        print(f"| {B} | {B * N / total:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
+              f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read)} "
+              f"| {frac(ideal)} |", flush=True)
+
+
+def _cache_slots(sampler: Sampler, prompt_len: int, new_tokens: int) -> int:
+    from azr_jax.sampling.config import pick_bucket
+    c = sampler.config
+    return (pick_bucket(prompt_len, c.prompt_buckets, "prompt")
+            + pick_bucket(new_tokens, c.gen_buckets, "budget") - 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ints = lambda s: [int(x) for x in s.split(",")]
+    ap.add_argument("--batch-sizes", type=ints, default=[1, 8, 32])
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--no-hf", action="store_true", help="azr-jax only (no torch baseline)")
+    ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--gpu-batch-sizes", type=ints, default=[1, 16, 64, 256])
+    ap.add_argument("--gpu-prompt-len", type=int, default=512)
+    ap.add_argument("--gpu-new-tokens", type=int, default=512)
+    ap.add_argument("--hbm-gbps", type=float, default=None,
+                    help="peak HBM bandwidth in GB/s when the device kind is not in the table")
+    args = ap.parse_args()
+    print(f"# sampler benchmark: {platform.node()} {platform.machine()}, "
+          f"jax devices {jax.devices()}")
+    if not args.skip_cpu:
+        cpu_section(args)
+    gpu_section(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The sampling step in isolation: distributions (chi-square), filters, logprobs, config checks."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from azr_jax.sampling.config import SamplerConfig, SamplingParams, pick_bucket
+from azr_jax.sampling.ops import SamplingMode, sample
+
+# A fixed small distribution with a long tail (the tail tokens are what filters must remove).
+LOGITS = np.log(np.array([0.30, 0.20, 0.15, 0.12, 0.08, 0.06, 0.04, 0.03, 0.015, 0.005]))
+V = LOGITS.size
+DRAWS = 40_000
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def _reference_probs(logits: np.ndarray, p: SamplingParams) -> np.ndarray:
+    """HF's warper order written out in numpy: temperature, top-k, then top-p on the rest."""
+    scaled = logits / p.temperature
+    order = np.argsort(-scaled, kind="stable")
+    keep = np.zeros(V, bool)
+    keep[order[: p.top_k or V]] = True
+    probs = np.where(keep, _softmax(np.where(keep, scaled, -np.inf)), 0.0)
+    if p.top_p < 1:
+        ranked = probs[order]
+        above = np.cumsum(ranked) - ranked
+        drop = order[above >= p.top_p]
+        probs[drop] = 0.0
+    return probs / probs.sum()
+
+
+@pytest.fixture(scope="module")
+def draw():
+    """Sample DRAWS tokens from LOGITS (one row per draw, each with its own key)."""
+    cache = {}
+
+    def run(params: SamplingParams, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        mode = SamplingMode.of(params)
+        if mode not in cache:
+            cache[mode] = jax.jit(lambda l, k, t, p: sample(l, k, t, p, mode))
+        keys = jax.random.split(jax.random.key(seed), DRAWS)
+        logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (DRAWS, V))
+        tok, lp = cache[mode](logits, keys, jnp.float32(params.temperature or 1.0),
+                              jnp.float32(params.top_p))
+        return np.asarray(tok), np.asarray(lp)
+    return run
+
+
+def _chi2_pvalue(tokens: np.ndarray, probs: np.ndarray) -> float:
+    support = probs > 0
+    counts = np.bincount(tokens, minlength=V)
+    assert counts[~support].sum() == 0, "a token outside the support was drawn"
+    return stats.chisquare(counts[support], probs[support] * len(tokens)).pvalue
+
+
+@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.6),
+                                    SamplingParams(1.3, top_k=4), SamplingParams(1.0, top_p=0.7),
+                                    SamplingParams(0.9, top_k=6, top_p=0.8)],
+                         ids=["t1", "t0.6", "topk4", "topp0.7", "topk6_topp0.8"])
+def test_empirical_frequencies_match_distribution(draw, params):
+    tokens, logprobs = draw(params)
+    want = _reference_probs(LOGITS, params)
+    assert _chi2_pvalue(tokens, want) > 1e-3
+    # logprob = log softmax(logits / T) at the drawn token, before any filter
+    full = np.log(_softmax(LOGITS / params.temperature))
+    np.testing.assert_allclose(logprobs, full[tokens], atol=1e-5)
+
+
+def test_chi_square_has_power(draw):
+    """The same test rejects a wrong distribution, so passing it means something."""
+    tokens, _ = draw(SamplingParams(0.6))
+    assert _chi2_pvalue(tokens, _reference_probs(LOGITS, SamplingParams(1.0))) < 1e-6
+
+
+def test_top_k_and_top_p_never_emit_excluded_tokens(draw):
+    for params, allowed in [(SamplingParams(1.0, top_k=3), {0, 1, 2}),
+                            (SamplingParams(1.0, top_p=0.45), {0, 1}),  # 0.30 < 0.45 <= 0.50
+                            (SamplingParams(1.0, top_p=0.55), {0, 1, 2}),
+                            (SamplingParams(1.0, top_p=0.3), {0}),
+                            (SamplingParams(5.0, top_k=2, top_p=0.99), {0, 1})]:
+        tokens, _ = draw(params, seed=7)
+        assert set(np.unique(tokens).tolist()) == allowed, params
+
+
+def test_top_k_exact_count_with_ties():
+    """Tied logits at the k boundary still give exactly k candidates."""
+    logits = jnp.zeros((DRAWS // 4, 8), jnp.float32)
+    keys = jax.random.split(jax.random.key(3), logits.shape[0])
+    tok, _ = sample(logits, keys, jnp.float32(1.0), jnp.float32(1.0), SamplingMode(top_k=3))
+    assert len(np.unique(np.asarray(tok))) == 3
+
+
+def test_greedy_is_argmax_with_unscaled_logprob():
+    logits = jax.random.normal(jax.random.key(0), (16, 50)) * 3
+    keys = jax.random.split(jax.random.key(1), 16)
+    tok, lp = sample(logits, keys, jnp.float32(0.5), jnp.float32(0.2), SamplingMode(greedy=True))
+    np.testing.assert_array_equal(np.asarray(tok), np.argmax(np.asarray(logits), -1))
+    ref = jax.nn.log_softmax(logits)[jnp.arange(16), tok]
+    np.testing.assert_allclose(np.asarray(lp), np.asarray(ref), atol=1e-6)
+
+
+def test_same_keys_same_tokens_different_keys_differ(draw):
+    a, _ = draw(SamplingParams(1.0), seed=11)
+    b, _ = draw(SamplingParams(1.0), seed=11)
+    c, _ = draw(SamplingParams(1.0), seed=12)
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).mean() > 0.5
+
+
+def test_fast_path_has_no_sort():
+    """temperature-only sampling compiles without a sort over the vocabulary; top-p needs one."""
+    logits = jnp.zeros((4, 1000), jnp.float32)
+    keys = jax.random.split(jax.random.key(0), 4)
+    args = (logits, keys, jnp.float32(1.0), jnp.float32(0.9))
+
+    def hlo(mode):
+        return jax.jit(lambda l, k, t, p: sample(l, k, t, p, mode)).lower(*args).as_text()
+    assert "stablehlo.sort" not in hlo(SamplingMode())
+    assert "stablehlo.sort" in hlo(SamplingMode(top_p=True))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(temperature=-0.1), "temperature"), (dict(temperature=float("nan")), "temperature"),
+    (dict(temperature=float("inf")), "temperature"), (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"), (dict(top_k=-1), "top_k"), (dict(top_k=2.5), "top_k")])
+def test_invalid_sampling_params(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SamplingParams(**kw)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(prompt_buckets=()), "prompt_buckets must not be empty"),
+    (dict(gen_buckets=(32, 16)), "strictly increasing"),
+    (dict(batch_buckets=(0, 4)), "positive"),
+    (dict(max_batch=512), "largest batch bucket"),
+    (dict(prefill_chunk=0), "prefill_chunk"),
+    (dict(max_cache_len=1), "max_cache_len")])
+def test_invalid_sampler_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SamplerConfig(**kw)
+
+
+def test_pick_bucket():
+    assert pick_bucket(1, (16, 32), "x") == 16
+    assert pick_bucket(17, (16, 32), "x") == 32
+    with pytest.raises(ValueError, match="prompt length 33 exceeds the largest configured bucket 32"):
+        pick_bucket(33, (16, 32), "prompt length")
