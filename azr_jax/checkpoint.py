@@ -14,7 +14,9 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
+from azr_jax import rundir
 from azr_jax.model.config import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = 3,
                  save_every: int = 1, async_save: bool = True):
-        self.directory = os.path.abspath(os.fspath(directory))
+        self.directory = rundir.resolve(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, save_interval_steps=max(1, save_every),
             enable_async_checkpointing=async_save, create=True)
@@ -117,10 +119,12 @@ def abstract_with_shardings(tree: Any, shardings: Any) -> Any:
 
 
 def is_checkpoint_dir(path: str | os.PathLike) -> bool:
-    """A directory written by `Checkpointer` (step subdirectories holding our items)."""
-    path = os.fspath(path)
-    if not os.path.isdir(path):
+    """A directory written by `Checkpointer` (step subdirectories holding our items); local or
+    remote (`gs://`)."""
+    root = epath.Path(os.fspath(path))
+    if not root.is_dir():
         return False
+    return any(sub.name.isdigit() and (sub / "params").is_dir() for sub in root.iterdir())
     for name in os.listdir(path):
         sub = os.path.join(path, name)
         if name.isdigit() and os.path.isdir(sub) and os.path.isdir(os.path.join(sub, "params")):

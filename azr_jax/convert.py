@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from etils import epath
+
 from azr_jax.checkpoint import Checkpointer, is_checkpoint_dir
 from azr_jax.hf.export import TOKENIZER_FILES, save_hf
 from azr_jax.hf.load import load_hf
@@ -41,8 +43,9 @@ def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
     for name in TOKENIZER_FILES + ("generation_config.json",):
         src = os.path.join(src_dir, name)
         if os.path.isfile(src):
-            os.makedirs(dst_dir, exist_ok=True)
-            shutil.copyfile(src, os.path.join(dst_dir, name))
+            dst = epath.Path(dst_dir)  # may be remote: a TPU run's gs:// checkpoint dir
+            dst.mkdir(parents=True, exist_ok=True)
+            (dst / name).write_bytes(open(src, "rb").read())
             copied.append(name)
     return copied
 

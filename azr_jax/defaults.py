@@ -141,6 +141,10 @@ def base_config() -> ml_collections.ConfigDict:
     # with params_digest also a digest of the gathered global params (costly on big models):
     # the check that all hosts of a multi-host run agree.
     c.log.params_digest = False
+    # Local directory for the logs when --workdir is remote (gs://): they are mirrored to
+    # <workdir>/logs/ after every checkpoint. "" = ~/.cache/azr_jax/runs/<workdir name>.
+    # Set with a local workdir too, it writes the logs there and mirrors them the same way.
+    c.log.local_dir = ""
     return c
 
 

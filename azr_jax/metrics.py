@@ -310,6 +310,11 @@ class MetricsWriter:
                     self._tb.add_scalar(key, value, global_step=step, walltime=now)
             self._tb.flush()
 
+    def flush(self) -> None:
+        """Push TensorBoard's buffered events to disk (the JSONL is fsync'd on every write)."""
+        if self._tb is not None:
+            self._tb.flush()
+
     def close(self) -> None:
         if self._log is not None:
             self._log.close()

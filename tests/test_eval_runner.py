@@ -94,3 +94,40 @@ def test_math_answers_use_the_normaliser(executor, tmp_path):
     res = evaluate(problems, pol, None, executor, max_new_tokens=8)
     assert [r.passed for r in res] == [True, False]
     assert scores(res)["math500"] == 50.0
+
+
+@pytest.mark.slow
+def test_eval_command_on_a_training_run(tmp_path):
+    """`azr-jax eval --checkpoint=RUN --benchmarks=...` end to end: a 1-step debug run's
+    checkpoint, the real HumanEval file, the real sampler and farm; results and summary written."""
+    import subprocess
+    import sys
+    pytest.importorskip("transformers")
+    he = _humaneval_file()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = os.path.join(repo, "configs", "debug_random.py")
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    run = tmp_path / "run"
+    train = subprocess.run(
+        [sys.executable, "-m", "azr_jax.cli", "train", f"--config={cfg}", f"--workdir={run}",
+         "--config.total_steps=1", "--config.log.tensorboard=False", "--config.log.progress=False"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert train.returncode == 0, train.stderr[-3000:]
+    ev = subprocess.run(
+        [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", f"--checkpoint={run}",
+         "--benchmarks=humaneval", f"--data_dir={os.path.dirname(he)}",
+         "--config.eval.limit=3", "--config.eval.max_new_tokens=16", f"--out={tmp_path / 'ev'}"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    files = sorted(os.listdir(tmp_path / "ev"))
+    rows = [json.loads(line) for f in files if f.endswith(".jsonl")
+            for line in open(tmp_path / "ev" / f)]
+    assert len(rows) == 3 and {r["benchmark"] for r in rows} == {"humaneval"}
+    # a random 2-layer model cannot solve HumanEval: every problem scored, none passed
+    assert all(r["passed"] is False for r in rows), rows
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}",
+         f"--checkpoint={tmp_path / 'missing'}", "--benchmarks=humaneval",
+         f"--data_dir={os.path.dirname(he)}"], env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "checkpoint not found" in bad.stderr

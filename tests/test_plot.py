@@ -160,3 +160,24 @@ def test_cli_exit_code_and_message_for_missing_metrics(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "azr-jax plot: error:" in proc.stderr and "has no metrics.jsonl" in proc.stderr
+
+
+@pytest.mark.slow
+def test_plot_a_real_three_step_run(tmp_path):
+    """The acceptance path: `azr-jax train` (tiny debug model, 3 real self-play steps), then
+    `azr-jax plot RUN_DIR` as a user runs it: every training figure is a valid PNG."""
+    pytest.importorskip("transformers")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = tmp_path / "run"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    train = subprocess.run(
+        [sys.executable, "-m", "azr_jax.cli", "train",
+         f"--config={os.path.join(repo, 'configs', 'debug_random.py')}", f"--workdir={run}",
+         "--config.total_steps=3", "--config.log.tensorboard=False", "--config.log.progress=False"],
+        env=env, capture_output=True, text=True, timeout=900)
+    assert train.returncode == 0, train.stderr[-3000:]
+    plot = subprocess.run([sys.executable, "-m", "azr_jax.cli", "plot", str(run)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert plot.returncode == 0, plot.stderr[-3000:]
+    printed = plot.stdout.split()
+    _assert_pngs(printed, run / "plots", TRAINING_FIGURES)

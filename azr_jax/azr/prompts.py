@@ -178,6 +178,9 @@ def io_proposer_prompt(
     banned = _banned_line(cfg)
     example = _join([_block("python", "def f(items, k):\n    ..."), _block("input", "[3, 1, 2], 2")])
     if cfg.flavour == "compact":
+        # Small models copy the shape of the example: a complete, runnable one teaches the
+        # format (and `f` with arguments that match the input) better than an elided body.
+        example = _join([_block("python", COMPACT_EXAMPLE_PROGRAM), _block("input", "[3, 1, 2], 2")])
         lines = [
             "## Task: write a new Python program and one input for it",
             f"A test subject will see {shown} and must {hidden_goal}. Make it hard but solvable"
@@ -185,8 +188,10 @@ def io_proposer_prompt(
             *_code_rules(cfg),
             "- " + _argument_rule(),
             *(["- " + banned] if banned else []),
-            "Answer with the program in a ```python block and the input in an ```input block:",
+            "Answer with the program in a ```python block and the input in an ```input block, "
+            "like this example:",
             example,
+            "Now write your own, different program and its input in the same two blocks.",
         ]
     else:
         lines = [
@@ -219,6 +224,13 @@ def io_proposer_prompt(
         lines += ["", "### Reference snippets"]
         lines += [_triplet_reference(i + 1, r) for i, r in enumerate(references)]
     return _join(lines)
+
+
+COMPACT_EXAMPLE_PROGRAM = """def f(items, k):
+    total = 0
+    for x in sorted(items)[:k]:
+        total = total * 10 + x
+    return total"""
 
 
 def induction_proposer_prompt(program: str, cfg: PromptConfig = PromptConfig()) -> str:

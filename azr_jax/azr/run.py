@@ -3,7 +3,10 @@
 Run directory layout (`--workdir`):
   checkpoints/<step>/   orbax: params, opt_state, state (step, buffers, config), model_config
   checkpoints/tokenizer/  tokenizer files (so `azr-jax convert` exports a complete HF dir)
-  metrics.jsonl, samples.jsonl, tensorboard/
+  metrics.jsonl, samples.jsonl, eval.jsonl, tensorboard/, hosts/<process>.json
+A remote run directory (`gs://...`, a TPU pod's shared storage) keeps the checkpoints; the logs
+are written locally (`log.local_dir`, default under ~/.cache/azr_jax/runs) and mirrored to
+`<workdir>/logs/` after every checkpoint (see `azr_jax.rundir`).
 A run resumes from its latest checkpoint whenever the directory already holds one; SIGTERM
 (TPU preemption) and SIGINT finish the current step, save, and exit.
 """
@@ -20,8 +23,10 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
 from azr_jax import metrics as metrics_lib
+from azr_jax import rundir
 from azr_jax.azr.batch import build_update_batch
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
@@ -161,9 +166,17 @@ class SelfPlayRun:
     def __init__(self, c: ml_collections.ConfigDict, workdir: str, *,
                  policy: Policy | None = None, farm: Any = None):
         self.c = c
-        self.workdir = os.path.abspath(workdir)
+        self.workdir = rundir.resolve(workdir)
         self.primary = distributed.is_primary()
-        os.makedirs(self.workdir, exist_ok=True)
+        # Logs need a local, appendable directory; a remote workdir gets a mirrored local one.
+        self.log_dir = c.log.local_dir or (rundir.default_local_dir(self.workdir)
+                                           if rundir.is_remote(self.workdir) else self.workdir)
+        self.log_dir = os.path.abspath(self.log_dir)
+        self.mirror = (rundir.LogMirror(self.log_dir, rundir.join(self.workdir, rundir.LOGS_SUBDIR))
+                       if self.log_dir != self.workdir else None)
+        if not rundir.is_remote(self.workdir):
+            os.makedirs(self.workdir, exist_ok=True)
+        os.makedirs(self.log_dir, exist_ok=True)
         self.mesh = mesh_from_config(c.mesh)
         self.rules = ShardingRules(self.mesh)
         log.info("mesh %s", describe(self.mesh))
@@ -203,7 +216,7 @@ class SelfPlayRun:
         self.selfplay = SelfPlay(self.sp_cfg, self.policy, self.executor, buffers, seed=c.seed)
         self.key = jax.random.PRNGKey(c.seed)
 
-        self.ckpt = Checkpointer(os.path.join(self.workdir, "checkpoints"),
+        self.ckpt = Checkpointer(rundir.join(self.workdir, "checkpoints"),
                                  max_to_keep=c.checkpoint.keep, save_every=1,
                                  async_save=c.checkpoint.async_save)
         self.step = 0
@@ -250,15 +263,17 @@ class SelfPlayRun:
             self.selfplay.buffers.load_state_dict(st["buffers"])
             self.step = int(st["step"])
             log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
-        self.metrics = metrics_lib.MetricsWriter(self.workdir, tensorboard=self.c.log.tensorboard,
+        if self.mirror is not None and self.primary:
+            self.mirror.pull()  # a fresh VM resuming: bring back the steps already logged
+        self.metrics = metrics_lib.MetricsWriter(self.log_dir, tensorboard=self.c.log.tensorboard,
                                                  primary=self.primary, resume_step=self.step)
-        self.samples = metrics_lib.SamplesWriter(self.workdir, primary=self.primary,
+        self.samples = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary,
                                                  resume_step=self.step)
-        self.evals = metrics_lib.SamplesWriter(self.workdir, primary=self.primary,
+        self.evals = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary,
                                                resume_step=self.step, filename="eval.jsonl")
         if self.primary and self.tokenizer_dir:
             from azr_jax.convert import copy_tokenizer
-            copy_tokenizer(self.tokenizer_dir, os.path.join(self.ckpt.directory, TOKENIZER_SUBDIR))
+            copy_tokenizer(self.tokenizer_dir, rundir.join(self.ckpt.directory, TOKENIZER_SUBDIR))
         return self.step
 
     # ------------------------------------------------------------------ one step
@@ -336,6 +351,18 @@ class SelfPlayRun:
                  "seed": self.c.seed, "config": json.loads(self.c.to_json_best_effort())}
         self.ckpt.save(self.step, params=self.state.params, opt_state=self.state.opt_state,
                        model_config=self.model_cfg, state=state, force=force)
+        self._push_logs()
+
+    def _push_logs(self) -> None:
+        """Mirror the local logs to a remote workdir (primary host only)."""
+        if self.mirror is None or not self.primary:
+            return
+        if self.metrics is not None:
+            self.metrics.flush()
+        try:
+            self.mirror.push()
+        except OSError as e:  # storage hiccup: the next checkpoint retries; training goes on
+            log.warning("could not mirror logs to %s: %s", self.mirror.remote, e)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.warning("signal %d: finishing the current step, then saving", signum)
@@ -380,9 +407,13 @@ class SelfPlayRun:
             for leaf in jax.tree.leaves(self.state.params):
                 h.update(np.ascontiguousarray(distributed.to_host(leaf)).tobytes())
             info["params_sha256"] = h.hexdigest()
-        os.makedirs(os.path.join(self.workdir, "hosts"), exist_ok=True)
-        with open(os.path.join(self.workdir, "hosts", f"{jax.process_index()}.json"), "w") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
+        path = rundir.join(self.workdir, "hosts", f"{jax.process_index()}.json")
+        if rundir.is_remote(path):
+            epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        epath.Path(path).write_text(json.dumps(info, indent=2, sort_keys=True))
+        self._push_logs()
         return info
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""azr-jax eval --config=configs/X.py [--checkpoint=PATH] [--out=DIR] [--config.eval.*=...]
+"""azr-jax eval --config=configs/X.py [--checkpoint=PATH] [--benchmarks=a,b] [--data_dir=DIR] [--out=DIR]
 
 Greedy pass@1 on the benchmarks of `config.eval` (R1 template, `<answer>` extraction, code run
 in the sandbox farm). PATH: a training run directory (latest checkpoint), an orbax checkpoint,
@@ -19,6 +19,10 @@ config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:topo
 flags.DEFINE_string("checkpoint", None, "Run dir, orbax checkpoint dir or HF dir to evaluate.")
 flags.DEFINE_string("out", None, "Where per-problem JSONL and the summary go "
                                  "(default: <run dir>/eval, or ./eval).")
+flags.DEFINE_list("benchmarks", None, "Comma-separated benchmark names (overrides "
+                  "config.eval.benchmarks), e.g. humaneval_plus,mbpp_plus,livecodebench,aime24.")
+flags.DEFINE_string("data_dir", None, "Directory of the benchmark files (overrides "
+                    "config.eval.data_dir; see azr_jax/eval/README.md).")
 flags.mark_flags_as_required(["config"])
 
 log = logging.getLogger("azr_jax.eval")
@@ -50,6 +54,10 @@ def main(argv: list[str]) -> None:
     from sharding.rules import ShardingRules
 
     c = FLAGS.config
+    if FLAGS.benchmarks:
+        c.eval.benchmarks = tuple(FLAGS.benchmarks)
+    if FLAGS.data_dir:
+        c.eval.data_dir = FLAGS.data_dir
     problems = load_problems(c.eval)
     rules = ShardingRules(mesh_from_config(c.mesh))
     step, run_dir = None, None
