@@ -45,7 +45,7 @@ def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
         if os.path.isfile(src):
             dst = epath.Path(dst_dir)  # may be remote: a TPU run's gs:// checkpoint dir
             dst.mkdir(parents=True, exist_ok=True)
-            (dst / name).write_bytes(open(src, "rb").read())
+            (dst / name).write_bytes(epath.Path(src).read_bytes())
             copied.append(name)
     return copied
 

@@ -70,7 +70,7 @@ class LogMirror:
         for rel in self._local_files():
             dst = self.remote / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(open(os.path.join(self.local, rel), "rb").read())
+            dst.write_bytes(epath.Path(self.local, rel).read_bytes())
             n += 1
         return n
 
@@ -85,10 +85,9 @@ class LogMirror:
         n = 0
         for src in _walk(self.remote):
             rel = os.fspath(src.relative_to(self.remote))
-            dst = os.path.join(self.local, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, "wb") as f:
-                f.write(src.read_bytes())
+            dst = epath.Path(self.local, rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(src.read_bytes())
             n += 1
         if n:
             log.info("pulled %d log files from %s into %s", n, self.remote, self.local)

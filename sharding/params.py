@@ -42,7 +42,7 @@ def put(tree: Any, shardings: Any) -> Any:
             return jax.random.wrap_key_data(one(jax.random.key_data(x), s),
                                             impl=jax.random.key_impl(x))
         host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, s, lambda index: host[index])
+        return array_from_host(host.shape, host.dtype, s, lambda index: host[index])
 
     if shardings is None:
         return jax.device_put(tree)

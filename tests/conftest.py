@@ -12,5 +12,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """torch's OpenMP pool collapses when the 2 cores are shared (10x slower reference runs);
+    one thread is fast and deterministic. Restored afterwards for other test modules.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("torch_one_thread")`."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -59,3 +59,23 @@ def torch_logits(model, row: list[int]) -> np.ndarray:
     with torch.no_grad():
         out = model(torch.tensor([row])).logits[0]
     return out.float().numpy()
+
+
+def smollm2_and_reference():
+    """The embedded SmolLM2-135M-Instruct: (HF dir, our config, our params, HF torch model with
+    eager attention, the reference formulation: sdpa reorders the same fp32 math). Skips the
+    calling test when the asset is not installed."""
+    import pytest
+    import torch
+    import transformers
+
+    from azr_jax.hf import assets
+    from azr_jax.hf.load import load_hf
+    try:
+        d = assets.smollm2_hf_dir()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    cfg, params = load_hf(d)
+    ref = transformers.AutoModelForCausalLM.from_pretrained(
+        d, dtype=torch.float32, attn_implementation="eager").eval()
+    return d, cfg, params, ref

@@ -20,6 +20,7 @@ from sharding.rules import ShardingRules
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 EOS = hf_models.TINY["eos_token_id"]
 VOCAB = hf_models.TINY["vocab_size"]
@@ -28,16 +29,6 @@ CONFIG = SamplerConfig(prompt_buckets=(8, 16, 32), gen_buckets=(8, 16, 24), max_
                        batch_buckets=(1, 2, 4, 8))
 LENGTHS = (5, 17, 11, 2, 9)
 GREEDY = SamplingParams(temperature=0.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _torch_one_thread():
-    """torch's OpenMP pool collapses when the 2 cores are shared (10x slower reference runs);
-    one thread is fast and deterministic. Restored afterwards for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _rows(seed: int, lengths=LENGTHS) -> list[list[int]]:

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+import hf_models
 from azr_jax.model import api
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.demo_prompts import azr_task_prompts
@@ -14,33 +15,16 @@ from azr_jax.sampling.text import TextSampler
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 pytest.importorskip("gguf")
 assets = pytest.importorskip("azr_jax.hf.assets")
 
 NEW_TOKENS = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _torch_one_thread():
-    """torch's OpenMP pool collapses when the 2 cores are shared (10x slower reference runs);
-    one thread is fast and deterministic. Restored afterwards for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def smollm2():
-    try:
-        d = assets.smollm2_hf_dir()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    from azr_jax.hf.load import load_hf
-    cfg, params = load_hf(d)
-    # eager attention: the reference formulation (sdpa reorders the same fp32 math)
-    ref = transformers.AutoModelForCausalLM.from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager").eval()
+    d, cfg, params, ref = hf_models.smollm2_and_reference()
     ts = TextSampler.from_dir(d, cfg, config=SamplerConfig(batch_buckets=(4,), max_batch=4))
     return cfg, params, ref, ts
 

@@ -18,21 +18,12 @@ from azr_jax.sampling.text import TextSampler, Tokenizer, first_stop, tokens_thr
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 spm = pytest.importorskip("sentencepiece")
 
 CONFIG = SamplerConfig(prompt_buckets=(128, 192, 256), gen_buckets=(24,), batch_buckets=(4,),
                        max_batch=4)
 PROMPTS = ["def f(x): return x + 1", "The answer is 42.", "Think step by step about the task."]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _torch_one_thread():
-    """torch's OpenMP pool collapses when the 2 cores are shared (10x slower reference runs);
-    one thread is fast and deterministic. Restored afterwards for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

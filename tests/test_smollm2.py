@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import hf_models
 from azr_jax.model import api
 
 torch = pytest.importorskip("torch")
@@ -19,16 +20,8 @@ PROMPT = [{"role": "user", "content":
 
 @pytest.fixture(scope="module")
 def smollm2():
-    try:
-        d = assets.smollm2_hf_dir()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    from azr_jax.hf.load import load_hf
-    cfg, params = load_hf(d)
+    d, cfg, params, ref = hf_models.smollm2_and_reference()
     tok = transformers.AutoTokenizer.from_pretrained(d)
-    # eager attention: the reference formulation (sdpa reorders the same fp32 math)
-    ref = transformers.AutoModelForCausalLM.from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager").eval()
     ids = tok.apply_chat_template(PROMPT, add_generation_prompt=True, return_dict=False)
     return cfg, params, ref, list(ids)
 

@@ -407,13 +407,9 @@ class SelfPlayRun:
             for leaf in jax.tree.leaves(self.state.params):
                 h.update(np.ascontiguousarray(distributed.to_host(leaf)).tobytes())
             info["params_sha256"] = h.hexdigest()
-        path = rundir.join(self.workdir, "hosts", f"{jax.process_index()}.json")
-        if rundir.is_remote(path):
-            epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        epath.Path(path).write_text(json.dumps(info, indent=2, sort_keys=True))
-        self._push_logs()
+        path = epath.Path(rundir.join(self.workdir, "hosts", f"{jax.process_index()}.json"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(info, indent=2, sort_keys=True))
         return info
 
     def close(self) -> None:
