@@ -3,9 +3,11 @@
 CPU section (always): SmolLM2-135M-Instruct (the embedded model, fp32), AZR solver prompts
 rendered with the chat template (the prompts most AZR rollouts use), greedy, a fixed number of
 new tokens per row (stop tokens off on both sides, so both produce exactly B x N tokens).
-For each batch size it runs azr-jax (one untimed call first to compile) and HF generate
-(default sdpa attention, left padding, one untimed short call first) in the same process and
-prints new tokens/s and the ratio. torch runs with whichever of 1 or all cores is faster for a
+The batch cycles 4 distinct prompts (so batch 32 = 4 prompts x 8 rows, the shape of AZR's
+learnability rollouts). For each batch size it runs azr-jax (one untimed call first to compile),
+again with prompt sharing off when prompts repeat (`share: off` rows: every row prefilled on its
+own, as HF does), and HF generate (default sdpa attention, left padding, one untimed short call
+first) in the same process, and prints new tokens/s and the ratio. torch runs with whichever of 1 or all cores is faster for a
 short calibration generate (on a shared machine OpenMP with all cores can be 10x slower).
 
 GPU section (only when jax's default device is a GPU): a Qwen2.5-1.5B-shaped model with random
@@ -106,7 +108,8 @@ def _cpu_section(args: argparse.Namespace) -> None:
     cfg, params = load_hf(d)
     tok = Tokenizer(d)
     hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    sampler = Sampler(cfg, config=SamplerConfig(), stop_token_ids=())
+    samplers = {"on": Sampler(cfg, config=SamplerConfig(), stop_token_ids=()),
+                "off": Sampler(cfg, config=SamplerConfig(share_prompts=False), stop_token_ids=())}
     greedy = SamplingParams(temperature=0.0)
     N = args.new_tokens
     threads = None if args.no_hf else _torch_threads(hf, torch, torch.tensor([[1] * 32]))
@@ -114,32 +117,39 @@ def _cpu_section(args: argparse.Namespace) -> None:
     print(f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
           f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
           f"({threads} thread(s)), transformers {transformers.__version__}")
-    header = ("| batch | prompt tok (mean/max) | azr-jax new tok/s | prefill s | decode ms/step "
-              "| compile s | HF new tok/s | HF s | ratio | rows identical |")
+    header = ("| batch | distinct prompts | prompt tok (mean/max) | share | azr-jax new tok/s "
+              "| prefill s | decode ms/step | compile s | HF new tok/s | HF s | ratio "
+              "| rows identical |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for B in args.batch_sizes:
         rows = [tok.encode_prompt(p) for p in azr_task_prompts(B, proposers=False)]
         lens = [len(r) for r in rows]
-        t = time.perf_counter()
-        sampler.generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
-        compile_s = time.perf_counter() - t
-        t = time.perf_counter()
-        out = sampler.generate(params, rows, N, greedy, jax.random.key(0))
-        ours_s = time.perf_counter() - t
-        compile_s -= ours_s
-        ours = B * N / ours_s
-        step_ms = 1e3 * out.decode_seconds / max(out.steps - 1, 1)
-        if args.no_hf:
-            hf_cols = "| - | - | - | - |"
-        else:
+        distinct = len({tuple(r) for r in rows})
+        runs = []
+        for share in ("on", "off") if distinct < B else ("on",):
+            t = time.perf_counter()
+            samplers[share].generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
+            compile_s = time.perf_counter() - t
+            t = time.perf_counter()
+            out = samplers[share].generate(params, rows, N, greedy, jax.random.key(0))
+            ours_s = time.perf_counter() - t
+            runs.append((share, out, B * N / ours_s, compile_s - ours_s))
+        hf_s = hf_tokens = None
+        if not args.no_hf:
             _hf_generate(hf, torch, rows, 2, tok.hf.pad_token_id or 0)  # warm
             hf_s, hf_tokens = _hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0)
-            same = int((hf_tokens == out.tokens).all(axis=1).sum())
-            hf_rate = B * N / hf_s
-            hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
-        print(f"| {B} | {np.mean(lens):.0f}/{max(lens)} | {ours:.1f} | {out.prefill_seconds:.1f} "
-              f"| {step_ms:.0f} | {compile_s:.1f} {hf_cols}", flush=True)
+        for share, out, ours, compile_s in runs:
+            step_ms = 1e3 * out.decode_seconds / max(out.steps - 1, 1)
+            if hf_s is None:
+                hf_cols = "| - | - | - | - |"
+            else:
+                same = int((hf_tokens == out.tokens).all(axis=1).sum())
+                hf_rate = B * N / hf_s
+                hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
+            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {share} | {ours:.1f} "
+                  f"| {out.prefill_seconds:.1f} | {step_ms:.0f} | {compile_s:.1f} {hf_cols}",
+                  flush=True)
 
 
 # ----------------------------------------------------------------------------------------- GPU

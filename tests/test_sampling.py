@@ -2,6 +2,7 @@
 full forward pass, early stopping, determinism, meshes, compile counts and input errors."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -13,6 +14,7 @@ import hf_models
 from azr_jax.hf.load import load_hf
 from azr_jax.model import api
 from azr_jax.sampling import loop
+from azr_jax.sampling.batching import plan_chunks
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.sampler import Sampler
 from sharding.mesh import make_mesh
@@ -217,6 +219,43 @@ def test_same_key_same_output_and_chunking_invariance(qwen):
     np.testing.assert_array_equal(a.tokens, e.tokens)
 
 
+# --------------------------------------------------------------------------- shared prompts
+def test_repeated_prompts_are_prefilled_once(qwen):
+    """AZR's learnability rollouts repeat one prompt G times: the chunk prefills each distinct
+    prompt once (a smaller batch bucket) and every row still samples its own continuation,
+    equal to what it gets with sharing off and to a full forward pass."""
+    d, _, cfg, params = qwen
+    a, b, c = _rows(8, lengths=(5, 17, 11))
+    rows = [a, b, a, c, a, b, a, c]
+    sp = SamplingParams(1.0, top_p=0.9)
+    chunk, = plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32),
+                         CONFIG, 1, 0)
+    assert chunk.tokens.shape == (4, 32) and chunk.budgets.shape == (8,)  # 3 distinct -> bucket 4
+    for j, r in enumerate(rows):
+        assert chunk.tokens[chunk.src[j], -len(r):].tolist() == r
+    off = dataclasses.replace(CONFIG, share_prompts=False)
+    assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32),
+                       off, 1, 0)[0].src is None
+
+    shared = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(params, rows, 24, sp,
+                                                                     jax.random.key(9))
+    alone = Sampler(cfg, config=off, stop_token_ids=()).generate(params, rows, 24, sp,
+                                                                 jax.random.key(9))
+    np.testing.assert_array_equal(shared.tokens, alone.tokens)
+    np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-5)
+    ref = _full_forward_logprobs(cfg, params, rows, shared, sp.temperature)
+    np.testing.assert_allclose(shared.logprobs, ref, atol=1e-4)
+    # the four copies of prompt `a` are four different samples
+    assert len({tuple(shared.tokens[i]) for i in (0, 2, 4, 6)}) == 4
+    # on a mesh that splits the batch in 2 the distinct prompts are sharded too
+    rules = ShardingRules(make_mesh(1, 2, 4))
+    _, sharded = load_hf(d, rules=rules)
+    mesh_out = Sampler(cfg, rules=rules, config=CONFIG, stop_token_ids=()).generate(
+        sharded, rows, 24, sp, jax.random.key(9))
+    np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
+    np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
+
+
 # --------------------------------------------------------------------------- meshes
 @pytest.mark.parametrize("shape, sp", [((1, 2, 4), SamplingParams(0.9, top_k=20, top_p=0.95)),
                                        ((8, 1, 1), SamplingParams(1.0))],
@@ -308,6 +347,8 @@ def test_bad_types_and_settings(qwen):
         s.generate(params, [[5]], 4, GREEDY, 0)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         Sampler(cfg, stop_token_ids=(VOCAB,))
+    with pytest.raises(ValueError, match="share_prompts must be a bool"):
+        SamplerConfig(share_prompts="yes")
     with pytest.raises(ValueError, match="cache slots exceed max_cache_len 30"):
         Sampler(cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16),
                                           max_cache_len=30)).generate(

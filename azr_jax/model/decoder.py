@@ -193,6 +193,25 @@ def silu(x: jax.Array) -> jax.Array:
     return x / (1 + jnp.exp(-x))
 
 
+def _decode_scores(qg: jax.Array, ck: jax.Array) -> jax.Array:
+    """q.k over the cache for one new token: [B,1,K,G,H] x [B,S,K,H] -> [B,K,G,1,S] in fp32.
+
+    Written as multiply + reduce rather than a dot: XLA:CPU then fuses the per-layer cache
+    slice of the layer scan into the reduction and streams the cache once, where a dot first
+    copies the slice out (the cache read dominates a decode step at large batch).
+    """
+    prod = qg[:, 0, None, :, :, :].astype(jnp.float32) * ck[:, :, :, None, :].astype(jnp.float32)
+    return jnp.sum(prod, axis=-1).transpose(0, 2, 3, 1)[:, :, :, None, :]  # [B,S,K,G] -> ...
+
+
+def _decode_values(probs: jax.Array, cv: jax.Array) -> jax.Array:
+    """probs [B,K,G,1,S] x cache values [B,S,K,H] -> [B,1,K,G,H], as a fused reduce (see
+    `_decode_scores`)."""
+    p = probs[:, :, :, 0, :].transpose(0, 3, 1, 2)  # [B,S,K,G]
+    out = jnp.sum(p[..., None].astype(jnp.float32) * cv[:, :, :, None, :].astype(jnp.float32), axis=1)
+    return out.astype(cv.dtype)[:, None]
+
+
 def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: jax.Array,
                    self_mask: jax.Array, cache_mask: jax.Array | None):
     """The scan body: one decoder block on (hidden, (layer params, layer cache or None)).
@@ -226,13 +245,19 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         scores = jnp.where(self_mask[:, None, None, :, :], scores, _MASK_VALUE)
         if kv is not None:  # keys of earlier tokens, from the cache
             ck, cv = kv[0].astype(dtype), kv[1].astype(dtype)
-            cached = jnp.einsum("btkgh,bskh->bkgts", qg, ck,
-                                preferred_element_type=jnp.float32) * scale
+            S = ck.shape[1]
+            if T == 1:
+                cached = _decode_scores(qg, ck) * scale
+            else:
+                cached = jnp.einsum("btkgh,bskh->bkgts", qg, ck,
+                                    preferred_element_type=jnp.float32) * scale
             cached = jnp.where(cache_mask[:, None, None, :, :], cached, _MASK_VALUE)
             probs = jax.nn.softmax(jnp.concatenate([cached, scores], axis=-1), axis=-1).astype(dtype)
-            S = ck.shape[1]
-            attn = (jnp.einsum("bkgts,bskh->btkgh", probs[..., :S], cv)
-                    + jnp.einsum("bkgts,bskh->btkgh", probs[..., S:], v))
+            if T == 1:
+                attn = _decode_values(probs[..., :S], cv)
+            else:
+                attn = jnp.einsum("bkgts,bskh->btkgh", probs[..., :S], cv)
+            attn = attn + jnp.einsum("bkgts,bskh->btkgh", probs[..., S:], v)
         else:
             probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
             attn = jnp.einsum("bkgts,bskh->btkgh", probs, v)

@@ -17,19 +17,25 @@ from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
 
 @dataclasses.dataclass
 class Chunk:
-    """One padded sub-batch, ready for the jitted programs."""
+    """One padded sub-batch, ready for the jitted programs.
+
+    Without prompt sharing `tokens` holds one prompt per row (Ub = Bb) and `src` is None.
+    With it, `tokens` holds the chunk's distinct prompts (padded to a smaller batch bucket Ub)
+    and row j of the chunk decodes from the prefill of prompt `src[j]`.
+    """
 
     rows: np.ndarray  # [n] indices of the caller's rows held here (real rows only)
-    tokens: np.ndarray  # [Bb, P] int32, left-padded
-    mask: np.ndarray  # [Bb, P] int32, 1 = real prompt token
+    tokens: np.ndarray  # [Ub, P] int32, left-padded
+    mask: np.ndarray  # [Ub, P] int32, 1 = real prompt token
     budgets: np.ndarray  # [Bb] int32, 0 for dummy rows
     row_ids: np.ndarray  # [Bb] int32, caller row index (dummy rows: an unused id)
     gen_len: int  # N, the generation bucket
+    src: np.ndarray | None = None  # [Bb] int32, row -> index into `tokens`
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(batch bucket, prompt bucket, generation bucket): what a compiled program is for."""
-        return self.tokens.shape[0], self.tokens.shape[1], self.gen_len
+        return self.budgets.shape[0], self.tokens.shape[1], self.gen_len
 
 
 def _is_int(x: object) -> bool:
@@ -115,16 +121,34 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
                 f"max_cache_len "
                 f"{config.max_cache_len} (longest prompt {lengths[rows].max()}, largest budget "
                 f"{budgets[rows].max()}); lower max_new_tokens or raise max_cache_len")
-        tokens = np.full((B, P), pad_id, np.int32)
-        mask = np.zeros((B, P), np.int32)
-        for j, r in enumerate(rows):
-            tokens[j, P - lengths[r]:] = prompts[r]
-            mask[j, P - lengths[r]:] = 1
-        mask[n:, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+        distinct, src = _distinct_prompts([prompts[r] for r in rows])
+        U = round_up(pick_bucket(len(distinct), config.batch_buckets, "batch size"), batch_multiple)
+        if not config.share_prompts or U >= B:  # nothing to share (or no smaller bucket)
+            distinct, src, U = [prompts[r] for r in rows], None, B
+        tokens = np.full((U, P), pad_id, np.int32)
+        mask = np.zeros((U, P), np.int32)
+        for j, prompt in enumerate(distinct):
+            tokens[j, P - len(prompt):] = prompt
+            mask[j, P - len(prompt):] = 1
+        mask[len(distinct):, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+        if src is not None:  # dummy rows (budget 0, never decoded) read the last prompt slot
+            src = np.concatenate([src, np.full((B - n,), U - 1, np.int32)])
         chunk_budgets = np.zeros((B,), np.int32)
         chunk_budgets[:n] = budgets[rows]
         row_ids = np.full((B,), -1, np.int32)
         row_ids[:n] = rows
         chunks.append(Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets,
-                            row_ids=row_ids, gen_len=N))
+                            row_ids=row_ids, gen_len=N, src=src))
     return chunks
+
+
+def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct prompts in first-seen order and, per row, the index of its prompt."""
+    index: dict[bytes, int] = {}
+    src = np.empty((len(prompts),), np.int32)
+    for j, p in enumerate(prompts):
+        src[j] = index.setdefault(p.tobytes(), len(index))
+    distinct = [None] * len(index)
+    for j, p in enumerate(prompts):
+        distinct[src[j]] = p
+    return distinct, src

@@ -16,9 +16,10 @@ DEFAULT_PROMPT_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048
 # Generation budgets: small budgets (eval answers, tests) get small programs, AZR's 8,096-token
 # responses fit the last bucket.
 DEFAULT_GEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-# Batch sizes: powers of two with 1.5x steps in between, so the ~400-row AZR step (and its
-# 192/64-row sub-batches) pad few dummy rows.
-DEFAULT_BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+# Batch sizes: powers of two with 1.5x steps in between (at most 1/3 of a batch is dummy
+# rows), so the ~400-row AZR step (and its 192/64-row sub-batches) and the small steps of the
+# CPU config (12 rows) pad few dummy rows.
+DEFAULT_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,10 @@ class SamplerConfig:
     # Prompt tokens per prefill pass: bounds prefill attention memory to
     # batch x heads x prefill_chunk x prompt_bucket scores.
     prefill_chunk: int = 512
+    # Prefill each distinct prompt of a chunk once and copy its cache to the rows that repeat
+    # it (AZR's G learnability rollouts of one task are G identical prompts): G x less prefill
+    # compute. Results do not depend on it; off = every row is prefilled on its own.
+    share_prompts: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_buckets", _check_buckets("prompt_buckets", self.prompt_buckets))
@@ -94,6 +99,8 @@ class SamplerConfig:
         if isinstance(self.prefill_chunk, bool) or not isinstance(self.prefill_chunk, int) or \
                 self.prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be an int >= 1, got {self.prefill_chunk!r}")
+        if not isinstance(self.share_prompts, bool):
+            raise ValueError(f"share_prompts must be a bool, got {self.share_prompts!r}")
         if self.max_cache_len is not None and (
                 not isinstance(self.max_cache_len, int) or self.max_cache_len < 2):
             raise ValueError(f"max_cache_len must be None or an int >= 2, got {self.max_cache_len!r}")

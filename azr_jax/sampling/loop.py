@@ -146,19 +146,34 @@ def _extend(cache: KVCache, extra: int) -> KVCache:
                    jnp.pad(cache.valid, ((0, 0), (0, extra))), cache.index)
 
 
+def _share(src: jax.Array, hidden: jax.Array, cache: KVCache, positions: jax.Array,
+           tokens: jax.Array, rules: ShardingRules
+           ) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+    """Copy each distinct prompt's prefill (last hidden state, cache, positions) to every row
+    that decodes from it: [U, ...] -> [B, ...] along the batch axis."""
+    axes = KVCache.logical_axes()
+    cache = KVCache(rules.constrain(cache.k[:, src], axes.k), rules.constrain(cache.v[:, src], axes.v),
+                    rules.constrain(cache.valid[src], axes.valid), cache.index)
+    return hidden[src], cache, positions[src], tokens[src]
+
+
 @functools.partial(jax.jit, static_argnames=("spec",))
 def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax.Array,
-            row_ids: jax.Array, key: jax.Array, temperature: jax.Array, top_p: jax.Array, *,
-            spec: ProgramSpec) -> DecodeState:
+            row_ids: jax.Array, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
+            src: jax.Array | None = None, *, spec: ProgramSpec) -> DecodeState:
     """Run the prompts through the model, build the decode cache and draw token 0.
 
+    With `src` ([B] indices), `tokens`/`mask` hold U distinct prompts and row b decodes from
+    prompt src[b]: the prefill runs on U rows and its results are copied to the B rows.
     Only the last position's hidden state goes through the LM head: a [B, P, V] logits tensor
     would be the largest buffer of the whole call (32 x 512 x 49k fp32 = 3 GB).
     """
     cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
-    B, P = tokens.shape
     positions = api.positions_from_mask(mask)
     hidden, cache = _prefill_cache(spec, params, tokens, mask, positions)
+    if src is not None:
+        hidden, cache, positions, tokens = _share(src, hidden, cache, positions, tokens, rules)
+    B = budgets.shape[0]
     logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
     state = DecodeState(
         step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),

@@ -161,7 +161,8 @@ class Sampler:
         t0 = time.perf_counter()
         state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
                              self._place(chunk.budgets), self._place(chunk.row_ids), key,
-                             temperature, top_p, spec=spec)
+                             temperature, top_p,
+                             None if chunk.src is None else self._place(chunk.src), spec=spec)
         jax.block_until_ready(state)
         t1 = time.perf_counter()
         state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, spec=spec))
