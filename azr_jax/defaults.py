@@ -110,6 +110,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict()
     c.train.micro_batch_size = 4
     c.train.logit_chunk = 512
+    # A step's rows are split into up to this many update batches of their own widths (AZR's
+    # proposer prompts are far longer than its solver prompts; one width pads every solver row
+    # to the longest proposer prompt). Same gradient; each extra batch shape compiles once.
+    c.train.max_shape_groups = 3
 
     c.sandbox = ml_collections.ConfigDict()
     c.sandbox.num_workers = 0  # 0 = one per CPU core

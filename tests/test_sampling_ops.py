@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from azr_jax.sampling.config import SamplerConfig, SamplingParams, pick_bucket
-from azr_jax.sampling.ops import SamplingMode, sample
+from azr_jax.sampling.ops import SamplingMode, nucleus_keep, sample
 
 # A fixed small distribution with a long tail (the tail tokens are what filters must remove).
 LOGITS = np.log(np.array([0.30, 0.20, 0.15, 0.12, 0.08, 0.06, 0.04, 0.03, 0.015, 0.005]))
@@ -114,8 +114,9 @@ def test_same_keys_same_tokens_different_keys_differ(draw):
     assert (a != c).mean() > 0.5
 
 
-def test_fast_path_has_no_sort():
-    """temperature-only sampling compiles without a sort over the vocabulary; top-p needs one."""
+def test_no_sort_over_the_vocabulary_without_top_k():
+    """Temperature-only and top-p sampling compile without a sort over the vocabulary (the
+    nucleus is found by bisection); only top-k sorts (its k candidates)."""
     logits = jnp.zeros((4, 1000), jnp.float32)
     keys = jax.random.split(jax.random.key(0), 4)
     args = (logits, keys, jnp.float32(1.0), jnp.float32(0.9))
@@ -123,7 +124,40 @@ def test_fast_path_has_no_sort():
     def hlo(mode):
         return jax.jit(lambda l, k, t, p: sample(l, k, t, p, mode)).lower(*args).as_text()
     assert "stablehlo.sort" not in hlo(SamplingMode())
-    assert "stablehlo.sort" in hlo(SamplingMode(top_p=True))
+    assert "stablehlo.sort" not in hlo(SamplingMode(top_p=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sort_free_nucleus_equals_the_sorted_one(seed):
+    """Rows of random logits (vocabularies up to 50k, peaked to flat): the bisection keeps
+    exactly the tokens a sort + exclusive cumulative sum keeps (numpy reference, float64), up
+    to fp32 rounding of the mass at the boundary."""
+    rng = np.random.default_rng(seed)
+    vocab = int(rng.choice([7, 300, 4096, 49152]))
+    logits = rng.normal(0.0, rng.uniform(0.1, 8.0, (16, 1)), (16, vocab)).astype(np.float32)
+    for top_p in (0.05, 0.5, 0.9, 0.95, 0.999):
+        got = np.asarray(nucleus_keep(jnp.asarray(logits), jnp.float32(top_p)))
+        for row, keep in zip(logits, got):
+            probs = _softmax(row.astype(np.float64))
+            order = np.argsort(-probs, kind="stable")
+            above = np.cumsum(probs[order]) - probs[order]
+            want = np.zeros(vocab, bool)
+            want[order[above < top_p]] = True
+            # a token whose mass above is within fp32 rounding of top_p may go either way
+            close = np.zeros(vocab, bool)
+            close[order[np.abs(above - top_p) < 1e-5]] = True
+            np.testing.assert_array_equal(keep[~close], want[~close])
+            assert keep.sum() >= 1 and keep[order[0]]
+
+
+def test_sort_free_nucleus_keeps_every_tied_token():
+    """Where the smallest kept probability is tied, all tied tokens stay (a sort would keep an
+    arbitrary subset): four equal tokens at top_p 0.5 are all kept; the most likely token always
+    survives."""
+    keep = nucleus_keep(jnp.zeros((1, 4), jnp.float32), jnp.float32(0.5))
+    assert np.asarray(keep).tolist() == [[True] * 4]
+    keep = nucleus_keep(jnp.asarray([[9.0, 0.0, 0.0]], jnp.float32), jnp.float32(0.01))
+    assert np.asarray(keep).tolist() == [[True, False, False]]
 
 
 @pytest.mark.parametrize("kw, match", [

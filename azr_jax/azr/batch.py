@@ -71,3 +71,101 @@ def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: 
         groups[i] = s.group.id
     adv = np.asarray(_advantages(rewards, groups, loss, cfg=advantage), np.float32)
     return UpdateBatch(tokens, attn, loss, adv, rewards, groups, lps, len(samples), P)
+
+
+def plan_shape_groups(prompt_lengths: Sequence[int], completion_lengths: Sequence[int], *,
+                      row_multiple: int, max_groups: int, min_length: int = 64) -> list[np.ndarray]:
+    """Split a step's rows into at most `max_groups` update batches of their own widths, at
+    the least padded compute.
+
+    Rows are ordered by prompt length and cut into contiguous runs; a run costs its rows
+    (rounded up to `row_multiple`, dummy rows compute too) x its width (bucketed longest
+    prompt + bucketed longest completion), and an exact dynamic programme picks the cuts. Each
+    extra group is one more compiled update program, hence the cap.
+    """
+    n = len(prompt_lengths)
+    if n == 0:
+        raise ValueError("no rows to group")
+    if max_groups < 1 or row_multiple < 1:
+        raise ValueError(f"max_groups and row_multiple must be >= 1, got {max_groups}, {row_multiple}")
+    order = np.argsort(-np.asarray(prompt_lengths), kind="stable")
+    plen = np.asarray(prompt_lengths)[order]
+    clen = np.asarray(completion_lengths)[order]
+    half = min_length // 2
+
+    def cost(i: int, j: int, longest_completion: int) -> int:  # rows order[i:j]
+        rows = -(-(j - i) // row_multiple) * row_multiple
+        return rows * (bucket_length(int(plen[i]), half) + bucket_length(longest_completion, half))
+
+    inf = float("inf")
+    # best[k][j]: least cost of the first j rows in k groups; cut[k][j]: where the last starts
+    best = [[inf] * (n + 1) for _ in range(max_groups + 1)]
+    cut = [[0] * (n + 1) for _ in range(max_groups + 1)]
+    best[0][0] = 0
+    for k in range(1, max_groups + 1):
+        for j in range(1, n + 1):
+            longest = 1
+            for i in range(j - 1, k - 2, -1):
+                longest = max(longest, int(clen[i]))
+                if best[k - 1][i] < inf:
+                    c = best[k - 1][i] + cost(i, j, longest)
+                    if c < best[k][j]:
+                        best[k][j], cut[k][j] = c, i
+    k = min(range(1, max_groups + 1), key=lambda g: (best[g][n], g))  # fewest groups on ties
+    groups, j = [], n
+    while k:
+        i = cut[k][j]
+        groups.append(np.sort(order[i:j]))
+        j, k = i, k - 1
+    return groups[::-1]
+
+
+def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id: int,
+                       row_multiple: int, min_length: int = 64) -> list[UpdateBatch]:
+    """Re-lay the real rows of `ub` (advantages already computed over the whole step) into one
+    narrower batch per group: same tokens, masks, advantages and logprobs, own widths."""
+    half = min_length // 2
+    P0 = ub.completion_start
+    out = []
+    for rows in groups:
+        plen = [int(ub.attn_mask[r, :P0].sum()) for r in rows]
+        clen = [int(ub.loss_mask[r, P0:].sum()) for r in rows]
+        P = bucket_length(max(plen), half)
+        N = bucket_length(max(max(clen), 1), half)
+        R = -(-len(rows) // row_multiple) * row_multiple
+        tokens = np.full((R, P + N), pad_id, np.int32)
+        arrays = {name: np.zeros((R, P + N), getattr(ub, name).dtype)
+                  for name in ("attn_mask", "loss_mask", "advantages", "sampler_logprobs")}
+        for i, (r, p, c) in enumerate(zip(rows, plen, clen)):
+            src = slice(P0 - p, P0 + c)
+            dst = slice(P - p, P + c)
+            tokens[i, dst] = ub.tokens[r, src]
+            for name, arr in arrays.items():
+                arr[i, dst] = getattr(ub, name)[r, src]
+        rewards = np.zeros((R,), np.float32)
+        group_ids = np.full((R,), -1, np.int32)
+        rewards[: len(rows)] = ub.rewards[rows]
+        group_ids[: len(rows)] = ub.group_ids[rows]
+        out.append(UpdateBatch(tokens, arrays["attn_mask"], arrays["loss_mask"],
+                               arrays["advantages"], rewards, group_ids,
+                               arrays["sampler_logprobs"], len(rows), P))
+    return out
+
+
+def build_update_batches(samples: Sequence[Sample], *, pad_id: int, row_multiple: int,
+                         max_groups: int = 1, min_length: int = 64,
+                         advantage: AdvantageConfig = AdvantageConfig()) -> list[UpdateBatch]:
+    """The step's update as one or more batches of their own widths (see `plan_shape_groups`);
+    advantages are computed over all rows first, so grouping never changes them."""
+    if max_groups == 1:
+        return [build_update_batch(samples, pad_id=pad_id, row_multiple=row_multiple,
+                                   min_length=min_length, advantage=advantage)]
+    ub = build_update_batch(samples, pad_id=pad_id, row_multiple=1, min_length=min_length,
+                            advantage=advantage)
+    groups = plan_shape_groups([len(s.rollout.prompt_ids) for s in samples],
+                               [len(s.rollout.completion_ids) for s in samples],
+                               row_multiple=row_multiple, max_groups=max_groups,
+                               min_length=min_length)
+    return split_update_batch(ub, groups, pad_id=pad_id, row_multiple=row_multiple,
+                              min_length=min_length)
+

@@ -27,7 +27,7 @@ from etils import epath
 
 from azr_jax import metrics as metrics_lib
 from azr_jax import rundir
-from azr_jax.azr.batch import build_update_batch
+from azr_jax.azr.batch import build_update_batches
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
 from azr_jax.azr.parsing import ParseConfig
@@ -301,27 +301,34 @@ class SelfPlayRun:
             batch_shards *= self.mesh.shape.get(ax, 1)
         mb = self.trainer.step_cfg.micro_batch_size
         row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
-        ub = build_update_batch(out.samples, pad_id=self.policy.pad_id, row_multiple=row_multiple,
-                                advantage=self.adv_cfg)
-        m = ub.loss_mask.astype(bool)
-        if self.c.rl.recompute_old_logprobs:
-            old = distributed.to_host(self.trainer.logprobs(
-                self.state.params, ub.tokens, ub.attn_mask, start=ub.completion_start))
-            drift = np.abs(old[m] - ub.sampler_logprobs[m])
-        else:
-            old, drift = ub.sampler_logprobs, np.zeros(0)
-        batch = TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old)
-        self.state, tm = self.trainer.update(self.state, batch, start=ub.completion_start)
+        ubs = build_update_batches(out.samples, pad_id=self.policy.pad_id,
+                                   row_multiple=row_multiple,
+                                   max_groups=self.c.train.max_shape_groups, advantage=self.adv_cfg)
+        batches, drifts = [], []
+        for ub in ubs:
+            if self.c.rl.recompute_old_logprobs:
+                old = distributed.to_host(self.trainer.logprobs(
+                    self.state.params, ub.tokens, ub.attn_mask, start=ub.completion_start))
+                m = ub.loss_mask.astype(bool)
+                drifts.append(np.abs(old[m] - ub.sampler_logprobs[m]))
+            else:
+                old = ub.sampler_logprobs
+            batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old),
+                            ub.completion_start))
+        self.state, tm = self.trainer.update_many(self.state, batches)
         res = {f"train/{k}": v for k, v in tm.items()}
+        drift = np.concatenate(drifts) if drifts else np.zeros(0)
         if drift.size:
             res["train/logprob_drift_mean"] = float(drift.mean())
             res["train/logprob_drift_max"] = float(drift.max())
-        res["train/rows"] = float(ub.num_real)
+        res["train/rows"] = float(sum(ub.num_real for ub in ubs))
+        res["train/update_batches"] = float(len(ubs))
+        res["train/padded_tokens"] = float(sum(ub.tokens.size for ub in ubs))
         res["time/update"] = time.perf_counter() - t
         for g in sorted({s.group for s in out.samples}, key=lambda g: g.id):
-            rows = ub.group_ids == g.id
-            res[f"advantage_abs/{g.name}"] = float(np.abs(ub.advantages[rows]).sum()
-                                                    / max(ub.loss_mask[rows].sum(), 1))
+            abs_sum = sum(float(np.abs(ub.advantages[ub.group_ids == g.id]).sum()) for ub in ubs)
+            tokens = sum(int(ub.loss_mask[ub.group_ids == g.id].sum()) for ub in ubs)
+            res[f"advantage_abs/{g.name}"] = abs_sum / max(tokens, 1)
         return res
 
     def _monitor(self) -> dict[str, float]:

@@ -3,7 +3,10 @@
 One call = one optimizer step over the whole batch (the official AZR setting: all six
 task-role groups, one mini-batch, one epoch). The batch is split into micro-batches inside jit
 (`lax.scan`), gradients are summed in fp32, and the loss is normalised by the *whole batch's*
-token count, so accumulation gives exactly the full-batch gradient.
+token count, so accumulation gives exactly the full-batch gradient. A step's rows may also
+come as several batches of different widths (`update_many`: AZR's proposer prompts are several
+times longer than its solver prompts, and one common width would pad every solver row to the
+longest proposer prompt); their gradients are summed before the one optimizer step.
 
 Per-token arrays are aligned with `tokens`: entry t belongs to token t given tokens < t
 (entry 0 never counts). The vocabulary projection is computed in sequence chunks under remat,
@@ -13,7 +16,7 @@ first out-of-memory otherwise).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +65,11 @@ class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     step: jax.Array
+
+
+def _tree_add(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """(grads, loss parts) + (grads, loss parts), leaf by leaf."""
+    return jax.tree.map(jnp.add, a, b)
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
@@ -114,11 +122,13 @@ def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mas
     return lp, (ent if with_entropy else None)
 
 
-def _loss_denominator(loss_mask: jax.Array, cfg: LossConfig) -> jax.Array:
-    m = loss_mask.astype(jnp.float32)
+def _loss_count(loss_mask: Any, cfg: LossConfig) -> float:
+    """What the loss is averaged over in one batch: trained tokens (token-mean) or sequences
+    with at least one trained token; summed over a step's batches, floored at 1."""
+    m = np.asarray(loss_mask).astype(np.float32)
     if cfg.aggregation == "token-mean":
-        return jnp.maximum(m.sum(), 1.0)
-    return jnp.maximum((m.sum(axis=1) > 0).sum().astype(jnp.float32), 1.0)
+        return float(m.sum())
+    return float((m.sum(axis=1) > 0).sum())
 
 
 class Trainer:
@@ -137,7 +147,7 @@ class Trainer:
         self.loss_cfg = loss
         self.step_cfg = step_cfg
         self.tx = make_optimizer(optim)
-        self._update = None  # built by init_state, which knows the state's shardings
+        self._grads = None  # built by init_state, which knows the state's shardings
         self.state_shardings: TrainState | None = None
         self._logprobs = jax.jit(self._logprobs_impl, static_argnames=("start",))
 
@@ -151,7 +161,7 @@ class Trainer:
         abstract = jax.eval_shape(self.tx.init, params)
         if self.rules.mesh is None:
             state = TrainState(params, jax.jit(self.tx.init)(params), jnp.zeros((), jnp.int32))
-            self._update = jax.jit(self._update_impl, donate_argnums=(0,), static_argnums=(2,))
+            self._build(None)
             self.state_shardings = None
             return state
         param_sh = tree_shardings(params, api.logical_axes(self.model_cfg), self.rules)
@@ -164,10 +174,24 @@ class Trainer:
         state_sh = TrainState(param_sh, opt_sh, replicated)
         self.state_shardings = state_sh  # what a checkpoint restore places arrays by
         step = put(np.zeros((), np.int32), replicated)
-        self._update = jax.jit(self._update_impl, in_shardings=(state_sh, None),
-                               out_shardings=(state_sh, None), donate_argnums=(0,),
-                               static_argnums=(2,))
+        self._build(state_sh)
         return TrainState(put(params, param_sh), opt_state, step)
+
+    def _build(self, state_sh: TrainState | None) -> None:
+        """The two jitted halves of an update: summed gradients of one batch (one program per
+        batch shape) and the optimizer step (one program)."""
+        if state_sh is None:
+            self._grads = jax.jit(self._grads_impl, static_argnums=(3,))
+            self._add = jax.jit(_tree_add, donate_argnums=(0,))
+            self._apply = jax.jit(self._apply_impl, donate_argnums=(0,))
+            return
+        p_sh = state_sh.params
+        self._grads = jax.jit(self._grads_impl, in_shardings=(p_sh, None, None),
+                              out_shardings=(p_sh, None), static_argnums=(3,))
+        self._add = jax.jit(_tree_add, in_shardings=((p_sh, None), (p_sh, None)),
+                            out_shardings=(p_sh, None), donate_argnums=(0,))
+        self._apply = jax.jit(self._apply_impl, in_shardings=(state_sh, p_sh, None, None),
+                              out_shardings=(state_sh, None), donate_argnums=(0,))
 
     # ------------------------------------------------------------------ logprobs
     def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array,
@@ -198,21 +222,22 @@ class Trainer:
             raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
         return mb
 
-    def _update_impl(self, state: TrainState, batch: TrainBatch, start: int = 1
-                     ) -> tuple[TrainState, dict]:
-        cfg, lcfg = self.model_cfg, self.loss_cfg
+    def _grads_impl(self, params: Any, batch: TrainBatch, denom: jax.Array, start: int = 1
+                    ) -> tuple[Any, Any]:
+        """fp32 gradient of (this batch's loss sum / denom), summed over micro-batches, and
+        the batch's loss parts."""
         B, L = batch.tokens.shape
         mb = self._micro(B)
-        denom = _loss_denominator(batch.loss_mask, lcfg)
         micro = jax.tree.map(
             lambda x: self.rules.constrain(x.reshape((B // mb, mb) + x.shape[1:]),
                                            (None, "batch", "seq")), batch)
+        lcfg = self.loss_cfg
         use_entropy = lcfg.entropy_coef != 0.0
 
-        def loss_fn(params: Any, b: TrainBatch):
-            logp, ent = sequence_logprobs(cfg, params, b.tokens, b.attn_mask, rules=self.rules,
-                                          chunk=self.step_cfg.logit_chunk, with_entropy=use_entropy,
-                                          start=start)
+        def loss_fn(p: Any, b: TrainBatch):
+            logp, ent = sequence_logprobs(self.model_cfg, p, b.tokens, b.attn_mask,
+                                          rules=self.rules, chunk=self.step_cfg.logit_chunk,
+                                          with_entropy=use_entropy, start=start)
             parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, lcfg,
                                       entropy=ent)
             return parts.loss_sum / denom, parts
@@ -220,18 +245,20 @@ class Trainer:
         grad_fn = jax.grad(loss_fn, has_aux=True)
 
         def body(acc, b):
-            grads, parts = grad_fn(state.params, b)
+            grads, parts = grad_fn(params, b)
             acc_grads, acc_parts = acc
             acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
-            acc_parts = jax.tree.map(jnp.add, acc_parts, parts)
-            return (acc_grads, acc_parts), None
+            return (acc_grads, jax.tree.map(jnp.add, acc_parts, parts)), None
 
-        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
-        _, parts0 = jax.eval_shape(loss_fn, state.params, jax.tree.map(lambda x: x[0], micro))
+        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+        _, parts0 = jax.eval_shape(loss_fn, params, jax.tree.map(lambda x: x[0], micro))
         zero_parts = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), parts0)
         (grads, parts), _ = jax.lax.scan(body, (zeros, zero_parts), micro)
-        grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
+        return grads, parts
 
+    def _apply_impl(self, state: TrainState, grads: Any, parts: Any, denom: jax.Array
+                    ) -> tuple[TrainState, dict]:
+        grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -245,7 +272,23 @@ class Trainer:
                ) -> tuple[TrainState, dict[str, float]]:
         """One optimizer step; `state` is donated (do not reuse it afterwards). Tokens before
         column `start` (the prompts) carry no loss, so their logits are never computed."""
-        if self._update is None:
+        return self.update_many(state, [(batch, start)])
+
+    def update_many(self, state: TrainState, batches: Sequence[tuple[TrainBatch, int]]
+                    ) -> tuple[TrainState, dict[str, float]]:
+        """One optimizer step over the rows of several batches (each with its own width and
+        completion column `start`): exactly the step `update` takes on all rows at once, since
+        the loss is normalised by the token (or sequence) count of the whole step."""
+        if self._grads is None:
             raise RuntimeError("call Trainer.init_state(params) (or restore_state) first")
-        new_state, metrics = self._update(state, batch, start)
+        if not batches:
+            raise ValueError("update_many needs at least one batch")
+        # a host value: every process computes the same one from its copy of the batch
+        denom = np.float32(max(sum(_loss_count(b.loss_mask, self.loss_cfg) for b, _ in batches),
+                               1.0))
+        acc = None
+        for batch, start in batches:
+            out = self._grads(state.params, batch, denom, start)
+            acc = out if acc is None else self._add(acc, out)
+        new_state, metrics = self._apply(state, acc[0], acc[1], denom)
         return new_state, {k: float(v) for k, v in jax.device_get(metrics).items()}

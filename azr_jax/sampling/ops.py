@@ -50,6 +50,32 @@ def nucleus_mask(sorted_logits: jax.Array, top_p: jax.Array) -> jax.Array:
     return mass_above < top_p
 
 
+def nucleus_keep(logits: jax.Array, top_p: jax.Array) -> jax.Array:
+    """The nucleus of `nucleus_mask` without sorting the vocabulary: keep token i iff the
+    probability mass strictly above it is < top_p, i.e. iff p_i >= p*, the smallest kept
+    probability. p* is found exactly by bisection over the bit patterns of the fp32
+    probabilities (non-negative floats order like their int32 bits): 30 masked sums over
+    [B, V] instead of a [B, V] sort, which on CPU costs more than the model's decode step.
+    Tokens tied with p* are all kept (a sort keeps an arbitrary subset of a tie).
+    """
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    bits = jax.lax.bitcast_convert_type(probs, jnp.int32)
+    B = probs.shape[0]
+    # invariant: mass above bit pattern lo >= top_p > mass above hi; hi ends at p*'s bits
+    lo = jnp.zeros((B,), jnp.int32)
+    hi = jnp.full((B,), jax.lax.bitcast_convert_type(jnp.float32(1.0), jnp.int32))
+
+    def halve(_, bounds):
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        above = jnp.sum(jnp.where(bits > mid[:, None], probs, 0.0), axis=-1)
+        small = above < top_p
+        return jnp.where(small, lo, mid), jnp.where(small, mid, hi)
+
+    _, hi = jax.lax.fori_loop(0, 31, halve, (lo, hi))  # 2^31 > 1.0f's bits: converged
+    return bits >= hi[:, None]
+
+
 def _categorical(keys: jax.Array, logits: jax.Array) -> jax.Array:
     """One draw per row, each row from its own key (so a row's sample does not depend on which
     other rows share its batch)."""
@@ -73,14 +99,11 @@ def sample(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_p: ja
     vocab = scaled.shape[-1]
     if mode.top_k == 0 and not mode.top_p:
         tokens = _categorical(keys, scaled)
+    elif mode.top_k == 0:  # nucleus only: sort-free
+        tokens = _categorical(keys, jnp.where(nucleus_keep(scaled, top_p), scaled, -jnp.inf))
     else:
-        if mode.top_k:
-            # Sorted descending; exactly k candidates even when logits tie at the boundary.
-            cand, idx = jax.lax.top_k(scaled, min(mode.top_k, vocab))
-        else:
-            iota = jnp.broadcast_to(jnp.arange(vocab, dtype=jnp.int32), scaled.shape)
-            neg, idx = jax.lax.sort_key_val(-scaled, iota, dimension=-1)
-            cand = -neg
+        # Sorted descending; exactly k candidates even when logits tie at the boundary.
+        cand, idx = jax.lax.top_k(scaled, min(mode.top_k, vocab))
         if mode.top_p:
             cand = jnp.where(nucleus_mask(cand, top_p), cand, -jnp.inf)
         choice = _categorical(keys, cand)
