@@ -196,9 +196,10 @@ def silu(x: jax.Array) -> jax.Array:
 def _decode_scores(qg: jax.Array, ck: jax.Array) -> jax.Array:
     """q.k over the cache for one new token: [B,1,K,G,H] x [B,S,K,H] -> [B,K,G,1,S] in fp32.
 
-    Written as multiply + reduce rather than a dot: XLA:CPU then fuses the per-layer cache
-    slice of the layer scan into the reduction and streams the cache once, where a dot first
-    copies the slice out (the cache read dominates a decode step at large batch).
+    Written as multiply + reduce rather than a dot: XLA can fuse the layer scan's cache slice
+    into the reduction instead of copying it out for a dot, and reading the cache dominates a
+    decode step at large batch (measured on 2 CPU cores, SmolLM2: a B=8 step 244 -> 191 ms,
+    B=32 584 -> 385-452 ms, with the prompt-sharing change; benchmarks/RESULTS.md).
     """
     prod = qg[:, 0, None, :, :, :].astype(jnp.float32) * ck[:, :, :, None, :].astype(jnp.float32)
     return jnp.sum(prod, axis=-1).transpose(0, 2, 3, 1)[:, :, :, None, :]  # [B,S,K,G] -> ...
