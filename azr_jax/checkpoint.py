@@ -125,8 +125,3 @@ def is_checkpoint_dir(path: str | os.PathLike) -> bool:
     if not root.is_dir():
         return False
     return any(sub.name.isdigit() and (sub / "params").is_dir() for sub in root.iterdir())
-    for name in os.listdir(path):
-        sub = os.path.join(path, name)
-        if name.isdigit() and os.path.isdir(sub) and os.path.isdir(os.path.join(sub, "params")):
-            return True
-    return False

@@ -39,15 +39,14 @@ def source_kind(path: str) -> str:
 
 
 def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
-    copied = []
-    for name in TOKENIZER_FILES + ("generation_config.json",):
-        src = os.path.join(src_dir, name)
-        if os.path.isfile(src):
-            dst = epath.Path(dst_dir)  # may be remote: a TPU run's gs:// checkpoint dir
-            dst.mkdir(parents=True, exist_ok=True)
-            (dst / name).write_bytes(epath.Path(src).read_bytes())
-            copied.append(name)
-    return copied
+    names = [n for n in TOKENIZER_FILES + ("generation_config.json",)
+             if os.path.isfile(os.path.join(src_dir, n))]
+    if names:
+        dst = epath.Path(dst_dir)  # may be remote: a TPU run's gs:// checkpoint dir
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (dst / name).write_bytes(epath.Path(src_dir, name).read_bytes())
+    return names
 
 
 def load_orbax_params(path: str, step: int | None = None, **cfg_overrides: Any

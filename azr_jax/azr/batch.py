@@ -10,7 +10,6 @@ so a run compiles a handful of update programs, not one per step.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 import jax
@@ -18,6 +17,7 @@ import numpy as np
 
 from azr_jax.azr.selfplay import Sample
 from azr_jax.rl.advantages import AdvantageConfig, compute_advantages
+from azr_jax.sampling.config import round_up
 
 _advantages = jax.jit(compute_advantages, static_argnames=("cfg",))
 
@@ -53,7 +53,7 @@ def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: 
     P = bucket_length(max(len(s.rollout.prompt_ids) for s in samples), min_length // 2)
     N = bucket_length(max(max(len(s.rollout.completion_ids) for s in samples), 1), min_length // 2)
     L = P + N
-    R = int(math.ceil(len(samples) / row_multiple) * row_multiple)
+    R = round_up(len(samples), row_multiple)
     tokens = np.full((R, L), pad_id, np.int32)
     attn = np.zeros((R, L), np.int32)
     loss = np.zeros((R, L), np.int32)
@@ -94,7 +94,7 @@ def plan_shape_groups(prompt_lengths: Sequence[int], completion_lengths: Sequenc
     half = min_length // 2
 
     def cost(i: int, j: int, longest_completion: int) -> int:  # rows order[i:j]
-        rows = -(-(j - i) // row_multiple) * row_multiple
+        rows = round_up(j - i, row_multiple)
         return rows * (bucket_length(int(plen[i]), half) + bucket_length(longest_completion, half))
 
     inf = float("inf")
@@ -132,7 +132,7 @@ def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id:
         clen = [int(ub.loss_mask[r, P0:].sum()) for r in rows]
         P = bucket_length(max(plen), half)
         N = bucket_length(max(max(clen), 1), half)
-        R = -(-len(rows) // row_multiple) * row_multiple
+        R = round_up(len(rows), row_multiple)
         tokens = np.full((R, P + N), pad_id, np.int32)
         arrays = {name: np.zeros((R, P + N), getattr(ub, name).dtype)
                   for name in ("attn_mask", "loss_mask", "advantages", "sampler_logprobs")}

@@ -145,10 +145,12 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
 def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """The distinct prompts in first-seen order and, per row, the index of its prompt."""
     index: dict[bytes, int] = {}
+    distinct: list[np.ndarray] = []
     src = np.empty((len(prompts),), np.int32)
     for j, p in enumerate(prompts):
-        src[j] = index.setdefault(p.tobytes(), len(index))
-    distinct = [None] * len(index)
-    for j, p in enumerate(prompts):
-        distinct[src[j]] = p
+        key = p.tobytes()
+        if key not in index:
+            index[key] = len(distinct)
+            distinct.append(p)
+        src[j] = index[key]
     return distinct, src
