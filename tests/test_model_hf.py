@@ -93,6 +93,59 @@ def test_kv_cache_prefill_then_decode_matches_full_forward(tiny):
     assert int(cache.index) == P + extra.shape[1]
 
 
+def _prefill_prefix(cfg, params, rows):
+    """Prefill prompts into a fresh cache; returns it with the last positions and tokens."""
+    tokens, mask = hf_models.left_pad(rows)
+    cache = KVCache.zeros(cfg, *tokens.shape)
+    pos = api.positions_from_mask(mask)
+    _, cache = jax.jit(lambda p, t, q, m, c: api.apply(cfg, p, t, q, m, c))(params, tokens, pos,
+                                                                          mask, cache)
+    return cache, tokens, mask, pos
+
+
+@pytest.mark.parametrize("unstacked", [False, True], ids=["stacked", "unstacked"])
+def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
+    """Cascade decoding: 2 prompts, 3 rows each continuing with their own tokens. The rows
+    read their prompt's cache as a shared prefix (per-group matmuls) plus their own slots;
+    logits equal one cache-free forward over prompt + continuation. Stacked params take the
+    scan path, unstacked ones (`unstack_layers`, per-layer cache) the in-place path."""
+    _, d, _ = tiny
+    cfg, params = load_hf(d)
+    prompts = _rows(4, lengths=(7, 3))
+    U, R, steps = 2, 3, 4
+    pre, tokens, mask, pos = _prefill_prefix(cfg, params, prompts)
+    extra = np.random.default_rng(5).integers(3, cfg.vocab_size, (U * R, steps)).astype(np.int32)
+    src = np.arange(U * R) // R
+    want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
+                    np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
+
+    cache = KVCache.zeros(cfg, U * R, steps)._replace(
+        prefix_k=pre.k.transpose(0, 1, 3, 2, 4), prefix_v=pre.v.transpose(0, 1, 3, 4, 2),
+        prefix_valid=pre.valid)
+    run = params
+    if unstacked:
+        run, cache = api.unstack_layers(params), cache.per_layer()
+        assert isinstance(cache.k, tuple) and len(run["layers"]) == cfg.num_layers
+    step = jax.jit(lambda p, t, q, c: api.apply(cfg, p, t, q, jnp.ones_like(t), c))
+    last = np.asarray(pos)[src, -1]
+    for j in range(steps):
+        last = last + 1
+        logits, cache = step(run, extra[:, j:j + 1], last[:, None], cache)
+        np.testing.assert_allclose(np.asarray(logits)[:, 0], want[:, j], atol=1e-5)
+    assert int(cache.index) == steps
+
+
+def test_unstacked_params_give_the_same_logits(tiny):
+    _, d, _ = tiny
+    cfg, params = load_hf(d)
+    tokens, mask = hf_models.left_pad(_rows(1))
+    np.testing.assert_allclose(_forward(cfg, api.unstack_layers(params), tokens, mask),
+                               _forward(cfg, params, tokens, mask), atol=1e-5)
+    with pytest.raises(ValueError, match="per-layer KV cache needs unstacked params"):
+        api.apply(cfg, params, tokens[:, :1], tokens[:, :1], mask[:, :1],
+                  KVCache.zeros(cfg, len(tokens), 4).per_layer())
+
+
 def test_export_reloads_in_transformers_without_warnings(tiny, tmp_path, caplog):
     name, d, model = tiny
     cfg, params = load_hf(d)

@@ -84,10 +84,14 @@ def _full_forward_logprobs(cfg, params, prompts, out, temperature: float) -> np.
 
 
 # --------------------------------------------------------------------------- parity with HF
-def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny):
+@pytest.mark.parametrize("unstack", [True, False], ids=["unstacked", "stacked"])
+def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
+    """Both layer layouts: per-layer buffers (the CPU default) and the stacked scan (what
+    accelerators run)."""
     model, cfg, params = tiny
     rows = _rows(0)
-    sampler = Sampler(cfg, config=CONFIG, stop_token_ids=(EOS,))
+    config = dataclasses.replace(CONFIG, unstack_layers=unstack)
+    sampler = Sampler(cfg, config=config, stop_token_ids=(EOS,))
     out = sampler.generate(params, rows, 20, GREEDY, jax.random.key(0))
     for i, row in enumerate(rows):
         want = _hf_greedy(model, row, 20, EOS)
@@ -256,6 +260,63 @@ def test_repeated_prompts_are_prefilled_once(qwen):
     np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
 
 
+def test_cascade_layout_groups_rows_by_prompt():
+    """Equal repeats (AZR's G rollouts per task) are laid out as groups of rows per prompt,
+    dummy rows filling short groups; uneven repeats that would need more rows than the flat
+    batch keep the copy-the-cache layout."""
+    a, b, c = (np.asarray(r, np.int32) for r in _rows(8, lengths=(5, 17, 11)))
+    rows = [a, b, b, a, a, b, b, a]  # 2 prompts x 4 rows, interleaved
+    chunk, = plan_chunks(rows, np.arange(1, 9, dtype=np.int32) + 8, CONFIG, 1, 0)
+    assert chunk.group == 4 and chunk.tokens.shape == (2, 32) and chunk.budgets.shape == (8,)
+    # caller rows 0, 3, 4, 7 (prompt a) take slots 0-3 in order; rows 1, 2, 5, 6 slots 4-7
+    assert chunk.slots.tolist() == [0, 4, 5, 1, 2, 6, 7, 3]
+    assert chunk.src.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert chunk.row_ids[chunk.slots].tolist() == chunk.rows.tolist() == list(range(8))
+    assert chunk.budgets[chunk.slots].tolist() == list(range(9, 17))
+    assert chunk.tokens[0, -5:].tolist() == a.tolist() and chunk.tokens[1, -17:].tolist() == b.tolist()
+    # 3 rows of a, 1 of b: groups of 3 (batch bucket 4) x 2 prompts = 8 rows > flat bucket 4
+    lop, = plan_chunks([a, a, b, a], np.full(4, 8, np.int32), CONFIG, 1, 0)
+    assert lop.group == 0 and lop.src.tolist() == [0, 0, 1, 0]
+    # 3 rows of a, 2 of b: groups of 4 (bucket of 3) x 2 prompts = 8 = the flat bucket of 5;
+    # the short groups' free slots are dummy rows (budget 0, row id -1)
+    short, = plan_chunks([a, b, a, b, a], np.full(5, 8, np.int32), CONFIG, 1, 0)
+    assert short.group == 4 and short.slots.tolist() == [0, 4, 1, 5, 2]
+    assert short.budgets.tolist() == [8, 8, 8, 0, 8, 8, 0, 0]
+    assert short.row_ids.tolist() == [0, 2, 4, -1, 1, 3, -1, -1]
+
+
+@pytest.mark.parametrize("unstack", [True, False], ids=["unstacked", "stacked"])
+def test_grouped_rows_read_a_shared_prefix(qwen, unstack):
+    """Decoding in the cascade layout gives each row the tokens (same key) and logprobs it gets
+    with sharing off, and logprobs equal to a full forward pass; on one device (both layer
+    layouts) and on a mesh that splits the batch in 2."""
+    d, _, cfg, params = qwen
+    a, b = _rows(10, lengths=(9, 4))
+    rows = [a, b, a, b, b, a, a, b]
+    sp = SamplingParams(1.0, top_p=0.9)
+    config = dataclasses.replace(CONFIG, unstack_layers=unstack)
+    assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), config,
+                       1, 0)[0].group == 4
+    shared = Sampler(cfg, config=config, stop_token_ids=()).generate(params, rows, 24, sp,
+                                                                     jax.random.key(5))
+    off = dataclasses.replace(config, share_prompts=False)
+    alone = Sampler(cfg, config=off, stop_token_ids=()).generate(params, rows, 24, sp,
+                                                                 jax.random.key(5))
+    np.testing.assert_array_equal(shared.tokens, alone.tokens)
+    np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-5)
+    ref = _full_forward_logprobs(cfg, params, rows, shared, sp.temperature)
+    np.testing.assert_allclose(shared.logprobs, ref, atol=1e-4)
+    assert len({tuple(shared.tokens[i]) for i in (0, 2, 5, 6)}) == 4  # 4 samples of prompt a
+    if unstack:
+        return
+    rules = ShardingRules(make_mesh(1, 2, 4))
+    _, sharded = load_hf(d, rules=rules)
+    mesh_out = Sampler(cfg, rules=rules, config=config, stop_token_ids=()).generate(
+        sharded, rows, 24, sp, jax.random.key(5))
+    np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
+    np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
+
+
 # --------------------------------------------------------------------------- meshes
 @pytest.mark.parametrize("shape, sp", [((1, 2, 4), SamplingParams(0.9, top_k=20, top_p=0.95)),
                                        ((8, 1, 1), SamplingParams(1.0))],
@@ -349,6 +410,8 @@ def test_bad_types_and_settings(qwen):
         Sampler(cfg, stop_token_ids=(VOCAB,))
     with pytest.raises(ValueError, match="share_prompts must be a bool"):
         SamplerConfig(share_prompts="yes")
+    with pytest.raises(ValueError, match="unstack_layers must be None or a bool"):
+        SamplerConfig(unstack_layers=1)
     with pytest.raises(ValueError, match="cache slots exceed max_cache_len 30"):
         Sampler(cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16),
                                           max_cache_len=30)).generate(

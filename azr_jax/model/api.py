@@ -13,7 +13,7 @@ import jax
 from flax import nnx
 
 from azr_jax.model.config import ModelConfig
-from azr_jax.model.decoder import KVCache, Transformer
+from azr_jax.model.decoder import KVCache, Transformer, forward, lm_head, unstack_layers
 from sharding.rules import ShardingRules
 
 Params = dict[str, Any]
@@ -54,17 +54,18 @@ def bind(cfg: ModelConfig, params: Params) -> Transformer:
 
 def apply(cfg: ModelConfig, params: Params, tokens: jax.Array, positions: jax.Array,
           attn_mask: jax.Array, cache: KVCache | None = None, *,
-          rules: ShardingRules | None = None, return_hidden: bool = False
-          ) -> tuple[jax.Array, KVCache | None]:
-    """Forward pass; see `Transformer.__call__` for the contract."""
-    return bind(cfg, params)(tokens, positions, attn_mask, cache, rules=rules,
-                             return_hidden=return_hidden)
+          rules: ShardingRules | None = None, return_hidden: bool = False,
+          fresh_cache: bool = False) -> tuple[jax.Array, KVCache | None]:
+    """Forward pass; see `decoder.forward` for the contract. `params` may have its layers
+    stacked (as stored) or unstacked (`unstack_layers`)."""
+    return forward(cfg, params, tokens, positions, attn_mask, cache, rules=rules,
+                   return_hidden=return_hidden, fresh_cache=fresh_cache)
 
 
 def lm_logits(cfg: ModelConfig, params: Params, hidden: jax.Array, *,
               rules: ShardingRules | None = None) -> jax.Array:
     """LM head alone, for callers that chunk the vocabulary projection (the RL loss)."""
-    return bind(cfg, params).logits(hidden, rules=rules)
+    return lm_head(cfg, params, hidden, rules=rules)
 
 
 def positions_from_mask(attn_mask: jax.Array) -> jax.Array:
@@ -72,3 +73,7 @@ def positions_from_mask(attn_mask: jax.Array) -> jax.Array:
     import jax.numpy as jnp
     mask = attn_mask.astype(jnp.int32)
     return jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)
+
+
+__all__ = ["KVCache", "Params", "abstract_params", "apply", "bind", "graphdef", "init_params",
+           "lm_logits", "logical_axes", "positions_from_mask", "unstack_layers"]

@@ -21,7 +21,9 @@ class Chunk:
 
     Without prompt sharing `tokens` holds one prompt per row (Ub = Bb) and `src` is None.
     With it, `tokens` holds the chunk's distinct prompts (padded to a smaller batch bucket Ub)
-    and row j of the chunk decodes from the prefill of prompt `src[j]`.
+    and row j of the chunk decodes from the prefill of prompt `src[j]`. With `group` > 0 the
+    rows are laid out in Ub groups of `group` (src[j] = j // group, dummy rows filling short
+    groups) and decode reads each prompt's cache once per group (cascade attention).
     """
 
     rows: np.ndarray  # [n] indices of the caller's rows held here (real rows only)
@@ -31,6 +33,12 @@ class Chunk:
     row_ids: np.ndarray  # [Bb] int32, caller row index (dummy rows: an unused id)
     gen_len: int  # N, the generation bucket
     src: np.ndarray | None = None  # [Bb] int32, row -> index into `tokens`
+    slots: np.ndarray | None = None  # [n] chunk row of each of `rows` (None: the first n)
+    group: int = 0  # rows per prompt in the cascade layout; 0 = not grouped
+
+    def __post_init__(self) -> None:
+        if self.slots is None:
+            self.slots = np.arange(len(self.rows))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -123,14 +131,13 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
                 f"{budgets[rows].max()}); lower max_new_tokens or raise max_cache_len")
         distinct, src = _distinct_prompts([prompts[r] for r in rows])
         U = round_up(pick_bucket(len(distinct), config.batch_buckets, "batch size"), batch_multiple)
+        cascade = _cascade_layout(src, U, B, config) if config.share_prompts else None
+        if cascade is not None:
+            chunks.append(_cascade_chunk(rows, distinct, src, U, cascade, P, N, budgets, pad_id))
+            continue
         if not config.share_prompts or U >= B:  # nothing to share (or no smaller bucket)
             distinct, src, U = [prompts[r] for r in rows], None, B
-        tokens = np.full((U, P), pad_id, np.int32)
-        mask = np.zeros((U, P), np.int32)
-        for j, prompt in enumerate(distinct):
-            tokens[j, P - len(prompt):] = prompt
-            mask[j, P - len(prompt):] = 1
-        mask[len(distinct):, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+        tokens, mask = _pad_prompts(distinct, U, P, pad_id)
         if src is not None:  # dummy rows (budget 0, never decoded) read the last prompt slot
             src = np.concatenate([src, np.full((B - n,), U - 1, np.int32)])
         chunk_budgets = np.zeros((B,), np.int32)
@@ -154,3 +161,45 @@ def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.n
             distinct.append(p)
         src[j] = index[key]
     return distinct, src
+
+
+def _pad_prompts(prompts: list[np.ndarray], U: int, P: int, pad_id: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad prompts into [U, P] tokens and mask; rows past the prompts are dummies."""
+    tokens = np.full((U, P), pad_id, np.int32)
+    mask = np.zeros((U, P), np.int32)
+    for j, prompt in enumerate(prompts):
+        tokens[j, P - len(prompt):] = prompt
+        mask[j, P - len(prompt):] = 1
+    mask[len(prompts):, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+    return tokens, mask
+
+
+def _cascade_layout(src: np.ndarray, U: int, B: int, config: SamplerConfig) -> int | None:
+    """Rows per group for the cascade layout, or None when it does not pay: no prompt repeats,
+    or U groups of the largest group's bucket would need more rows than the flat batch B
+    (uneven groups; the copy-the-cache sharing then handles them)."""
+    largest = int(np.bincount(src).max())
+    if largest < 2:
+        return None
+    group = pick_bucket(largest, config.batch_buckets, "batch size")
+    return group if U * group <= B else None
+
+
+def _cascade_chunk(rows: np.ndarray, distinct: list[np.ndarray], src: np.ndarray, U: int,
+                   group: int, P: int, N: int, budgets: np.ndarray, pad_id: int) -> Chunk:
+    """A chunk in the cascade layout: prompt u's rows sit at u * group + 0, 1, ..."""
+    B = U * group
+    slots = np.empty((len(rows),), np.int64)
+    filled = np.zeros((U,), np.int64)
+    for j, u in enumerate(src):
+        slots[j] = u * group + filled[u]
+        filled[u] += 1
+    tokens, mask = _pad_prompts(distinct, U, P, pad_id)
+    chunk_budgets = np.zeros((B,), np.int32)
+    chunk_budgets[slots] = budgets[rows]
+    row_ids = np.full((B,), -1, np.int32)
+    row_ids[slots] = rows
+    return Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets, row_ids=row_ids,
+                 gen_len=N, src=(np.arange(B) // group).astype(np.int32), slots=slots,
+                 group=group)

@@ -5,6 +5,10 @@ slots and a KV cache of P + N - 1 slots (the last drawn token is never fed back)
 puts every row's last prompt token in the same column, so all rows write the cache at one shared
 index and a decode step is a single [B, 1] forward.
 
+Rows that continue the same prompt (a chunk in the cascade layout, `ProgramSpec.cascade`) keep
+that prompt's prefill as a shared prefix of the cache instead: U prompts x P slots, read once per
+group at each step, plus N - 1 slots of their own.
+
 Decode is one `lax.while_loop` that runs until every row has hit a stop token or its own budget
 (rows have per-row budgets), or the buffer is full. Rows that finish keep riding along (static
 shapes) but draw nothing: their tokens stay `pad`, their mask False, their length fixed.
@@ -60,6 +64,8 @@ class ProgramSpec:
     stop_ids: tuple[int, ...]
     pad_id: int
     prefill_chunk: int
+    cascade: bool = False  # rows share their prompt's cache as a prefix (see `prefill`)
+    per_layer_cache: bool = False  # decode runs on unstacked params (`unstack_layers`)
 
 
 def _rules(spec: ProgramSpec) -> ShardingRules:
@@ -73,10 +79,17 @@ def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
         return state
     row = ("batch",)
     grid = ("batch", None)
-    cache_axes = KVCache.logical_axes()
-    cache = KVCache(rules.constrain(state.cache.k, cache_axes.k),
-                    rules.constrain(state.cache.v, cache_axes.v),
-                    rules.constrain(state.cache.valid, cache_axes.valid), state.cache.index)
+    def pin(a, ax):
+        if a is None or ax == ():
+            return a
+        if isinstance(a, tuple):  # per-layer buffers: each lacks the leading layers axis
+            return tuple(rules.constrain(x, ax[1:]) for x in a)
+        return rules.constrain(a, ax)
+    axes = KVCache.logical_axes()
+    if isinstance(state.cache.k, tuple):  # per-layer k/v are [B, kv_heads, S, head_dim]
+        axes = axes._replace(k=("layers",) + KVCache.per_layer_axes(),
+                             v=("layers",) + KVCache.per_layer_axes())
+    cache = KVCache(*(pin(a, ax) for a, ax in zip(state.cache, axes)))
     return state._replace(
         tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
         last=rules.constrain(state.last, row), position=rules.constrain(state.position, row),
@@ -121,11 +134,11 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
     cfg, rules = spec.cfg, _rules(spec)
     B, P = tokens.shape
     C = min(spec.prefill_chunk, P)
-    cache = KVCache.zeros(cfg, B, P)
-    head = P % C
-    if head:
-        _, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
-                             cache, rules=rules, return_hidden=True)
+    head = P % C or C  # the first pass: the remainder, or one whole chunk
+    # The first pass only writes the empty cache (nothing earlier to attend).
+    hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
+                              KVCache.zeros(cfg, B, P), rules=rules, return_hidden=True,
+                              fresh_cache=True)
 
     def chunk(i: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
         take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
@@ -133,8 +146,7 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
                              rules=rules, return_hidden=True)
         return h[:, -1:], cache
 
-    init = jnp.zeros((B, 1, cfg.hidden_size), jnp.dtype(cfg.dtype))
-    return jax.lax.fori_loop(0, P // C, chunk, (init, cache))
+    return jax.lax.fori_loop(0, (P - head) // C, chunk, (hidden[:, -1:], cache))
 
 
 def _extend(cache: KVCache, extra: int) -> KVCache:
@@ -152,8 +164,9 @@ def _share(src: jax.Array, hidden: jax.Array, cache: KVCache, positions: jax.Arr
     """Copy each distinct prompt's prefill (last hidden state, cache, positions) to every row
     that decodes from it: [U, ...] -> [B, ...] along the batch axis."""
     axes = KVCache.logical_axes()
-    cache = KVCache(rules.constrain(cache.k[:, src], axes.k), rules.constrain(cache.v[:, src], axes.v),
-                    rules.constrain(cache.valid[src], axes.valid), cache.index)
+    cache = cache._replace(k=rules.constrain(cache.k[:, src], axes.k),
+                           v=rules.constrain(cache.v[:, src], axes.v),
+                           valid=rules.constrain(cache.valid[src], axes.valid))
     return hidden[src], cache, positions[src], tokens[src]
 
 
@@ -164,22 +177,34 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
     """Run the prompts through the model, build the decode cache and draw token 0.
 
     With `src` ([B] indices), `tokens`/`mask` hold U distinct prompts and row b decodes from
-    prompt src[b]: the prefill runs on U rows and its results are copied to the B rows.
+    prompt src[b]: the prefill runs on U rows. Without `spec.cascade` its cache is then copied
+    to the B rows. With it (rows grouped: src[b] = b // (B // U)) the U prompt caches stay as
+    they are and become the decode cache's shared prefix, read once per group at every step;
+    the rows' own cache then only holds their N - 1 generated slots.
     Only the last position's hidden state goes through the LM head: a [B, P, V] logits tensor
     would be the largest buffer of the whole call (32 x 512 x 49k fp32 = 3 GB).
     """
     cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
+    B = budgets.shape[0]
     positions = api.positions_from_mask(mask)
     hidden, cache = _prefill_cache(spec, params, tokens, mask, positions)
-    if src is not None:
-        hidden, cache, positions, tokens = _share(src, hidden, cache, positions, tokens, rules)
-    B = budgets.shape[0]
+    if spec.cascade:
+        own = KVCache.zeros(cfg, B, max(N - 1, 1))
+        cache = own._replace(prefix_k=cache.k.transpose(0, 1, 3, 2, 4),
+                             prefix_v=cache.v.transpose(0, 1, 3, 4, 2), prefix_valid=cache.valid)
+        hidden, positions, tokens = hidden[src], positions[src], tokens[src]
+    else:
+        if src is not None:
+            hidden, cache, positions, tokens = _share(src, hidden, cache, positions, tokens, rules)
+        cache = _extend(cache, N - 1)
+    if spec.per_layer_cache:
+        cache = cache.per_layer()
     logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
     state = DecodeState(
         step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
         logprobs=jnp.zeros((B, N), jnp.float32), last=tokens[:, -1],
         position=positions[:, -1], done=budgets <= 0, lengths=jnp.zeros((B,), jnp.int32),
-        budgets=budgets, row_ids=row_ids, key=key, cache=_extend(cache, N - 1))
+        budgets=budgets, row_ids=row_ids, key=key, cache=cache)
     drawn, logprobs = sample(logits, _step_keys(key, row_ids, state.step), temperature, top_p,
                              spec.mode)
     return _constrain_state(_record(state, drawn, logprobs, spec), rules)

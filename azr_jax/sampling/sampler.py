@@ -50,6 +50,9 @@ class SampleOutput:
         return self.tokens[i, : self.lengths[i]].tolist()
 
 
+_unstack_layers = jax.jit(api.unstack_layers)
+
+
 def _batch_multiple(rules: ShardingRules | None) -> int:
     """How many ways the mesh splits the batch axis: every batch bucket is a multiple of it."""
     if rules is None or rules.mesh is None:
@@ -120,16 +123,18 @@ class Sampler:
         top_p = jnp.float32(sampling.top_p)
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
+        unstack = self._unstack(params)
+        decode_params = _unstack_layers(params) if unstack else params
         for chunk in chunks:
-            state = self._run(params, chunk, mode, key, temperature, top_p, clock)
-            n = len(chunk.rows)
+            spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack)
+            state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
             out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
                 state.tokens, state.logprobs, state.lengths, state.step))
             w = min(width, chunk.gen_len)
-            tokens[chunk.rows, :w] = out_tok[:n, :w]
-            logprobs[chunk.rows, :w] = out_lp[:n, :w]
-            lengths[chunk.rows] = out_len[:n]
+            tokens[chunk.rows, :w] = out_tok[chunk.slots, :w]
+            logprobs[chunk.rows, :w] = out_lp[chunk.slots, :w]
+            lengths[chunk.rows] = out_len[chunk.slots]
             steps = max(steps, int(step))
         mask = np.arange(width)[None, :] < lengths[:, None]
         stop_set = set(self.stop_token_ids)
@@ -140,10 +145,18 @@ class Sampler:
                             prefill_seconds=clock["prefill"], decode_seconds=clock["decode"])
 
     # ------------------------------------------------------------------ internals
-    def spec(self, gen_len: int, mode: SamplingMode) -> loop.ProgramSpec:
+    def spec(self, gen_len: int, mode: SamplingMode, cascade: bool = False,
+             per_layer_cache: bool = False) -> loop.ProgramSpec:
         return loop.ProgramSpec(cfg=self.cfg, rules=self.rules, gen_len=gen_len, mode=mode,
                                 stop_ids=self.stop_token_ids, pad_id=self.pad_token_id,
-                                prefill_chunk=self.config.prefill_chunk)
+                                prefill_chunk=self.config.prefill_chunk, cascade=cascade,
+                                per_layer_cache=per_layer_cache)
+
+    def _unstack(self, params: api.Params) -> bool:
+        if self.config.unstack_layers is not None:
+            return self.config.unstack_layers
+        leaf = jax.tree.leaves(params)[0]
+        return all(d.platform == "cpu" for d in getattr(leaf, "devices", lambda: ())())
 
     def _place(self, arr: np.ndarray) -> jax.Array:
         """Host array -> device, split over the mesh's batch axes when there is a mesh."""
@@ -152,20 +165,19 @@ class Sampler:
         names = ("batch",) + (None,) * (arr.ndim - 1)
         return put(arr, self.rules.sharding(names, arr.shape))
 
-    def _run(self, params: api.Params, chunk: Chunk, mode: SamplingMode, key: jax.Array,
-             temperature: jax.Array, top_p: jax.Array, clock: dict[str, float]
-             ) -> loop.DecodeState:
+    def _run(self, params: api.Params, decode_params: api.Params, chunk: Chunk,
+             spec: loop.ProgramSpec, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
+             clock: dict[str, float]) -> loop.DecodeState:
         """Prefill then decode one chunk; waits on each so `clock` splits the time (the decode
         program needs the prefill's result anyway, so the wait costs nothing)."""
-        spec = self.spec(chunk.gen_len, mode)
         t0 = time.perf_counter()
-        state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
+        state = loop.prefill(decode_params, self._place(chunk.tokens), self._place(chunk.mask),
                              self._place(chunk.budgets), self._place(chunk.row_ids), key,
                              temperature, top_p,
                              None if chunk.src is None else self._place(chunk.src), spec=spec)
         jax.block_until_ready(state)
         t1 = time.perf_counter()
-        state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, spec=spec))
+        state = jax.block_until_ready(loop.decode(decode_params, state, temperature, top_p, spec=spec))
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
