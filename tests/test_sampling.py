@@ -224,6 +224,28 @@ def test_same_key_same_output_and_chunking_invariance(qwen):
 
 
 # --------------------------------------------------------------------------- shared prompts
+def _check_sharing_changes_nothing(d, cfg, params, config, rows, sp, key, copies, mesh=True):
+    """A call with prompt sharing gives each row the tokens (same key) and logprobs of the same
+    call with sharing off and logprobs equal to a full forward pass; the rows in `copies` (one
+    prompt's repeats) are different samples. With `mesh`, the same on a mesh that splits the
+    batch in 2."""
+    shared = Sampler(cfg, config=config, stop_token_ids=()).generate(params, rows, 24, sp, key)
+    off = dataclasses.replace(config, share_prompts=False)
+    alone = Sampler(cfg, config=off, stop_token_ids=()).generate(params, rows, 24, sp, key)
+    np.testing.assert_array_equal(shared.tokens, alone.tokens)
+    np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-5)
+    ref = _full_forward_logprobs(cfg, params, rows, shared, sp.temperature)
+    np.testing.assert_allclose(shared.logprobs, ref, atol=1e-4)
+    assert len({tuple(shared.tokens[i]) for i in copies}) == len(copies)
+    if mesh:
+        rules = ShardingRules(make_mesh(1, 2, 4))
+        _, sharded = load_hf(d, rules=rules)
+        mesh_out = Sampler(cfg, rules=rules, config=config, stop_token_ids=()).generate(
+            sharded, rows, 24, sp, key)
+        np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
+        np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
+
+
 def test_repeated_prompts_are_prefilled_once(qwen):
     """AZR's learnability rollouts repeat one prompt G times: the chunk prefills each distinct
     prompt once (a smaller batch bucket) and every row still samples its own continuation,
@@ -241,23 +263,10 @@ def test_repeated_prompts_are_prefilled_once(qwen):
     assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32),
                        off, 1, 0)[0].src is None
 
-    shared = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(params, rows, 24, sp,
-                                                                     jax.random.key(9))
-    alone = Sampler(cfg, config=off, stop_token_ids=()).generate(params, rows, 24, sp,
-                                                                 jax.random.key(9))
-    np.testing.assert_array_equal(shared.tokens, alone.tokens)
-    np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-5)
-    ref = _full_forward_logprobs(cfg, params, rows, shared, sp.temperature)
-    np.testing.assert_allclose(shared.logprobs, ref, atol=1e-4)
-    # the four copies of prompt `a` are four different samples
-    assert len({tuple(shared.tokens[i]) for i in (0, 2, 4, 6)}) == 4
-    # on a mesh that splits the batch in 2 the distinct prompts are sharded too
-    rules = ShardingRules(make_mesh(1, 2, 4))
-    _, sharded = load_hf(d, rules=rules)
-    mesh_out = Sampler(cfg, rules=rules, config=CONFIG, stop_token_ids=()).generate(
-        sharded, rows, 24, sp, jax.random.key(9))
-    np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
-    np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
+    # the four copies of prompt `a` are four different samples; on a mesh that splits the
+    # batch in 2 the distinct prompts are sharded too
+    _check_sharing_changes_nothing(d, cfg, params, CONFIG, rows, sp, jax.random.key(9),
+                                   copies=(0, 2, 4, 6))
 
 
 def test_cascade_layout_groups_rows_by_prompt():
@@ -297,24 +306,8 @@ def test_grouped_rows_read_a_shared_prefix(qwen, unstack):
     config = dataclasses.replace(CONFIG, unstack_layers=unstack)
     assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), config,
                        1, 0)[0].group == 4
-    shared = Sampler(cfg, config=config, stop_token_ids=()).generate(params, rows, 24, sp,
-                                                                     jax.random.key(5))
-    off = dataclasses.replace(config, share_prompts=False)
-    alone = Sampler(cfg, config=off, stop_token_ids=()).generate(params, rows, 24, sp,
-                                                                 jax.random.key(5))
-    np.testing.assert_array_equal(shared.tokens, alone.tokens)
-    np.testing.assert_allclose(shared.logprobs, alone.logprobs, atol=1e-5)
-    ref = _full_forward_logprobs(cfg, params, rows, shared, sp.temperature)
-    np.testing.assert_allclose(shared.logprobs, ref, atol=1e-4)
-    assert len({tuple(shared.tokens[i]) for i in (0, 2, 5, 6)}) == 4  # 4 samples of prompt a
-    if unstack:
-        return
-    rules = ShardingRules(make_mesh(1, 2, 4))
-    _, sharded = load_hf(d, rules=rules)
-    mesh_out = Sampler(cfg, rules=rules, config=config, stop_token_ids=()).generate(
-        sharded, rows, 24, sp, jax.random.key(5))
-    np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
-    np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
+    _check_sharing_changes_nothing(d, cfg, params, config, rows, sp, jax.random.key(5),
+                                   copies=(0, 2, 5, 6), mesh=not unstack)
 
 
 # --------------------------------------------------------------------------- meshes

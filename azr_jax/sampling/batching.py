@@ -131,21 +131,24 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
                 f"{budgets[rows].max()}); lower max_new_tokens or raise max_cache_len")
         distinct, src = _distinct_prompts([prompts[r] for r in rows])
         U = round_up(pick_bucket(len(distinct), config.batch_buckets, "batch size"), batch_multiple)
-        cascade = _cascade_layout(src, U, B, config) if config.share_prompts else None
-        if cascade is not None:
-            chunks.append(_cascade_chunk(rows, distinct, src, U, cascade, P, N, budgets, pad_id))
-            continue
-        if not config.share_prompts or U >= B:  # nothing to share (or no smaller bucket)
-            distinct, src, U = [prompts[r] for r in rows], None, B
+        group = (_cascade_layout(src, U, B, config) if config.share_prompts else None) or 0
+        if group:  # prompt u's rows sit at u * group + 0, 1, ...
+            B = U * group
+            slots = _group_slots(src, U, group)
+            src = (np.arange(B) // group).astype(np.int32)
+        else:
+            if not config.share_prompts or U >= B:  # nothing to share (or no smaller bucket)
+                distinct, src, U = [prompts[r] for r in rows], None, B
+            slots = np.arange(n)
+            if src is not None:  # dummy rows (budget 0, never decoded) read the last prompt slot
+                src = np.concatenate([src, np.full((B - n,), U - 1, np.int32)])
         tokens, mask = _pad_prompts(distinct, U, P, pad_id)
-        if src is not None:  # dummy rows (budget 0, never decoded) read the last prompt slot
-            src = np.concatenate([src, np.full((B - n,), U - 1, np.int32)])
         chunk_budgets = np.zeros((B,), np.int32)
-        chunk_budgets[:n] = budgets[rows]
+        chunk_budgets[slots] = budgets[rows]
         row_ids = np.full((B,), -1, np.int32)
-        row_ids[:n] = rows
+        row_ids[slots] = rows
         chunks.append(Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets,
-                            row_ids=row_ids, gen_len=N, src=src))
+                            row_ids=row_ids, gen_len=N, src=src, slots=slots, group=group))
     return chunks
 
 
@@ -186,20 +189,12 @@ def _cascade_layout(src: np.ndarray, U: int, B: int, config: SamplerConfig) -> i
     return group if U * group <= B else None
 
 
-def _cascade_chunk(rows: np.ndarray, distinct: list[np.ndarray], src: np.ndarray, U: int,
-                   group: int, P: int, N: int, budgets: np.ndarray, pad_id: int) -> Chunk:
-    """A chunk in the cascade layout: prompt u's rows sit at u * group + 0, 1, ..."""
-    B = U * group
-    slots = np.empty((len(rows),), np.int64)
+def _group_slots(src: np.ndarray, U: int, group: int) -> np.ndarray:
+    """Chunk row of each of the chunk's rows in the cascade layout: the k-th row of prompt u
+    goes to u * group + k."""
+    slots = np.empty((len(src),), np.int64)
     filled = np.zeros((U,), np.int64)
     for j, u in enumerate(src):
         slots[j] = u * group + filled[u]
         filled[u] += 1
-    tokens, mask = _pad_prompts(distinct, U, P, pad_id)
-    chunk_budgets = np.zeros((B,), np.int32)
-    chunk_budgets[slots] = budgets[rows]
-    row_ids = np.full((B,), -1, np.int32)
-    row_ids[slots] = rows
-    return Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets, row_ids=row_ids,
-                 gen_len=N, src=(np.arange(B) // group).astype(np.int32), slots=slots,
-                 group=group)
+    return slots
