@@ -124,10 +124,11 @@ class Sampler:
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
         unstack = self._unstack(params)
-        decode_params = _unstack_layers(params) if unstack else params
+        if unstack:  # one copy per call, shared by every chunk's programs
+            params = _unstack_layers(params)
         for chunk in chunks:
             spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack)
-            state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
+            state = self._run(params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
             out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
                 state.tokens, state.logprobs, state.lengths, state.step))
@@ -165,19 +166,19 @@ class Sampler:
         names = ("batch",) + (None,) * (arr.ndim - 1)
         return put(arr, self.rules.sharding(names, arr.shape))
 
-    def _run(self, params: api.Params, decode_params: api.Params, chunk: Chunk,
-             spec: loop.ProgramSpec, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
-             clock: dict[str, float]) -> loop.DecodeState:
+    def _run(self, params: api.Params, chunk: Chunk, spec: loop.ProgramSpec, key: jax.Array,
+             temperature: jax.Array, top_p: jax.Array, clock: dict[str, float]
+             ) -> loop.DecodeState:
         """Prefill then decode one chunk; waits on each so `clock` splits the time (the decode
         program needs the prefill's result anyway, so the wait costs nothing)."""
         t0 = time.perf_counter()
-        state = loop.prefill(decode_params, self._place(chunk.tokens), self._place(chunk.mask),
+        state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
                              self._place(chunk.budgets), self._place(chunk.row_ids), key,
                              temperature, top_p,
                              None if chunk.src is None else self._place(chunk.src), spec=spec)
         jax.block_until_ready(state)
         t1 = time.perf_counter()
-        state = jax.block_until_ready(loop.decode(decode_params, state, temperature, top_p, spec=spec))
+        state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, spec=spec))
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
