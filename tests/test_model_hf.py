@@ -15,7 +15,7 @@ import hf_models
 from azr_jax.hf.export import save_hf
 from azr_jax.hf.load import load_hf
 from azr_jax.hf.safetensors_io import SafetensorsFile, write_file
-from azr_jax.model import api
+from azr_jax.model import api, rope
 from azr_jax.model.config import ModelConfig
 from azr_jax.model.decoder import KVCache
 
@@ -144,6 +144,25 @@ def test_unstacked_params_give_the_same_logits(tiny):
     with pytest.raises(ValueError, match="per-layer KV cache needs unstacked params"):
         api.apply(cfg, params, tokens[:, :1], tokens[:, :1], mask[:, :1],
                   KVCache.zeros(cfg, len(tokens), 4).per_layer())
+
+
+def test_rope_table_lookup_gives_the_same_rotation_and_logits(tiny):
+    """The sampler's precomputed cos/sin table (gathered by position) must equal the tables
+    computed from the positions themselves, bit for bit, and leave the logits unchanged; a
+    position past the table's end turns into NaN, never a silently wrong angle."""
+    _, d, _ = tiny
+    cfg, params = load_hf(d)
+    tokens, mask = hf_models.left_pad(_rows(2))
+    pos = api.positions_from_mask(mask)
+    cos, sin = rope.rope_tables(pos, rope.inverse_frequencies(cfg))
+    table = rope.table(cfg, 64)
+    np.testing.assert_array_equal(np.asarray(table[0])[np.asarray(pos)], np.asarray(cos))
+    np.testing.assert_array_equal(np.asarray(table[1])[np.asarray(pos)], np.asarray(sin))
+    run = jax.jit(lambda p, t, q, m, tab: api.apply(cfg, p, t, q, m, rope_table=tab)[0])
+    np.testing.assert_allclose(np.asarray(run(params, tokens, pos, mask, table)),
+                               _forward(cfg, params, tokens, mask), atol=1e-6)
+    short = rope.table(cfg, int(pos.max()))  # one position short
+    assert np.isnan(np.asarray(run(params, tokens, pos, mask, short))).any()
 
 
 def test_export_reloads_in_transformers_without_warnings(tiny, tmp_path, caplog):

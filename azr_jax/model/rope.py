@@ -46,6 +46,13 @@ def rope_tables(positions: jnp.ndarray, inv_freq: np.ndarray) -> tuple[jnp.ndarr
     return jnp.cos(angles), jnp.sin(angles)
 
 
+def table(cfg: ModelConfig, length: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """cos/sin [length, head_dim] for positions 0..length-1: the same values `rope_tables`
+    gives (same fp32 ops), to be gathered by position."""
+    cos, sin = rope_tables(jnp.arange(length)[None, :], inverse_frequencies(cfg))
+    return cos[0], sin[0]
+
+
 def apply_rope(x: jnp.ndarray, cos: jnp.ndarray, sin: jnp.ndarray) -> jnp.ndarray:
     """Rotate [B, T, heads, head_dim] by the tables; math in x's dtype like the HF reference."""
     half = x.shape[-1] // 2

@@ -17,6 +17,10 @@ Randomness: the token at generation step t of caller row r uses key fold_in(fold
 A row's samples therefore depend only on (key, its row index, its logits), not on which other
 rows share its chunk, how the batch was padded, or the bucket sizes.
 
+Both programs take the rotary tables (`rope.table`, cos/sin for every position the cache can
+hold) as an input computed once per call: computed inside, XLA:CPU fuses sin/cos into each
+layer's attention and recomputes them per layer (and, in decode, per step).
+
 Params are a traced argument of both programs (never closed over), so the train step can update
 them without a recompile; the decode program donates its state (KV cache included), so the loop
 reuses the prefill's buffers instead of holding a second copy of the cache.
@@ -86,9 +90,9 @@ def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
             return tuple(rules.constrain(x, ax[1:]) for x in a)
         return rules.constrain(a, ax)
     axes = KVCache.logical_axes()
-    if isinstance(state.cache.k, tuple):  # per-layer k/v are [B, kv_heads, S, head_dim]
-        axes = axes._replace(k=("layers",) + KVCache.per_layer_axes(),
-                             v=("layers",) + KVCache.per_layer_axes())
+    if isinstance(state.cache.k, tuple):  # per-layer buffers (see `KVCache.per_layer`)
+        k_axes, v_axes = KVCache.per_layer_axes()
+        axes = axes._replace(k=("layers",) + k_axes, v=("layers",) + v_axes)
     cache = KVCache(*(pin(a, ax) for a, ax in zip(state.cache, axes)))
     return state._replace(
         tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
@@ -123,7 +127,8 @@ def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: Pr
 
 
 def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mask: jax.Array,
-                   positions: jax.Array) -> tuple[jax.Array, KVCache]:
+                   positions: jax.Array, rope_table: tuple[jax.Array, jax.Array]
+                   ) -> tuple[jax.Array, KVCache]:
     """Fill a P-slot cache with the prompts, `prefill_chunk` tokens at a time; returns the last
     position's final hidden state [B, 1, D] and the cache.
 
@@ -138,12 +143,12 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
     # The first pass only writes the empty cache (nothing earlier to attend).
     hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
                               KVCache.zeros(cfg, B, P), rules=rules, return_hidden=True,
-                              fresh_cache=True)
+                              fresh_cache=True, rope_table=rope_table)
 
     def chunk(i: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
         take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
         h, cache = api.apply(cfg, params, take(tokens), take(positions), take(mask), carry[1],
-                             rules=rules, return_hidden=True)
+                             rules=rules, return_hidden=True, rope_table=rope_table)
         return h[:, -1:], cache
 
     return jax.lax.fori_loop(0, (P - head) // C, chunk, (hidden[:, -1:], cache))
@@ -173,7 +178,8 @@ def _share(src: jax.Array, hidden: jax.Array, cache: KVCache, positions: jax.Arr
 @functools.partial(jax.jit, static_argnames=("spec",))
 def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax.Array,
             row_ids: jax.Array, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
-            src: jax.Array | None = None, *, spec: ProgramSpec) -> DecodeState:
+            rope_table: tuple[jax.Array, jax.Array], src: jax.Array | None = None, *,
+            spec: ProgramSpec) -> DecodeState:
     """Run the prompts through the model, build the decode cache and draw token 0.
 
     With `src` ([B] indices), `tokens`/`mask` hold U distinct prompts and row b decodes from
@@ -187,7 +193,7 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
     cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
     B = budgets.shape[0]
     positions = api.positions_from_mask(mask)
-    hidden, cache = _prefill_cache(spec, params, tokens, mask, positions)
+    hidden, cache = _prefill_cache(spec, params, tokens, mask, positions, rope_table)
     if spec.cascade:
         own = KVCache.zeros(cfg, B, max(N - 1, 1))
         cache = own._replace(prefix_k=cache.k.transpose(0, 1, 3, 2, 4),
@@ -211,8 +217,8 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p: jax.Array, *,
-           spec: ProgramSpec) -> DecodeState:
+def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p: jax.Array,
+           rope_table: tuple[jax.Array, jax.Array], *, spec: ProgramSpec) -> DecodeState:
     """Draw tokens 1.. N-1 until every row is done; returns the final state."""
     cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
     B = state.last.shape[0]
@@ -223,7 +229,7 @@ def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p
 
     def body(s: DecodeState) -> DecodeState:
         logits, cache = api.apply(cfg, params, s.last[:, None], s.position[:, None], ones,
-                                  s.cache, rules=rules)
+                                  s.cache, rules=rules, rope_table=rope_table)
         drawn, logprobs = sample(logits[:, 0], _step_keys(s.key, s.row_ids, s.step),
                                  temperature, top_p, spec.mode)
         return _constrain_state(_record(s._replace(cache=cache), drawn, logprobs, spec), rules)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from azr_jax.model import api
+from azr_jax.model import api, rope
 from azr_jax.model.config import ModelConfig
 from azr_jax.sampling import loop
 from azr_jax.sampling.batching import Chunk, plan_chunks, validate_budgets, validate_prompts
@@ -51,6 +51,7 @@ class SampleOutput:
 
 
 _unstack_layers = jax.jit(api.unstack_layers)
+_rope_table = jax.jit(rope.table, static_argnums=(0, 1))
 
 
 def _batch_multiple(rules: ShardingRules | None) -> int:
@@ -97,6 +98,7 @@ class Sampler:
         self.stop_token_ids = tuple(int(t) for t in stops)
         self.pad_token_id = int(pad_token_id)
         self.batch_multiple = _batch_multiple(rules)
+        self._rope_tables: dict[int, tuple[jax.Array, jax.Array]] = {}
 
     # ------------------------------------------------------------------ public
     def generate(self, params: api.Params, prompts: Sequence[Sequence[int]],
@@ -159,6 +161,16 @@ class Sampler:
         leaf = jax.tree.leaves(params)[0]
         return all(d.platform == "cpu" for d in getattr(leaf, "devices", lambda: ())())
 
+    def _rope_table(self, length: int) -> tuple[jax.Array, jax.Array]:
+        """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
+        position a chunk reaches); one small table per length, kept for later calls."""
+        if length not in self._rope_tables:
+            table = _rope_table(self.cfg, length)
+            if self.rules is not None and self.rules.mesh is not None:
+                table = put(table, self.rules.replicated())
+            self._rope_tables[length] = table
+        return self._rope_tables[length]
+
     def _place(self, arr: np.ndarray) -> jax.Array:
         """Host array -> device, split over the mesh's batch axes when there is a mesh."""
         if self.rules is None or self.rules.mesh is None:
@@ -172,13 +184,15 @@ class Sampler:
         """Prefill then decode one chunk; waits on each so `clock` splits the time (the decode
         program needs the prefill's result anyway, so the wait costs nothing)."""
         t0 = time.perf_counter()
+        rope_table = self._rope_table(chunk.tokens.shape[1] + spec.gen_len)
         state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
                              self._place(chunk.budgets), self._place(chunk.row_ids), key,
-                             temperature, top_p,
+                             temperature, top_p, rope_table,
                              None if chunk.src is None else self._place(chunk.src), spec=spec)
         jax.block_until_ready(state)
         t1 = time.perf_counter()
-        state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, spec=spec))
+        state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, rope_table,
+                                                     spec=spec))
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
