@@ -90,9 +90,9 @@ def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
             return tuple(rules.constrain(x, ax[1:]) for x in a)
         return rules.constrain(a, ax)
     axes = KVCache.logical_axes()
-    if isinstance(state.cache.k, tuple):  # per-layer buffers (see `KVCache.per_layer`)
-        k_axes, v_axes = KVCache.per_layer_axes()
-        axes = axes._replace(k=("layers",) + k_axes, v=("layers",) + v_axes)
+    if isinstance(state.cache.k, tuple):  # per-layer k/v are [B, kv_heads, S, head_dim]
+        axes = axes._replace(k=("layers",) + KVCache.per_layer_axes(),
+                             v=("layers",) + KVCache.per_layer_axes())
     cache = KVCache(*(pin(a, ax) for a, ax in zip(state.cache, axes)))
     return state._replace(
         tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
