@@ -228,6 +228,8 @@ def main() -> None:
     ap.add_argument("--hbm-gbps", type=float, default=None,
                     help="peak HBM bandwidth in GB/s when the device kind is not in the table")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
     print(f"# sampler benchmark: {platform.node()} {platform.machine()}, "
           f"jax devices {jax.devices()}")
     if not args.skip_cpu:

@@ -173,7 +173,8 @@ _OUT_IN = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 def unstack_layers(params: dict[str, Any]) -> dict[str, Any]:
     """A decode-time view of the params: `layers` as a tuple of per-layer dicts, matrices
-    stored 2-D as [out, in] (q_proj [heads * head_dim, embed], ...). Only `forward` reads it (not the optimizer, checkpoints or export).
+    stored 2-D as [out, in] (q_proj [heads * head_dim, embed], ...). Only `forward` reads it
+    (not the optimizer, checkpoints or export).
 
     Why, on XLA:CPU: (1) each step of the layer scan copies that layer's weights out of the
     stacked arrays before its matmuls (a dot needs its own buffer); with one buffer per layer
@@ -281,7 +282,8 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
     elif cache is not None:
         def write(buf, new):
             new = new if isinstance(new, jax.Array) else jnp.stack(new)
-            return jax.lax.dynamic_update_slice(buf, new.astype(buf.dtype), (0, 0, cache.index, 0, 0))
+            at = (0, 0, cache.index, 0, 0)
+            return jax.lax.dynamic_update_slice(buf, new.astype(buf.dtype), at)
         new_cache = cache._replace(
             k=write(cache.k, new_kv[0]), v=write(cache.v, new_kv[1]),
             valid=jax.lax.dynamic_update_slice(cache.valid, attn_mask, (0, cache.index)),

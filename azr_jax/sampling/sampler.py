@@ -51,7 +51,7 @@ class SampleOutput:
 
 
 _unstack_layers = jax.jit(api.unstack_layers)
-_rope_table = jax.jit(rope.table, static_argnums=(0, 1))
+_build_rope_table = jax.jit(rope.table, static_argnums=(0, 1))
 
 
 def _batch_multiple(rules: ShardingRules | None) -> int:
@@ -165,7 +165,7 @@ class Sampler:
         """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
         position a chunk reaches); one small table per length, kept for later calls."""
         if length not in self._rope_tables:
-            table = _rope_table(self.cfg, length)
+            table = _build_rope_table(self.cfg, length)
             if self.rules is not None and self.rules.mesh is not None:
                 table = put(table, self.rules.replicated())
             self._rope_tables[length] = table
