@@ -7,8 +7,9 @@ The batch cycles 4 distinct prompts (so batch 32 = 4 prompts x 8 rows, the shape
 learnability rollouts). For each batch size it runs azr-jax (one untimed call first to compile),
 again with prompt sharing off when prompts repeat (`share: off` rows: every row prefilled on its
 own, as HF does), and HF generate (default sdpa attention, left padding, one untimed short call
-first) in the same process, and prints new tokens/s and the ratio. torch runs with whichever of 1 or all cores is faster for a
-short calibration generate (on a shared machine OpenMP with all cores can be 10x slower).
+first) in the same process, and prints new tokens/s and the ratio. torch runs with whichever of
+1 or all cores is faster for a short calibration generate (on a shared machine OpenMP with all
+cores can be 10x slower).
 With --repeats N each side is timed N times and its fastest call counts.
 
 GPU section (only when jax's default device is a GPU): a Qwen2.5-1.5B-shaped model with random
@@ -16,7 +17,10 @@ weights in bf16 (params and compute), prompts of --gpu-prompt-len random tokens,
 new tokens. Reports tokens/s and the fraction of the HBM-bandwidth roofline of a decode step:
 (bytes of params + bytes of KV cache the step reads) / step time / peak bandwidth. The KV term is
 given two ways: what this implementation reads (the whole preallocated cache, every step) and
-the ideal (only the filled slots, on average prompt + N/2).
+the ideal (only the filled slots, on average prompt + N/2); each over the bandwidth a jitted
+elementwise pass measures on the card in the same run, and the first also over the datasheet
+peak. For --gpu-hf-batch-sizes, HF generate (torch, bf16, same shape, temperature 1) runs the
+same prompts on the GPU and the ratio is printed.
 
 Usage:
   python benchmarks/sampler.py                        # CPU table, batch 1, 8, 32; 64 new tokens
@@ -169,6 +173,50 @@ def _peak_bandwidth(kind: str, override: float | None) -> float | None:
     return None
 
 
+def _copy_bandwidth(n_bytes: float = 4e9, repeats: int = 10) -> float:
+    """Measured device-memory ceiling: bytes read + written per second by a jitted elementwise
+    pass over an n_bytes bf16 buffer (median of `repeats`). Datasheet peaks are never reached,
+    so the roofline is also given against this."""
+    x = jnp.ones((int(n_bytes // 2),), jnp.bfloat16)
+    f = jax.jit(lambda a: a + 1)
+    f(x).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(x).block_until_ready()
+        times.append(time.perf_counter() - t)
+    del x
+    return 2 * n_bytes / float(np.median(times))
+
+
+def _hf_gpu_model(cfg: ModelConfig):
+    """The same shape as a transformers model, random bf16 weights, built on the GPU."""
+    import torch
+    import transformers
+
+    hf_cfg = transformers.AutoConfig.for_model(**cfg.to_hf_dict("bfloat16"))
+    with torch.device("cuda"):
+        model = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.bfloat16)
+    return model.eval()
+
+
+def _hf_gpu_generate(model, rows: list[list[int]], n: int) -> float:
+    """Seconds for HF generate to sample n tokens per row (temperature 1, no filters)."""
+    import torch
+
+    ids = torch.tensor(rows, device="cuda")
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                             eos_token_id=None, pad_token_id=0)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    assert out.shape == (len(rows), len(rows[0]) + n), out.shape
+    return dt
+
+
 def gpu_section(args: argparse.Namespace) -> None:
     dev = jax.devices()[0]
     if dev.platform != "gpu":
@@ -176,18 +224,36 @@ def gpu_section(args: argparse.Namespace) -> None:
         return
     cfg = QWEN2_5_1_5B
     peak = _peak_bandwidth(dev.device_kind, args.hbm_gbps)
+    copy_bw = _copy_bandwidth()
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
     P, N = args.gpu_prompt_len, args.gpu_new_tokens
-    sampler = Sampler(cfg, stop_token_ids=())
+    unstack = {"auto": None, "on": True, "off": False}[args.gpu_unstack_layers]
+    sampler = Sampler(cfg, config=SamplerConfig(unstack_layers=unstack), stop_token_ids=())
     kv_per_slot = (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2  # k and v
                    * jnp.dtype(cfg.dtype).itemsize)
+    hf = None
+    if args.gpu_hf_batch_sizes:
+        import torch
+        import transformers
+        if torch.cuda.is_available():
+            hf = _hf_gpu_model(cfg)
+            _hf_gpu_generate(hf, [[5] * 8], 2)  # warm: cuBLAS handles, kernels
+            hf_versions = f"torch {torch.__version__}, transformers {transformers.__version__}"
+        else:
+            hf_versions = "HF peer skipped: torch sees no CUDA device"
+    else:
+        hf_versions = "HF peer off"
     print(f"\n## GPU: {dev.device_kind}, Qwen2.5-1.5B shape, bf16, random weights "
-          f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, peak HBM "
-          f"{'unknown (use --hbm-gbps)' if peak is None else f'{peak / 1e12:.2f} TB/s'}")
+          f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, temperature 1, "
+          f"unstack_layers {args.gpu_unstack_layers} ({sampler._unstack(params)}); "
+          f"jax {jax.__version__}; {hf_versions}")
+    sheet = "unknown (use --hbm-gbps)" if peak is None else f"{peak / 1e12:.2f} TB/s"
+    print(f"HBM: datasheet {sheet}, measured copy (read + write) {copy_bw / 1e12:.2f} TB/s")
     print("| batch | new tok/s | prefill s | decode ms/step | decode tok/s | bytes/step read "
-          "(GB) | roofline (as read) | roofline (ideal KV) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "(GB) | % of copy BW (as read) | % of copy BW (ideal KV) | % of datasheet (as read) "
+          "| HF new tok/s | ratio |")
+    print("|---" * 11 + "|")
     rng = np.random.default_rng(0)
     for B in args.gpu_batch_sizes:
         rows = rng.integers(3, cfg.vocab_size, (B, P)).tolist()
@@ -200,10 +266,15 @@ def gpu_section(args: argparse.Namespace) -> None:
         S = _cache_slots(sampler, P, N)  # the cache is sized by the buckets, not by P + N
         read = param_bytes + B * S * kv_per_slot
         ideal = param_bytes + B * (P + N / 2) * kv_per_slot
-        frac = lambda b: "-" if peak is None else f"{b / step_s / peak:.0%}"
-        print(f"| {B} | {B * N / total:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
-              f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read)} "
-              f"| {frac(ideal)} |", flush=True)
+        frac = lambda b, bw: "-" if bw is None else f"{b / step_s / bw:.0%}"
+        ours = B * N / total
+        hf_cols = "| - | - |"
+        if hf is not None and B in args.gpu_hf_batch_sizes:
+            hf_rate = B * N / _hf_gpu_generate(hf, rows, N)
+            hf_cols = f"| {hf_rate:.0f} | {ours / hf_rate:.2f}x |"
+        print(f"| {B} | {ours:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
+              f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read, copy_bw)} "
+              f"| {frac(ideal, copy_bw)} | {frac(read, peak)} {hf_cols}", flush=True)
 
 
 def _cache_slots(sampler: Sampler, prompt_len: int, new_tokens: int) -> int:
@@ -225,6 +296,10 @@ def main() -> None:
     ap.add_argument("--gpu-batch-sizes", type=ints, default=[1, 16, 64, 256])
     ap.add_argument("--gpu-prompt-len", type=int, default=512)
     ap.add_argument("--gpu-new-tokens", type=int, default=512)
+    ap.add_argument("--gpu-hf-batch-sizes", type=lambda s: ints(s) if s else [],
+                    default=[1, 64], help="GPU batch sizes that also run HF generate ('' = none)")
+    ap.add_argument("--gpu-unstack-layers", choices=("auto", "on", "off"), default="auto",
+                    help="SamplerConfig.unstack_layers for the GPU section (auto: the default)")
     ap.add_argument("--hbm-gbps", type=float, default=None,
                     help="peak HBM bandwidth in GB/s when the device kind is not in the table")
     args = ap.parse_args()

@@ -88,11 +88,14 @@ class SamplerConfig:
     # it (AZR's G learnability rollouts of one task are G identical prompts): G x less prefill
     # compute. Results do not depend on it; off = every row is prefilled on its own.
     share_prompts: bool = True
-    # Give the programs one weight buffer per layer (a Python loop over layers) instead of the
-    # stacked arrays (a scan). XLA:CPU copies each layer's weights out of the stack at every
-    # scan step; unstacked, a small-batch CPU decode step is about a third faster, for one
-    # extra copy of the layer weights during the call. None = on for CPU-resident params only
-    # (accelerators slice the stack for free, and memory is what they lack).
+    # Give the decode program one weight buffer per layer (a Python loop over layers) instead
+    # of the stacked arrays (a scan), for one extra copy of the layer weights during the call.
+    # XLA copies each layer's matmul weights out of the stack at every scan step: on CPU a
+    # small-batch decode step is about a third faster unstacked; on an H200 (jax 0.11.2,
+    # Qwen2.5-1.5B shape, bf16) those copies were 29% of a batch-1 step and unstacking cut
+    # the batch-1 step from 4.2 to 3.4 ms, batch 16 from 5.2 to 2.6 ms (benchmarks/RESULTS.md).
+    # None = on unless the params live on a TPU, where slicing the stack is free and memory
+    # is what the chip lacks.
     unstack_layers: bool | None = None
 
     def __post_init__(self) -> None:

@@ -126,11 +126,13 @@ class Sampler:
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
         unstack = self._unstack(params)
-        if unstack:  # one copy per call, shared by every chunk's programs
-            params = _unstack_layers(params)
+        # One copy per call, shared by every chunk's decode program. The prefill keeps the
+        # stacked weights: it reads each layer once per chunk, so a copy out of the stack costs
+        # it nothing extra (and XLA 0.11.2 on an H200 crashed on the unstacked batch-64 prefill).
+        decode_params = _unstack_layers(params) if unstack else params
         for chunk in chunks:
             spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack)
-            state = self._run(params, chunk, spec, key, temperature, top_p, clock)
+            state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
             out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
                 state.tokens, state.logprobs, state.lengths, state.step))
@@ -159,7 +161,7 @@ class Sampler:
         if self.config.unstack_layers is not None:
             return self.config.unstack_layers
         leaf = jax.tree.leaves(params)[0]
-        return all(d.platform == "cpu" for d in getattr(leaf, "devices", lambda: ())())
+        return not any(d.platform == "tpu" for d in getattr(leaf, "devices", lambda: ())())
 
     def _rope_table(self, length: int) -> tuple[jax.Array, jax.Array]:
         """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
@@ -178,11 +180,12 @@ class Sampler:
         names = ("batch",) + (None,) * (arr.ndim - 1)
         return put(arr, self.rules.sharding(names, arr.shape))
 
-    def _run(self, params: api.Params, chunk: Chunk, spec: loop.ProgramSpec, key: jax.Array,
-             temperature: jax.Array, top_p: jax.Array, clock: dict[str, float]
-             ) -> loop.DecodeState:
-        """Prefill then decode one chunk; waits on each so `clock` splits the time (the decode
-        program needs the prefill's result anyway, so the wait costs nothing)."""
+    def _run(self, params: api.Params, decode_params: api.Params, chunk: Chunk,
+             spec: loop.ProgramSpec, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
+             clock: dict[str, float]) -> loop.DecodeState:
+        """Prefill (on `params`) then decode (on `decode_params`, the same weights, maybe
+        unstacked) one chunk; waits on each so `clock` splits the time (the decode program
+        needs the prefill's result anyway, so the wait costs nothing)."""
         t0 = time.perf_counter()
         rope_table = self._rope_table(chunk.tokens.shape[1] + spec.gen_len)
         state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
@@ -191,8 +194,8 @@ class Sampler:
                              None if chunk.src is None else self._place(chunk.src), spec=spec)
         jax.block_until_ready(state)
         t1 = time.perf_counter()
-        state = jax.block_until_ready(loop.decode(params, state, temperature, top_p, rope_table,
-                                                     spec=spec))
+        state = jax.block_until_ready(loop.decode(decode_params, state, temperature, top_p,
+                                                     rope_table, spec=spec))
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
