@@ -86,8 +86,8 @@ def _full_forward_logprobs(cfg, params, prompts, out, temperature: float) -> np.
 # --------------------------------------------------------------------------- parity with HF
 @pytest.mark.parametrize("unstack", [True, False], ids=["unstacked", "stacked"])
 def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
-    """Both layer layouts: per-layer buffers (the CPU default) and the stacked scan (what
-    accelerators run)."""
+    """Both layer layouts: per-layer buffers (the CPU and GPU default) and the stacked scan
+    (what TPUs run)."""
     model, cfg, params = tiny
     rows = _rows(0)
     config = dataclasses.replace(CONFIG, unstack_layers=unstack)
@@ -100,6 +100,40 @@ def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
     # greedy logprobs are log softmax(logits) (T = 1) at the argmax
     ref = _full_forward_logprobs(cfg, params, rows, out, 1.0)
     np.testing.assert_allclose(out.logprobs[out.mask], ref[out.mask], atol=1e-4)
+
+
+def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkeypatch):
+    """With `unstack_layers` the decode program gets per-layer weights and the prefill the
+    stacked ones (an unstacked GPU prefill crashed XLA); auto = on unless the params are on a
+    TPU."""
+    _, cfg, params = tiny
+    seen = []
+    for name in ("prefill", "decode"):
+        real = getattr(loop, name)
+        def spy(p, *a, _name=name, _real=real, **k):
+            seen.append((_name, isinstance(p["layers"], tuple)))
+            return _real(p, *a, **k)
+        monkeypatch.setattr(loop, name, spy)
+    Sampler(cfg, config=dataclasses.replace(CONFIG, unstack_layers=True), stop_token_ids=()
+            ).generate(params, _rows(0)[:2], 4, GREEDY, jax.random.key(0))
+    assert seen == [("prefill", False), ("decode", True)]
+
+    class Dev:
+        def __init__(self, platform):
+            self.platform = platform
+
+    class Leaf:
+        def __init__(self, platform):
+            self.platform = platform
+
+        def devices(self):
+            return {Dev(self.platform)}
+
+    auto = Sampler(cfg, config=CONFIG)
+    assert auto.config.unstack_layers is None
+    assert auto._unstack(params)  # this machine's CPU
+    assert auto._unstack({"w": Leaf("gpu")})
+    assert not auto._unstack({"w": Leaf("tpu")})
 
 
 @pytest.mark.parametrize("sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)],
