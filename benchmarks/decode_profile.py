@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from azr_jax.model import api  # noqa: E402
 from azr_jax.sampling import Sampler, SamplerConfig, SamplingParams  # noqa: E402
-from sampler import QWEN2_5_1_5B  # noqa: E402
+from sampler import QWEN2_5_1_5B, UNSTACK_CHOICES  # noqa: E402
 
 
 def _device_events(trace_dir: str) -> list:
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--top", type=int, default=15)
-    ap.add_argument("--unstack-layers", choices=("auto", "on", "off"), default="auto",
+    ap.add_argument("--unstack-layers", choices=tuple(UNSTACK_CHOICES), default="auto",
                     help="SamplerConfig.unstack_layers (auto: the sampler's own choice)")
     args = ap.parse_args()
     if min(args.batch_sizes) < 1 or args.prompt_len < 1 or args.new_tokens < 2:
@@ -111,8 +111,8 @@ def main() -> None:
           f"Qwen2.5-1.5B shape bf16, prompt {args.prompt_len}, {args.new_tokens} new tokens, "
           f"unstack_layers {args.unstack_layers}")
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
-    unstack = {"auto": None, "on": True, "off": False}[args.unstack_layers]
-    sampler = Sampler(cfg, config=SamplerConfig(unstack_layers=unstack), stop_token_ids=())
+    sampler = Sampler(cfg, config=SamplerConfig(
+        unstack_layers=UNSTACK_CHOICES[args.unstack_layers]), stop_token_ids=())
     rng = np.random.default_rng(0)
     for B in args.batch_sizes:
         rows = rng.integers(3, cfg.vocab_size, (B, args.prompt_len)).tolist()

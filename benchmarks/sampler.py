@@ -57,6 +57,9 @@ QWEN2_5_1_5B = ModelConfig(
     bos_token_id=151643, eos_token_id=(151643,), dtype="bfloat16", param_dtype="bfloat16",
     remat="none")
 
+# --*-unstack-layers choices -> SamplerConfig.unstack_layers (auto: the sampler's own rule).
+UNSTACK_CHOICES = {"auto": None, "on": True, "off": False}
+
 # Peak HBM bandwidth by device kind substring (vendor datasheets, bytes/s).
 PEAK_HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12),
             ("L4", 0.3e12))
@@ -228,8 +231,8 @@ def gpu_section(args: argparse.Namespace) -> None:
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
     P, N = args.gpu_prompt_len, args.gpu_new_tokens
-    unstack = {"auto": None, "on": True, "off": False}[args.gpu_unstack_layers]
-    sampler = Sampler(cfg, config=SamplerConfig(unstack_layers=unstack), stop_token_ids=())
+    sampler = Sampler(cfg, config=SamplerConfig(
+        unstack_layers=UNSTACK_CHOICES[args.gpu_unstack_layers]), stop_token_ids=())
     kv_per_slot = (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2  # k and v
                    * jnp.dtype(cfg.dtype).itemsize)
     hf = None
@@ -298,7 +301,7 @@ def main() -> None:
     ap.add_argument("--gpu-new-tokens", type=int, default=512)
     ap.add_argument("--gpu-hf-batch-sizes", type=lambda s: ints(s) if s else [],
                     default=[1, 64], help="GPU batch sizes that also run HF generate ('' = none)")
-    ap.add_argument("--gpu-unstack-layers", choices=("auto", "on", "off"), default="auto",
+    ap.add_argument("--gpu-unstack-layers", choices=tuple(UNSTACK_CHOICES), default="auto",
                     help="SamplerConfig.unstack_layers for the GPU section (auto: the default)")
     ap.add_argument("--hbm-gbps", type=float, default=None,
                     help="peak HBM bandwidth in GB/s when the device kind is not in the table")

@@ -93,7 +93,8 @@ class SamplerConfig:
     # XLA copies each layer's matmul weights out of the stack at every scan step: on CPU a
     # small-batch decode step is about a third faster unstacked; on an H200 (jax 0.11.2,
     # Qwen2.5-1.5B shape, bf16) those copies were 29% of a batch-1 step and unstacking cut
-    # the batch-1 step from 4.2 to 3.4 ms, batch 16 from 5.2 to 2.6 ms (benchmarks/RESULTS.md).
+    # the decode step from 3.97 to 1.66 ms at batch 1 and from 7.81 to 2.58 ms at batch 64
+    # (same run, benchmarks/RESULTS.md).
     # None = on unless the params live on a TPU, where slicing the stack is free and memory
     # is what the chip lacks.
     unstack_layers: bool | None = None
