@@ -10,7 +10,8 @@ own, as HF does), and HF generate (default sdpa attention, left padding, one unt
 first) in the same process, and prints new tokens/s and the ratio. torch runs with whichever of
 1 or all cores is faster for a short calibration generate (on a shared machine OpenMP with all
 cores can be 10x slower).
-With --repeats N each side is timed N times and its fastest call counts.
+With --repeats N each side is timed N times and its fastest call counts. --cpu-matmul-splits
+auto,1 adds rows with the decode matrices whole (`SamplerConfig.decode_matmul_splits`).
 
 GPU section (only when jax's default device is a GPU): a Qwen2.5-1.5B-shaped model with random
 weights in bf16 (params and compute), prompts of --gpu-prompt-len random tokens, --gpu-new-tokens
@@ -59,6 +60,12 @@ QWEN2_5_1_5B = ModelConfig(
 
 # --*-unstack-layers choices -> SamplerConfig.unstack_layers (auto: the sampler's own rule).
 UNSTACK_CHOICES = {"auto": None, "on": True, "off": False}
+
+
+def _splits(choice: str) -> int | None:
+    """A --cpu-matmul-splits entry -> SamplerConfig.decode_matmul_splits (auto: the default)."""
+    return None if choice == "auto" else int(choice)
+
 
 # Peak HBM bandwidth by device kind substring (vendor datasheets, bytes/s).
 PEAK_HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12),
@@ -116,8 +123,13 @@ def _cpu_section(args: argparse.Namespace) -> None:
     cfg, params = load_hf(d)
     tok = Tokenizer(d)
     hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    samplers = {"on": Sampler(cfg, config=SamplerConfig(), stop_token_ids=()),
-                "off": Sampler(cfg, config=SamplerConfig(share_prompts=False), stop_token_ids=())}
+    # One sampler per table variant: (prompt sharing, decode matmul splits); sharing off runs
+    # with the first splits setting only.
+    first = args.cpu_matmul_splits[0]
+    samplers = {(share, sp): Sampler(cfg, config=SamplerConfig(
+                    share_prompts=share == "on", decode_matmul_splits=_splits(sp)),
+                    stop_token_ids=())
+                for share, sp in [("on", sp) for sp in args.cpu_matmul_splits] + [("off", first)]}
     greedy = SamplingParams(temperature=0.0)
     N = args.new_tokens
     threads = None if args.no_hf else _torch_threads(hf, torch, torch.tensor([[1] * 32]))
@@ -125,7 +137,8 @@ def _cpu_section(args: argparse.Namespace) -> None:
     print(f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
           f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
           f"({threads} thread(s)), transformers {transformers.__version__}")
-    header = ("| batch | distinct prompts | prompt tok (mean/max) | share | azr-jax new tok/s "
+    header = ("| batch | distinct prompts | prompt tok (mean/max) | share | splits "
+              "| azr-jax new tok/s "
               "| prefill s | decode ms/step | compile s | HF new tok/s | HF s | ratio "
               "| rows identical |")
     print(header)
@@ -135,25 +148,25 @@ def _cpu_section(args: argparse.Namespace) -> None:
         lens = [len(r) for r in rows]
         distinct = len({tuple(r) for r in rows})
         runs = []
-        for share in ("on", "off") if distinct < B else ("on",):
+        for variant in samplers if distinct < B else [v for v in samplers if v[0] == "on"]:
             t = time.perf_counter()
-            samplers[share].generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
+            samplers[variant].generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
             compile_s = time.perf_counter() - t
             best = None
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                out = samplers[share].generate(params, rows, N, greedy, jax.random.key(0))
+                out = samplers[variant].generate(params, rows, N, greedy, jax.random.key(0))
                 dt = time.perf_counter() - t
                 if best is None or dt < best[0]:
                     best = (dt, out)
             ours_s, out = best
-            runs.append((share, out, B * N / ours_s, compile_s - ours_s))
+            runs.append((variant, out, B * N / ours_s, compile_s - ours_s))
         hf_s = hf_tokens = None
         if not args.no_hf:
             _hf_generate(hf, torch, rows, 2, tok.hf.pad_token_id or 0)  # warm
             hf_s, hf_tokens = min((_hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0)
                                    for _ in range(args.repeats)), key=lambda r: r[0])
-        for share, out, ours, compile_s in runs:
+        for (share, splits), out, ours, compile_s in runs:
             step_ms = 1e3 * out.decode_seconds / max(out.steps - 1, 1)
             if hf_s is None:
                 hf_cols = "| - | - | - | - |"
@@ -161,7 +174,8 @@ def _cpu_section(args: argparse.Namespace) -> None:
                 same = int((hf_tokens == out.tokens).all(axis=1).sum())
                 hf_rate = B * N / hf_s
                 hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
-            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {share} | {ours:.1f} "
+            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {share} | {splits} "
+                  f"| {ours:.1f} "
                   f"| {out.prefill_seconds:.1f} | {step_ms:.0f} | {compile_s:.1f} {hf_cols}",
                   flush=True)
 
@@ -296,6 +310,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1,
                     help="timed calls per side; the fastest counts (a shared VM's noise)")
     ap.add_argument("--skip-cpu", action="store_true")
+    ap.add_argument("--cpu-matmul-splits", type=lambda s: s.split(","), default=["auto"],
+                    help="comma list of SamplerConfig.decode_matmul_splits values for the CPU "
+                         "table ('auto' = the sampler's default; e.g. auto,1 adds whole-matrix "
+                         "rows to compare)")
     ap.add_argument("--gpu-batch-sizes", type=ints, default=[1, 16, 64, 256])
     ap.add_argument("--gpu-prompt-len", type=int, default=512)
     ap.add_argument("--gpu-new-tokens", type=int, default=512)
@@ -308,6 +326,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    for sp in args.cpu_matmul_splits:
+        if sp != "auto" and not (sp.isdigit() and int(sp) >= 1):
+            ap.error(f"--cpu-matmul-splits takes 'auto' or ints >= 1, got {sp!r}")
     print(f"# sampler benchmark: {platform.node()} {platform.machine()}, "
           f"jax devices {jax.devices()}")
     if not args.skip_cpu:

@@ -15,7 +15,7 @@ import hf_models
 from azr_jax.hf.export import save_hf
 from azr_jax.hf.load import load_hf
 from azr_jax.hf.safetensors_io import SafetensorsFile, write_file
-from azr_jax.model import api, rope
+from azr_jax.model import api, decoder, rope
 from azr_jax.model.config import ModelConfig
 from azr_jax.model.decoder import KVCache
 
@@ -35,8 +35,8 @@ def _rows(seed: int = 0, lengths=(5, 17, 11, 2)) -> list[list[int]]:
     return [rng.integers(3, hf_models.TINY["vocab_size"], n).tolist() for n in lengths]
 
 
-def _forward(cfg, params, tokens, mask):
-    fn = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m)[0])
+def _forward(cfg, params, tokens, mask, **kw):
+    fn = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m, **kw)[0])
     return np.asarray(fn(params, tokens, mask))
 
 
@@ -103,12 +103,15 @@ def _prefill_prefix(cfg, params, rows):
     return cache, tokens, mask, pos
 
 
-@pytest.mark.parametrize("unstacked", [False, True], ids=["stacked", "unstacked"])
+@pytest.mark.parametrize("unstacked", [0, 1, 2], ids=["stacked", "unstacked",
+                                                      "unstacked_split2_keys_last"])
 def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
     """Cascade decoding: 2 prompts, 3 rows each continuing with their own tokens. The rows
     read their prompt's cache as a shared prefix (per-group matmuls) plus their own slots;
     logits equal one cache-free forward over prompt + continuation. Stacked params take the
-    scan path, unstacked ones (`unstack_layers`, per-layer cache) the in-place path."""
+    scan path, unstacked ones (`unstack_layers`, per-layer cache) the in-place path: with
+    whole matmuls and the keys [B, K, S, H], or in 2 parts and the keys [B, K, H, S] (the CPU
+    sampler's choices)."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     prompts = _rows(4, lengths=(7, 3))
@@ -124,9 +127,14 @@ def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
         prefix_valid=pre.valid)
     run = params
     if unstacked:
-        run, cache = api.unstack_layers(params), cache.per_layer()
+        run, cache = api.unstack_layers(params), cache.per_layer(keys_last=unstacked == 2)
         assert isinstance(cache.k, tuple) and len(run["layers"]) == cfg.num_layers
-    step = jax.jit(lambda p, t, q, c: api.apply(cfg, p, t, q, jnp.ones_like(t), c))
+        k_shape = (U * R, cfg.num_kv_heads) + ((cfg.head_dim, steps) if unstacked == 2
+                                              else (steps, cfg.head_dim))
+        assert cache.k[0].shape == k_shape
+    step = jax.jit(lambda p, t, q, c: api.apply(cfg, p, t, q, jnp.ones_like(t), c,
+                                                matmul_splits=max(unstacked, 1),
+                                                keys_last=unstacked == 2))
     last = np.asarray(pos)[src, -1]
     for j in range(steps):
         last = last + 1
@@ -136,11 +144,25 @@ def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
 
 
 def test_unstacked_params_give_the_same_logits(tiny):
+    """Unstacked params give the stacked logits, with the [out, in] matrices multiplied whole
+    or in batched parts along their output axis: 3 parts divide the MLP width (96) but not the
+    embedding (64), the kv width (32) or the vocabulary (160), so that call mixes split and
+    whole matmuls (`decoder._linear`)."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     tokens, mask = hf_models.left_pad(_rows(1))
-    np.testing.assert_allclose(_forward(cfg, api.unstack_layers(params), tokens, mask),
-                               _forward(cfg, params, tokens, mask), atol=1e-5)
+    want = _forward(cfg, params, tokens, mask)
+    run = api.unstack_layers(params)
+    for splits in (1, 2, 3):
+        np.testing.assert_allclose(_forward(cfg, run, tokens, mask, matmul_splits=splits), want,
+                                   atol=1e-5, err_msg=f"matmul_splits={splits}")
+    x = np.random.default_rng(0).standard_normal((2, 3, 64)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((96, 64)).astype(np.float32)
+    for splits in (1, 2, 3, 5):  # 5 does not divide 96: whole
+        np.testing.assert_allclose(decoder._linear(x, w, splits), x @ w.T, atol=1e-4)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="matmul_splits must be an int >= 1"):
+            api.apply(cfg, run, tokens, tokens, mask, matmul_splits=bad)
     with pytest.raises(ValueError, match="per-layer KV cache needs unstacked params"):
         api.apply(cfg, params, tokens[:, :1], tokens[:, :1], mask[:, :1],
                   KVCache.zeros(cfg, len(tokens), 4).per_layer())

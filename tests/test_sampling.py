@@ -105,18 +105,24 @@ def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
 def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkeypatch):
     """With `unstack_layers` the decode program gets per-layer weights and the prefill the
     stacked ones (an unstacked GPU prefill crashed XLA); auto = on unless the params are on a
-    TPU."""
+    TPU. Decode matmuls run in 2 batched parts on CPU for 2+ rows by default (`decoder._linear`),
+    whole for 1 row, elsewhere, or when told; the CPU per-layer cache holds keys [B, K, H, S]."""
     _, cfg, params = tiny
     seen = []
     for name in ("prefill", "decode"):
         real = getattr(loop, name)
         def spy(p, *a, _name=name, _real=real, **k):
-            seen.append((_name, isinstance(p["layers"], tuple)))
+            seen.append((_name, isinstance(p["layers"], tuple), k["spec"].matmul_splits,
+                         k["spec"].keys_last))
             return _real(p, *a, **k)
         monkeypatch.setattr(loop, name, spy)
-    Sampler(cfg, config=dataclasses.replace(CONFIG, unstack_layers=True), stop_token_ids=()
-            ).generate(params, _rows(0)[:2], 4, GREEDY, jax.random.key(0))
-    assert seen == [("prefill", False), ("decode", True)]
+    for splits, rows, want in ((None, 2, 2), (None, 1, 1), (1, 2, 1), (3, 1, 3)):
+        seen.clear()
+        config = dataclasses.replace(CONFIG, unstack_layers=True, decode_matmul_splits=splits)
+        Sampler(cfg, config=config, stop_token_ids=()
+                ).generate(params, _rows(0)[:rows], 4, GREEDY, jax.random.key(0))
+        want_seen = [("prefill", False, want, True), ("decode", True, want, True)]
+        assert seen == want_seen, (splits, rows)
 
     class Dev:
         def __init__(self, platform):
@@ -134,6 +140,9 @@ def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkey
     assert auto._unstack(params)  # this machine's CPU
     assert auto._unstack({"w": Leaf("gpu")})
     assert not auto._unstack({"w": Leaf("tpu")})
+    assert auto._matmul_splits(params, 8) == 2
+    assert auto._matmul_splits(params, 1) == 1
+    assert auto._matmul_splits({"w": Leaf("gpu")}, 8) == 1
 
 
 @pytest.mark.parametrize("sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)],
@@ -439,6 +448,9 @@ def test_bad_types_and_settings(qwen):
         SamplerConfig(share_prompts="yes")
     with pytest.raises(ValueError, match="unstack_layers must be None or a bool"):
         SamplerConfig(unstack_layers=1)
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="decode_matmul_splits must be None or an int"):
+            SamplerConfig(decode_matmul_splits=bad)
     with pytest.raises(ValueError, match="cache slots exceed max_cache_len 30"):
         Sampler(cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16),
                                           max_cache_len=30)).generate(

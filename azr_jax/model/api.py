@@ -55,13 +55,14 @@ def bind(cfg: ModelConfig, params: Params) -> Transformer:
 def apply(cfg: ModelConfig, params: Params, tokens: jax.Array, positions: jax.Array,
           attn_mask: jax.Array, cache: KVCache | None = None, *,
           rules: ShardingRules | None = None, return_hidden: bool = False,
-          fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None
-          ) -> tuple[jax.Array, KVCache | None]:
+          fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None,
+          matmul_splits: int = 1, keys_last: bool = False) -> tuple[jax.Array, KVCache | None]:
     """Forward pass; see `decoder.forward` for the contract. `params` may have its layers
     stacked (as stored) or unstacked (`unstack_layers`)."""
     return forward(cfg, params, tokens, positions, attn_mask, cache, rules=rules,
                    return_hidden=return_hidden, fresh_cache=fresh_cache,
-                   rope_table=rope_table)
+                   rope_table=rope_table, matmul_splits=matmul_splits,
+                   keys_last=keys_last)
 
 
 def lm_logits(cfg: ModelConfig, params: Params, hidden: jax.Array, *,

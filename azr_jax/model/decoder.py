@@ -66,24 +66,34 @@ class KVCache(NamedTuple):
         return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
                    jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
 
-    def per_layer(self) -> "KVCache":
+    def per_layer(self, keys_last: bool = False) -> "KVCache":
         """The same cache as tuples of per-layer arrays, for one-token decode steps on the
         unstacked forward (`unstack_layers`): a layer then reads its own buffers instead of a
         slice of the stack, which XLA:CPU would copy at every step. Per-layer k/v are
         [B, kv_heads, S, head_dim], so each (row, head) reads contiguous keys (2 CPU cores,
         SmolLM2, B=32: a layer's cache attention 0.67 -> 0.40 ms at 63 slots, 8.8 -> 7.3 ms at
-        447); the prefix keeps its layout."""
+        447); the prefix keeps its layout.
+
+        `keys_last` stores keys as [B, kv_heads, head_dim, S] instead (values unchanged): the
+        CPU scores matmul reads that faster (2 cores, SmolLM2, 63 slots, alone: 250 -> 130 us
+        at B=32, 74 -> 32 us at B=8, equal at B=1; in a profiled batch-32 step 0.65 -> 0.37 ms
+        per layer), but on an H200 it made Qwen2.5-1.5B decode steps 8-14% slower at batch 64
+        and 256, so the sampler uses it on CPU only. The forward reading the cache must be
+        told (`forward(keys_last=...)`).
+        """
         if isinstance(self.k, tuple):
             return self
         split = lambda a: None if a is None else tuple(a)
-        heads_first = lambda a: tuple(x.transpose(0, 2, 1, 3) for x in a)
-        return self._replace(k=heads_first(self.k), v=heads_first(self.v),
+        k_order = (0, 2, 3, 1) if keys_last else (0, 2, 1, 3)
+        return self._replace(k=tuple(x.transpose(k_order) for x in self.k),
+                             v=tuple(x.transpose(0, 2, 1, 3) for x in self.v),
                              prefix_k=split(self.prefix_k), prefix_v=split(self.prefix_v))
 
     @staticmethod
-    def per_layer_axes() -> tuple[str, ...]:
-        """Logical axes of one per-layer k or v buffer (see `per_layer`)."""
-        return ("batch", "act_kv_heads", "cache_seq", "head_dim")
+    def per_layer_axes(keys_last: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Logical axes of one per-layer (k, v) buffer pair (see `per_layer`)."""
+        v = ("batch", "act_kv_heads", "cache_seq", "head_dim")
+        return (("batch", "act_kv_heads", "head_dim", "cache_seq") if keys_last else v), v
 
     @staticmethod
     def logical_axes() -> "KVCache":
@@ -201,10 +211,27 @@ def unstack_layers(params: dict[str, Any]) -> dict[str, Any]:
     return {**params, "layers": tuple(layer(i) for i in range(n))}
 
 
+def _linear(x: jax.Array, w: jax.Array, splits: int = 1, **kw: Any) -> jax.Array:
+    """x [..., in] times an [out, in] matrix -> [..., out].
+
+    With `splits` > 1 (and `out` divisible), the matrix is viewed as [splits, out / splits,
+    in] (a free reshape) and multiplied as one batched matmul whose halves are put back side
+    by side: XLA:CPU's matmul kernels spread a batched matmul over their threads far better
+    than one matmul with a few rows (2 cores, SmolLM2, 30 layers of decode matmuls: 55-66 ->
+    34-44 ms at 2-8 rows; equal at 1 row). The sampler turns it on for CPU decode.
+    """
+    if splits == 1 or w.shape[0] % splits:
+        return jnp.einsum("...d,ed->...e", x, w, **kw)
+    y = jnp.einsum("...d,ced->c...e", x, w.reshape(splits, w.shape[0] // splits, w.shape[1]),
+                   **kw)
+    return jnp.moveaxis(y, 0, -2).reshape(*x.shape[:-1], w.shape[0])
+
+
 def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positions: jax.Array,
             attn_mask: jax.Array, cache: KVCache | None = None, *,
             rules: ShardingRules | None = None, return_hidden: bool = False,
-            fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None
+            fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None,
+            matmul_splits: int = 1, keys_last: bool = False
             ) -> tuple[jax.Array, KVCache | None]:
     """Logits [B, T, V] in fp32 (or final hidden states [B, T, D] with `return_hidden`).
 
@@ -216,8 +243,12 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
     per-layer dicts (`unstack_layers`, run as a Python loop). `rope_table` is `rope.table`'s
     (cos, sin) for positions below its length: a decode loop computes it once, outside the loop,
     and each step gathers its rows (XLA:CPU otherwise recomputes sin/cos inside every layer's
-    fusions).
+    fusions). `matmul_splits`: how unstacked [out, in] matrices and a tied LM head are
+    multiplied (see `_linear`); the stacked layout ignores it. `keys_last`: a per-layer
+    cache holds its keys as `KVCache.per_layer(keys_last=True)` made them.
     """
+    if isinstance(matmul_splits, bool) or not isinstance(matmul_splits, int) or matmul_splits < 1:
+        raise ValueError(f"matmul_splits must be an int >= 1, got {matmul_splits!r}")
     rules = rules or ShardingRules(None)
     dtype = jnp.dtype(cfg.dtype)
     B, T = tokens.shape
@@ -250,6 +281,7 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
             valid = jax.lax.dynamic_update_slice(cache.valid, attn_mask, (0, cache.index))
             attn.cache_mask = (valid & (jnp.arange(S) <= cache.index)[None, :])[:, None, :]
             attn.write_index = cache.index
+            attn.keys_last = keys_last
         else:
             # The new tokens attend the cache's valid slots before `index` plus each other; the
             # cache is only read inside the layers and written once below, in place.
@@ -262,7 +294,9 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
                 kv_in += (cache.prefix_k, cache.prefix_v)
                 attn.prefix_mask = cache.prefix_valid
 
-    layer_fn = _make_layer_fn(cfg, rules, cos, sin, attn, out_in=not isinstance(layers, dict))
+    out_in = not isinstance(layers, dict)
+    layer_fn = _make_layer_fn(cfg, rules, cos, sin, attn, out_in=out_in,
+                              splits=matmul_splits if out_in else 1)
     if cfg.remat == "full":
         layer_fn = jax.checkpoint(layer_fn, policy=jax.checkpoint_policies.nothing_saveable)
     elif cfg.remat == "dots":
@@ -293,17 +327,19 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if return_hidden:
         return x, new_cache
-    return lm_head(cfg, params, x, rules=rules), new_cache
+    return lm_head(cfg, params, x, rules=rules, splits=matmul_splits if out_in else 1), new_cache
 
 
 def lm_head(cfg: ModelConfig, params: dict[str, Any], hidden: jax.Array, *,
-            rules: ShardingRules | None = None) -> jax.Array:
-    """LM head on final hidden states; fp32 output whatever the compute dtype."""
+            rules: ShardingRules | None = None, splits: int = 1) -> jax.Array:
+    """LM head on final hidden states; fp32 output whatever the compute dtype. `splits`: see
+    `_linear` (the tied embedding is [vocab, embed], an [out, in] matrix; an untied head is
+    stored [embed, vocab] and is multiplied whole)."""
     rules = rules or ShardingRules(None)
     dtype = hidden.dtype
     if cfg.tie_word_embeddings:
-        out = jnp.einsum("btd,vd->btv", hidden, params["embed"].astype(dtype),
-                         preferred_element_type=jnp.float32)
+        out = _linear(hidden, params["embed"].astype(dtype), splits,
+                      preferred_element_type=jnp.float32)
     else:
         out = jnp.einsum("btd,dv->btv", hidden, params["lm_head"].astype(dtype),
                          preferred_element_type=jnp.float32)
@@ -384,17 +420,19 @@ class _Attention:
     cache_mask: jax.Array | None = None  # [B, T, S]
     prefix_mask: jax.Array | None = None  # [U, P]
     write_index: jax.Array | None = None
+    keys_last: bool = False  # "in_place" keys are [B, K, H, S] (`KVCache.per_layer`)
 
 
 def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: jax.Array,
-                   att: _Attention, out_in: bool = False):
+                   att: _Attention, out_in: bool = False, splits: int = 1):
     """The scan body: one decoder block on (hidden, (layer params, layer cache or None)).
 
     The layer cache is (k, v) or, with a shared prefix, (k, v, prefix_k, prefix_v).
     Returns the new hidden state and, with a cache, this layer's new keys/values
     ([B, T, kv_heads, head_dim]) for the caller to write (the cache itself is only read here,
     so a decode step never copies it), or in "in_place" mode its updated buffers.
-    `out_in`: the weights are `unstack_layers`' [out, in] matrices.
+    `out_in`: the weights are `unstack_layers`' [out, in] matrices, multiplied in `splits`
+    parts (`_linear`).
     """
     dtype = jnp.dtype(cfg.dtype)
     scale = cfg.head_dim ** -0.5
@@ -407,7 +445,7 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
 
         h = rms_norm(x, p["attn_norm"], cfg.rms_norm_eps)
         if out_in:
-            proj = lambda w, n: jnp.einsum("btd,ed->bte", h, w).reshape(B, T, n, cfg.head_dim)
+            proj = lambda w, n: _linear(h, w, splits).reshape(B, T, n, cfg.head_dim)
             q = proj(p["q_proj"], cfg.num_heads)
             k = proj(p["k_proj"], cfg.num_kv_heads)
             v = proj(p["v_proj"], cfg.num_kv_heads)
@@ -432,14 +470,21 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         out_kv = None if att.mode == "none" else (k, v)
         if kv is not None:  # keys of earlier tokens, from the cache
             ck, cv = kv[0], kv[1]
-            if att.mode == "in_place":  # per-layer buffers [B, K, S, H]
-                at = (0, 0, att.write_index, 0)
-                ck = jax.lax.dynamic_update_slice(ck, k.transpose(0, 2, 1, 3).astype(ck.dtype), at)
-                cv = jax.lax.dynamic_update_slice(cv, v.transpose(0, 2, 1, 3).astype(cv.dtype), at)
+            if att.mode == "in_place":  # per-layer values [B, K, S, H], keys that or [B, K, H, S]
+                i = att.write_index
+                if att.keys_last:
+                    ck = jax.lax.dynamic_update_slice(
+                        ck, k.transpose(0, 2, 3, 1).astype(ck.dtype), (0, 0, 0, i))
+                else:
+                    ck = jax.lax.dynamic_update_slice(
+                        ck, k.transpose(0, 2, 1, 3).astype(ck.dtype), (0, 0, i, 0))
+                cv = jax.lax.dynamic_update_slice(cv, v.transpose(0, 2, 1, 3).astype(cv.dtype),
+                                                  (0, 0, i, 0))
                 out_kv = (ck, cv)
             ck, cv = ck.astype(dtype), cv.astype(dtype)
             if att.mode == "in_place":
-                cached = jnp.einsum("bkgh,bksh->bkgs", qg[:, 0], ck,
+                cached = jnp.einsum("bkgh,bkhs->bkgs" if att.keys_last else "bkgh,bksh->bkgs",
+                                    qg[:, 0], ck,
                                     preferred_element_type=jnp.float32)[:, :, :, None, :] * scale
                 values.insert(0, lambda pr, cv=cv: jnp.einsum("bkgs,bksh->bkgh", pr[:, :, :, 0],
                                                               cv)[:, None])
@@ -464,7 +509,7 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
             start += width
         if out_in:
             attn = attn.reshape(B, T, cfg.num_heads * cfg.head_dim)
-            out = jnp.einsum("bte,de->btd", attn, p["o_proj"])
+            out = _linear(attn, p["o_proj"], splits)
         else:
             attn = attn.reshape(B, T, cfg.num_heads, cfg.head_dim)
             out = jnp.einsum("btnh,nhd->btd", attn, p["o_proj"])
@@ -473,12 +518,16 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         x = rules.constrain(x + out, ("batch", "seq", "act_embed"))
 
         h = rms_norm(x, p["mlp_norm"], cfg.rms_norm_eps)
-        gate = jnp.einsum("btd,fd->btf" if out_in else "btd,df->btf", h, p["gate_proj"])
-        up = jnp.einsum("btd,fd->btf" if out_in else "btd,df->btf", h, p["up_proj"])
+        if out_in:
+            gate, up = _linear(h, p["gate_proj"], splits), _linear(h, p["up_proj"], splits)
+        else:
+            gate = jnp.einsum("btd,df->btf", h, p["gate_proj"])
+            up = jnp.einsum("btd,df->btf", h, p["up_proj"])
         if cfg.mlp_bias:
             gate, up = gate + p["gate_bias"], up + p["up_bias"]
         act = rules.constrain(silu(gate) * up, ("batch", "seq", "act_mlp"))
-        down = jnp.einsum("btf,df->btd" if out_in else "btf,fd->btd", act, p["down_proj"])
+        down = (_linear(act, p["down_proj"], splits) if out_in
+                else jnp.einsum("btf,fd->btd", act, p["down_proj"]))
         if cfg.mlp_bias:
             down = down + p["down_bias"]
         x = rules.constrain(x + down, ("batch", "seq", "act_embed"))

@@ -98,6 +98,15 @@ class SamplerConfig:
     # None = on unless the params live on a TPU, where slicing the stack is free and memory
     # is what the chip lacks.
     unstack_layers: bool | None = None
+    # With unstacked decode weights: multiply each [out, in] matrix (and a tied LM head) as
+    # this many parts along its output axis, one batched matmul (`decoder._linear`). XLA:CPU's
+    # matmul kernels spread a batched matmul over their threads far better than one matmul
+    # with a few rows: on 2 cores (SmolLM2, fp32), same-run pairs, a batch-32 decode step
+    # went 206 -> 171 and 226 -> 193 ms, batch 8 103 -> 80 and 138 -> 105 ms
+    # (benchmarks/RESULTS.md); a lone row gains nothing.
+    # None = 2 for CPU chunks of 2 or more rows (measured on 2 cores; more cores may want
+    # more), else 1 (GPU kernels need no help).
+    decode_matmul_splits: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_buckets", _check_buckets("prompt_buckets", self.prompt_buckets))
@@ -115,6 +124,11 @@ class SamplerConfig:
             raise ValueError(f"share_prompts must be a bool, got {self.share_prompts!r}")
         if self.unstack_layers is not None and not isinstance(self.unstack_layers, bool):
             raise ValueError(f"unstack_layers must be None or a bool, got {self.unstack_layers!r}")
+        if self.decode_matmul_splits is not None and (
+                isinstance(self.decode_matmul_splits, bool)
+                or not isinstance(self.decode_matmul_splits, int) or self.decode_matmul_splits < 1):
+            raise ValueError(f"decode_matmul_splits must be None or an int >= 1, got "
+                             f"{self.decode_matmul_splits!r}")
         if self.max_cache_len is not None and (
                 not isinstance(self.max_cache_len, int) or self.max_cache_len < 2):
             raise ValueError(f"max_cache_len must be None or an int >= 2, got {self.max_cache_len!r}")

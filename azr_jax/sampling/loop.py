@@ -70,13 +70,16 @@ class ProgramSpec:
     prefill_chunk: int
     cascade: bool = False  # rows share their prompt's cache as a prefix (see `prefill`)
     per_layer_cache: bool = False  # decode runs on unstacked params (`unstack_layers`)
+    matmul_splits: int = 1  # decode's matmuls in this many batched parts (`decoder._linear`)
+    keys_last: bool = False  # per-layer keys stored [B, K, H, S] (`KVCache.per_layer`)
 
 
 def _rules(spec: ProgramSpec) -> ShardingRules:
     return spec.rules if spec.rules is not None else ShardingRules(None)
 
 
-def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
+def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool = False
+                     ) -> DecodeState:
     """Pin the carried state to batch sharding (and the cache to its logical axes) so the
     while-loop carry has one fixed layout on any mesh."""
     if not rules.active:
@@ -90,9 +93,9 @@ def _constrain_state(state: DecodeState, rules: ShardingRules) -> DecodeState:
             return tuple(rules.constrain(x, ax[1:]) for x in a)
         return rules.constrain(a, ax)
     axes = KVCache.logical_axes()
-    if isinstance(state.cache.k, tuple):  # per-layer k/v are [B, kv_heads, S, head_dim]
-        axes = axes._replace(k=("layers",) + KVCache.per_layer_axes(),
-                             v=("layers",) + KVCache.per_layer_axes())
+    if isinstance(state.cache.k, tuple):  # per-layer buffers (`KVCache.per_layer`)
+        k_axes, v_axes = KVCache.per_layer_axes(keys_last)
+        axes = axes._replace(k=("layers",) + k_axes, v=("layers",) + v_axes)
     cache = KVCache(*(pin(a, ax) for a, ax in zip(state.cache, axes)))
     return state._replace(
         tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
@@ -204,7 +207,7 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
             hidden, cache, positions, tokens = _share(src, hidden, cache, positions, tokens, rules)
         cache = _extend(cache, N - 1)
     if spec.per_layer_cache:
-        cache = cache.per_layer()
+        cache = cache.per_layer(spec.keys_last)
     logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
     state = DecodeState(
         step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
@@ -213,7 +216,7 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
         budgets=budgets, row_ids=row_ids, key=key, cache=cache)
     drawn, logprobs = sample(logits, _step_keys(key, row_ids, state.step), temperature, top_p,
                              spec.mode)
-    return _constrain_state(_record(state, drawn, logprobs, spec), rules)
+    return _constrain_state(_record(state, drawn, logprobs, spec), rules, spec.keys_last)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
@@ -229,9 +232,11 @@ def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p
 
     def body(s: DecodeState) -> DecodeState:
         logits, cache = api.apply(cfg, params, s.last[:, None], s.position[:, None], ones,
-                                  s.cache, rules=rules, rope_table=rope_table)
+                                  s.cache, rules=rules, rope_table=rope_table,
+                                  matmul_splits=spec.matmul_splits, keys_last=spec.keys_last)
         drawn, logprobs = sample(logits[:, 0], _step_keys(s.key, s.row_ids, s.step),
                                  temperature, top_p, spec.mode)
-        return _constrain_state(_record(s._replace(cache=cache), drawn, logprobs, spec), rules)
+        return _constrain_state(_record(s._replace(cache=cache), drawn, logprobs, spec), rules,
+                                spec.keys_last)
 
-    return jax.lax.while_loop(cond, body, _constrain_state(state, rules))
+    return jax.lax.while_loop(cond, body, _constrain_state(state, rules, spec.keys_last))

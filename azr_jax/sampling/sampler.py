@@ -64,6 +64,12 @@ def _batch_multiple(rules: ShardingRules | None) -> int:
     return int(np.prod([rules.mesh.shape[a] for a in axes])) if axes else 1
 
 
+def _platforms(params: api.Params) -> set[str]:
+    """The platforms ('cpu', 'gpu', 'tpu') holding the params' first leaf."""
+    leaf = jax.tree.leaves(params)[0]
+    return {d.platform for d in getattr(leaf, "devices", lambda: ())()}
+
+
 def _as_key(key: jax.Array) -> jax.Array:
     """A scalar typed PRNG key from either a typed key or a raw uint32 key (`PRNGKey`)."""
     if not isinstance(key, (jax.Array, np.ndarray)):
@@ -126,12 +132,15 @@ class Sampler:
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
         unstack = self._unstack(params)
+        on_cpu = _platforms(params) == {"cpu"}  # CPU-only cache layout (`KVCache.per_layer`)
         # One copy per call, shared by every chunk's decode program. The prefill keeps the
         # stacked weights: it reads each layer once per chunk, so a copy out of the stack costs
         # it nothing extra (and XLA 0.11.2 on an H200 crashed on the unstacked batch-64 prefill).
         decode_params = _unstack_layers(params) if unstack else params
         for chunk in chunks:
-            spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack)
+            splits = self._matmul_splits(params, len(chunk.budgets)) if unstack else 1
+            spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack,
+                             matmul_splits=splits, keys_last=unstack and on_cpu)
             state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
             out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
@@ -151,17 +160,25 @@ class Sampler:
 
     # ------------------------------------------------------------------ internals
     def spec(self, gen_len: int, mode: SamplingMode, cascade: bool = False,
-             per_layer_cache: bool = False) -> loop.ProgramSpec:
+             per_layer_cache: bool = False, matmul_splits: int = 1, keys_last: bool = False
+             ) -> loop.ProgramSpec:
         return loop.ProgramSpec(cfg=self.cfg, rules=self.rules, gen_len=gen_len, mode=mode,
                                 stop_ids=self.stop_token_ids, pad_id=self.pad_token_id,
                                 prefill_chunk=self.config.prefill_chunk, cascade=cascade,
-                                per_layer_cache=per_layer_cache)
+                                per_layer_cache=per_layer_cache, matmul_splits=matmul_splits,
+                                keys_last=keys_last)
 
     def _unstack(self, params: api.Params) -> bool:
         if self.config.unstack_layers is not None:
             return self.config.unstack_layers
-        leaf = jax.tree.leaves(params)[0]
-        return not any(d.platform == "tpu" for d in getattr(leaf, "devices", lambda: ())())
+        return "tpu" not in _platforms(params)
+
+    def _matmul_splits(self, params: api.Params, batch: int) -> int:
+        """`SamplerConfig.decode_matmul_splits`, or its auto rule: 2 for a CPU decode of 2 or
+        more rows (a single row's matrix-vector products gain nothing), else 1."""
+        if self.config.decode_matmul_splits is not None:
+            return self.config.decode_matmul_splits
+        return 2 if batch >= 2 and _platforms(params) == {"cpu"} else 1
 
     def _rope_table(self, length: int) -> tuple[jax.Array, jax.Array]:
         """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
