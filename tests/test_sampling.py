@@ -14,6 +14,7 @@ import hf_models
 from azr_jax.hf.load import load_hf
 from azr_jax.model import api
 from azr_jax.sampling import loop
+from azr_jax.sampling import sampler as sampler_module
 from azr_jax.sampling.batching import plan_chunks
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.sampler import Sampler
@@ -140,9 +141,11 @@ def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkey
     assert auto._unstack(params)  # this machine's CPU
     assert auto._unstack({"w": Leaf("gpu")})
     assert not auto._unstack({"w": Leaf("tpu")})
-    assert auto._matmul_splits(params, 8) == 2
-    assert auto._matmul_splits(params, 1) == 1
-    assert auto._matmul_splits({"w": Leaf("gpu")}, 8) == 1
+    assert sampler_module._platforms(params) == {"cpu"}
+    assert sampler_module._platforms({"w": Leaf("gpu")}) == {"gpu"}
+    assert auto._matmul_splits(True, 8) == 2
+    assert auto._matmul_splits(True, 1) == 1
+    assert auto._matmul_splits(False, 8) == 1
 
 
 @pytest.mark.parametrize("sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)],

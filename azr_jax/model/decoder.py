@@ -84,9 +84,8 @@ class KVCache(NamedTuple):
         if isinstance(self.k, tuple):
             return self
         split = lambda a: None if a is None else tuple(a)
-        k_order = (0, 2, 3, 1) if keys_last else (0, 2, 1, 3)
-        return self._replace(k=tuple(x.transpose(k_order) for x in self.k),
-                             v=tuple(x.transpose(0, 2, 1, 3) for x in self.v),
+        return self._replace(k=tuple(x.transpose(_buffer_order(keys_last)) for x in self.k),
+                             v=tuple(x.transpose(_buffer_order(False)) for x in self.v),
                              prefix_k=split(self.prefix_k), prefix_v=split(self.prefix_v))
 
     @staticmethod
@@ -101,6 +100,13 @@ class KVCache(NamedTuple):
         pk = ("layers", "batch", "act_kv_heads", "cache_seq", "head_dim")
         pv = ("layers", "batch", "act_kv_heads", "head_dim", "cache_seq")
         return KVCache(kv, kv, ("batch", "cache_seq"), (), pk, pv, ("batch", "cache_seq"))
+
+
+def _buffer_order(slots_last: bool) -> tuple[int, int, int, int]:
+    """The transpose from [B, slots, kv_heads, head_dim] (a stacked cache layer, or a step's new
+    k/v) to a per-layer buffer: [B, kv_heads, slots, head_dim], or with `slots_last`
+    [B, kv_heads, head_dim, slots] (`KVCache.per_layer`)."""
+    return (0, 2, 3, 1) if slots_last else (0, 2, 1, 3)
 
 
 def _param(key: jax.Array, shape: tuple[int, ...], dtype: Any, axes: tuple[str, ...],
@@ -295,8 +301,8 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
                 attn.prefix_mask = cache.prefix_valid
 
     out_in = not isinstance(layers, dict)
-    layer_fn = _make_layer_fn(cfg, rules, cos, sin, attn, out_in=out_in,
-                              splits=matmul_splits if out_in else 1)
+    splits = matmul_splits if out_in else 1  # only the [out, in] layout is split
+    layer_fn = _make_layer_fn(cfg, rules, cos, sin, attn, out_in=out_in, splits=splits)
     if cfg.remat == "full":
         layer_fn = jax.checkpoint(layer_fn, policy=jax.checkpoint_policies.nothing_saveable)
     elif cfg.remat == "dots":
@@ -327,7 +333,7 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     if return_hidden:
         return x, new_cache
-    return lm_head(cfg, params, x, rules=rules, splits=matmul_splits if out_in else 1), new_cache
+    return lm_head(cfg, params, x, rules=rules, splits=splits), new_cache
 
 
 def lm_head(cfg: ModelConfig, params: dict[str, Any], hidden: jax.Array, *,
@@ -471,15 +477,13 @@ def _make_layer_fn(cfg: ModelConfig, rules: ShardingRules, cos: jax.Array, sin: 
         if kv is not None:  # keys of earlier tokens, from the cache
             ck, cv = kv[0], kv[1]
             if att.mode == "in_place":  # per-layer values [B, K, S, H], keys that or [B, K, H, S]
-                i = att.write_index
-                if att.keys_last:
-                    ck = jax.lax.dynamic_update_slice(
-                        ck, k.transpose(0, 2, 3, 1).astype(ck.dtype), (0, 0, 0, i))
-                else:
-                    ck = jax.lax.dynamic_update_slice(
-                        ck, k.transpose(0, 2, 1, 3).astype(ck.dtype), (0, 0, i, 0))
-                cv = jax.lax.dynamic_update_slice(cv, v.transpose(0, 2, 1, 3).astype(cv.dtype),
-                                                  (0, 0, i, 0))
+                def write(buf, new, slots_last):
+                    order = _buffer_order(slots_last)
+                    at = [0, 0, 0, 0]
+                    at[order.index(1)] = att.write_index  # where the slot axis went
+                    return jax.lax.dynamic_update_slice(buf, new.transpose(order).astype(buf.dtype),
+                                                        at)
+                ck, cv = write(ck, k, att.keys_last), write(cv, v, False)
                 out_kv = (ck, cv)
             ck, cv = ck.astype(dtype), cv.astype(dtype)
             if att.mode == "in_place":

@@ -132,13 +132,13 @@ class Sampler:
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
         unstack = self._unstack(params)
-        on_cpu = _platforms(params) == {"cpu"}  # CPU-only cache layout (`KVCache.per_layer`)
+        on_cpu = _platforms(params) == {"cpu"}  # CPU-only decode choices (splits, key layout)
         # One copy per call, shared by every chunk's decode program. The prefill keeps the
         # stacked weights: it reads each layer once per chunk, so a copy out of the stack costs
         # it nothing extra (and XLA 0.11.2 on an H200 crashed on the unstacked batch-64 prefill).
         decode_params = _unstack_layers(params) if unstack else params
         for chunk in chunks:
-            splits = self._matmul_splits(params, len(chunk.budgets)) if unstack else 1
+            splits = self._matmul_splits(on_cpu, len(chunk.budgets)) if unstack else 1
             spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack,
                              matmul_splits=splits, keys_last=unstack and on_cpu)
             state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
@@ -173,12 +173,12 @@ class Sampler:
             return self.config.unstack_layers
         return "tpu" not in _platforms(params)
 
-    def _matmul_splits(self, params: api.Params, batch: int) -> int:
+    def _matmul_splits(self, on_cpu: bool, batch: int) -> int:
         """`SamplerConfig.decode_matmul_splits`, or its auto rule: 2 for a CPU decode of 2 or
         more rows (a single row's matrix-vector products gain nothing), else 1."""
         if self.config.decode_matmul_splits is not None:
             return self.config.decode_matmul_splits
-        return 2 if batch >= 2 and _platforms(params) == {"cpu"} else 1
+        return 2 if on_cpu and batch >= 2 else 1
 
     def _rope_table(self, length: int) -> tuple[jax.Array, jax.Array]:
         """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
