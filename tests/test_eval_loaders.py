@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 import pickle
+import re
 import subprocess
 import sys
 import zlib
@@ -182,13 +183,19 @@ def test_jsonl_and_gz_read_the_same(tmp_path):
     assert [r.data for r in read_rows(plain)] == [r.data for r in read_rows(packed)] == CRUXEVAL_ROWS
 
 
-def test_bad_files_name_file_and_line(tmp_path):
+def test_malformed_rows_are_reported_and_skipped_never_the_whole_file(tmp_path, caplog):
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(json.dumps(CRUXEVAL_ROWS[0]) + "\n\n{not json\n")
-    with pytest.raises(BenchmarkFileError, match=r"broken\.jsonl:3: invalid JSON"):
-        load_cruxeval(broken, KIND_EXEC_OUTPUT)
-    missing = write_jsonl(tmp_path / "missing.jsonl", [{"code": "def f(x): return x", "id": "s"}])
-    with pytest.raises(BenchmarkFileError, match=r"missing\.jsonl:1: missing field\(s\) \['input', 'output'\]"):
+    bad_row = {"code": "def f(x): return x", "id": "sample_bad"}
+    broken.write_text(json.dumps(CRUXEVAL_ROWS[0]) + "\n\n{not json\n" + json.dumps(bad_row) + "\n"
+                      + json.dumps(CRUXEVAL_ROWS[1]) + "\n")
+    with caplog.at_level("WARNING"):
+        problems = load_cruxeval(broken, KIND_EXEC_OUTPUT)
+    assert [p.id for p in problems] == [CRUXEVAL_ROWS[0]["id"], CRUXEVAL_ROWS[1]["id"]]
+    assert any(re.search(r"broken\.jsonl:3: invalid JSON", r.message) for r in caplog.records)
+    assert any(re.search(r"broken\.jsonl:4 \(task sample_bad\): missing field\(s\) \['input', 'output'\]",
+                         r.message) for r in caplog.records)
+    missing = write_jsonl(tmp_path / "missing.jsonl", [bad_row])
+    with pytest.raises(BenchmarkFileError, match=r"missing\.jsonl: no usable problem"):
         load_cruxeval(missing, KIND_EXEC_INPUT)
     with pytest.raises(BenchmarkFileError, match="no such file"):
         load_humaneval(tmp_path / "nope.jsonl")
@@ -200,7 +207,7 @@ def test_bad_files_name_file_and_line(tmp_path):
         load_math(empty, "aime24")
     not_object = tmp_path / "list.jsonl"
     not_object.write_text("[1, 2]\n")
-    with pytest.raises(BenchmarkFileError, match=r"list\.jsonl:1: expected a JSON object"):
+    with pytest.raises(BenchmarkFileError, match=r"list\.jsonl: file holds no problems"):
         load_math(not_object, "aime24")
 
 
@@ -279,7 +286,7 @@ def test_mbpp_plus_layout_conversions_and_oracles(tmp_path):
 
 def test_mbpp_plus_bad_inputs_are_reported(tmp_path):
     row = dict(MBPP_PLUS_ROWS[2], base_input=[["0"]])                     # 124 needs two arguments
-    with pytest.raises(BenchmarkFileError, match=r"\.jsonl:1: inputs do not have the shape"):
+    with pytest.raises(BenchmarkFileError, match=r"\.jsonl:1 \(task Mbpp/124\): inputs do not have the shape"):
         load_mbpp_plus(write_jsonl(tmp_path / "m.jsonl", [row]))
     row = dict(MBPP_PLUS_ROWS[0], base_input="oops")
     with pytest.raises(BenchmarkFileError, match="list of argument lists"):
@@ -362,8 +369,9 @@ def test_cruxeval_input_and_output_tasks(tmp_path):
     assert first.output in first.prompt and first.code in first.prompt
     assert outputs[0].call in outputs[0].prompt and outputs[0].output not in outputs[0].prompt
     for problem in inputs:                                    # the recorded input reproduces the output
-        assert passes(problem, problem.arguments), problem.id
-    assert not passes(inputs[1], "'a-b', '-'")
+        assert passes(problem, problem.call), problem.id
+        assert not passes(problem, problem.arguments), problem.id  # CRUXEval: the answer is f(...)
+    assert not passes(inputs[1], "f('a-b', '-')")
     for problem in outputs:
         assert passes(problem, problem.output), problem.id
     assert not passes(outputs[1], "['a', 'b', 'c']")
@@ -374,7 +382,7 @@ def test_cruxeval_input_and_output_tasks(tmp_path):
 
 def test_cruxeval_rejects_rows_that_are_not_python(tmp_path):
     row = dict(CRUXEVAL_ROWS[0], output="[1, 2")
-    with pytest.raises(BenchmarkFileError, match=r"cruxeval\.jsonl:1: field 'output' is not valid Python"):
+    with pytest.raises(BenchmarkFileError, match=r"cruxeval\.jsonl:1 \(task sample_0\): field 'output' is not valid Python"):
         load_cruxeval(write_jsonl(tmp_path / "cruxeval.jsonl", [row]), KIND_EXEC_OUTPUT)
 
 
@@ -406,7 +414,7 @@ def test_math_layouts(tmp_path, name):
 
 
 def test_math_rows_without_answer_or_question(tmp_path):
-    with pytest.raises(BenchmarkFileError, match=r"m\.jsonl:1: no reference answer"):
+    with pytest.raises(BenchmarkFileError, match=r"m\.jsonl:1( \(task [^)]*\))?: no reference answer"):
         load_math(write_jsonl(tmp_path / "m.jsonl", [{"problem": "?", "solution": "no box"}]), "minerva")
     with pytest.raises(BenchmarkFileError, match="no question field"):
         load_math(write_jsonl(tmp_path / "q.jsonl", [{"answer": "1"}]), "aime24")

@@ -28,6 +28,7 @@ import contextlib
 import copy
 import decimal
 import fractions
+import hashlib
 import io
 import json
 import math
@@ -44,7 +45,11 @@ PASS_MARKER = "AZR_EVAL_PASSED"
 CHECK_RANDOM_SEED = 20240521
 # Bounds of the codec (both directions) and of frames read back.
 MAX_DEPTH = 100
-MAX_NODES = 2000000
+MAX_NODES = 5000000
+# Outputs whose encoded text is longer travel as a SHA-256 digest of that text (compared exactly).
+DIGEST_OVER_CHARS = 1 << 20
+# Containers longer than this are digested from their repr without encoding them first.
+BIG_CONTAINER = 100000
 MAX_TEXT_CHARS = 64 << 20
 MAX_LITERAL_CHARS = 200000
 # Relative tolerance of EvalPlus's float comparison (numpy.allclose's default rtol it passes).
@@ -80,6 +85,31 @@ class _Counter:
             raise Unencodable("value too large (more than %d items)" % MAX_NODES)
         if depth > MAX_DEPTH:
             raise Unencodable("value nested deeper than %d" % MAX_DEPTH)
+
+
+def _repr_digest(value):
+    """Digest of a value too big to encode item by item: SHA-256 of its repr (C speed). Both
+    sides of a comparison take this path for the same value; only exact equality is judged."""
+    return {"$": "digest", "v": "repr:" + hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()}
+
+
+class Digest:
+    """A big value, known by the SHA-256 of its encoded text."""
+
+    def __init__(self, hexdigest):
+        self.hexdigest = hexdigest
+
+    def __eq__(self, other):
+        return isinstance(other, Digest) and other.hexdigest == self.hexdigest
+
+    __hash__ = None
+
+
+class NotNoneFlag:
+    """A non-bool output reduced to "was it not None" (EvalPlus's not-None oracle)."""
+
+    def __init__(self, flag):
+        self.flag = flag
 
 
 def _encode_float(x):
@@ -234,6 +264,10 @@ def _decode(item, counter, depth):
             if len(text) > 1000:
                 raise Undecodable("decimal too long")
             return decimal.Decimal(text)
+        if tag == "notnone":
+            return NotNoneFlag(bool(item["v"]))
+        if tag == "digest":
+            return Digest(str(item["v"]))
         if tag == "keys":
             return dict.fromkeys(_items(item, counter, nested)).keys()
         if tag == "values":
@@ -475,8 +509,37 @@ def load_program(source, seconds=None):
 
 # ============================================================================ stages (run in jobs)
 
-def _call_and_record(fn, args, kwargs, seconds, record_after):
+def _reduce(out, reduce):
+    """What an oracle needs of an output: EvalPlus's not-None tasks only look at `out is not None`
+    (or the bool itself), its any-output task at nothing."""
+    if reduce == "not_none" and type(out) is not bool:
+        return {"$": "notnone", "v": out is not None}
+    if reduce == "any":
+        return None
+    return encode_or_digest(out)
+
+
+def encode_or_digest(value):
+    """`encode(value)`, or for a big value the digest of its encoded text: the comparison is
+    then exact equality of the encoded forms (no float tolerance), which is what big outputs need."""
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and len(value) > BIG_CONTAINER:
+        return _repr_digest(value)
+    try:
+        encoded = encode(value)
+    except Unencodable as err:
+        if "too large" not in str(err):
+            raise
+        return _repr_digest(value)
+    if isinstance(encoded, (list, dict)):
+        text = json.dumps(encoded, allow_nan=False, separators=(",", ":"), sort_keys=True)
+        if len(text) > DIGEST_OVER_CHARS:
+            return {"$": "digest", "v": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return encoded
+
+
+def _call_and_record(fn, args, kwargs, seconds, record_after, reduce=None):
     """One call under a time limit -> result entry of a candidate stage."""
+    start = time.monotonic()
     try:
         with swallow_io(), time_limit(seconds):
             out = fn(*args, **kwargs)
@@ -485,13 +548,17 @@ def _call_and_record(fn, args, kwargs, seconds, record_after):
     except BaseException as err:  # noqa: BLE001 - the candidate's failure, reported as data
         return {"raise": _exception_name(err), "msg": _short(err)}
     try:
-        entry = {"ok": encode(out)}
-        if record_after:
-            entry["after"] = encode([list(args), kwargs])
+        # Writing the output (iterators are consumed, big values digested) counts in the budget.
+        with time_limit(max(seconds - (time.monotonic() - start), 0.001) + 5.0):
+            entry = {"ok": _reduce(out, reduce)}
+            if record_after:
+                entry["after"] = encode([list(args), kwargs])
     except Unencodable as err:
         return {"unencodable": str(err)}
     except StageTimeout:
         return {"timeout": True}
+    except BaseException as err:  # noqa: BLE001 - e.g. a generator that raises while consumed
+        return {"raise": _exception_name(err), "msg": _short(err)}
     return entry
 
 
@@ -509,7 +576,7 @@ def stage_reference(params):
             with swallow_io(), time_limit(cap):
                 out = fn(*args)
             times.append(time.time() - start)
-            outputs.append(encode(out is not None if params.get("not_none") else out))
+            outputs.append(encode_or_digest(out is not None if params.get("not_none") else out))
         groups.append({"outputs": outputs, "times": times})
     return {"groups": groups}
 
@@ -589,7 +656,8 @@ def stage_candidate(params):
                 results.append({"raise": "HarnessError", "msg": str(err)})
                 break
             remaining = deadline - time.monotonic()
-            entry = _call_and_record(fn, args, kwargs, min(limit, remaining), record_after)
+            entry = _call_and_record(fn, args, kwargs, min(limit, remaining), record_after,
+                                     params.get("reduce"))
             if entry.get("after") == call:
                 del entry["after"]          # the call left its arguments as they were
             results.append(entry)
@@ -865,6 +933,8 @@ def _digit_distance_padded(a, b):
 def evalplus_test_passes(oracle, out, exp, args, atol):
     """One EvalPlus test, as `evalplus.eval.unsafe_execute` judges it; returns (passed, atol)
     because EvalPlus keeps the float tolerance it switches on for the rest of the group."""
+    if isinstance(out, Digest) or isinstance(exp, Digest):
+        return out == exp, atol
     try:
         exact = out == exp
         if oracle == "any_output":
@@ -878,7 +948,10 @@ def evalplus_test_passes(oracle, out, exp, args, atol):
         elif oracle == "set_equal":
             exact = set(out) == set(exp)
         elif oracle == "not_none":
-            exact = (out == exp) if isinstance(out, bool) else (exp == (out is not None))
+            if isinstance(out, NotNoneFlag):
+                exact = exp == out.flag
+            else:
+                exact = (out == exp) if isinstance(out, bool) else (exp == (out is not None))
         elif oracle == "poly_root":
             return abs(_poly(*args, out)) <= atol, atol
         if atol == 0 and _is_floats(exp):
@@ -1009,8 +1082,10 @@ def _score_differential(spec, answer):
         total_cap += cap
         calls = [[args, {"$": "dict", "v": []}] for args in inputs]
         groups.append({"calls": calls, "limits": limits, "cap_s": cap, "count_load": True})
+    reduce = {"not_none": "not_none", "any_output": "any"}.get(spec["oracle"])
     (outcome,) = yield [_job("candidate", total_cap + 10.0, program=answer, entry_point=spec["entry_point"],
-                             groups=groups, stop_on_failure=True, stop_after_failed_group=True)]
+                             groups=groups, stop_on_failure=True, stop_after_failed_group=True,
+                             reduce=reduce)]
     frame = _frame_of(outcome)
     if frame is None:
         return _verdict(False, "failed: %s" % _no_frame(outcome))

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from azr_jax.eval.extract import last_boxed
-from azr_jax.eval.jsonl import Row, read_rows
+from azr_jax.eval.jsonl import Row, build_each, read_rows
 from azr_jax.eval.problems import KIND_MATH, MathProblem
 
 QUESTION_FIELDS = ("problem", "question", "Question", "input")
@@ -81,4 +81,6 @@ def math_problem_from_row(row: Row, benchmark: str, number: int) -> MathProblem:
 
 def load_math(path: str | os.PathLike[str], benchmark: str) -> list[MathProblem]:
     """Any of the six math sets (`benchmark` names it in the records)."""
-    return [math_problem_from_row(row, benchmark, number) for number, row in enumerate(read_rows(path))]
+    rows = read_rows(path)
+    numbers = {id(row): number for number, row in enumerate(rows)}
+    return build_each(rows, lambda row: math_problem_from_row(row, benchmark, numbers[id(row)]))
