@@ -453,6 +453,18 @@ class _WriteOnly(io.StringIO):
         return False
 
 
+class _KeptBytes(io.BytesIO):
+    """BytesIO whose contents survive `close()` (programs sometimes close stdout)."""
+
+    def close(self):
+        self.flush()
+
+
+def _text_stream(data=b""):
+    """A text stream with a `.buffer`, like the real stdin/stdout."""
+    return io.TextIOWrapper(_KeptBytes(data), encoding="utf-8", write_through=True)
+
+
 @contextlib.contextmanager
 def swallow_io():
     saved = sys.stdin, sys.stdout, sys.stderr
@@ -679,24 +691,33 @@ def stage_stdin(params):
         return {"load": "error: SyntaxError: %s" % _short(err)}
     deadline = time.monotonic() + params["cap_s"]
     outputs = []
+    real_open = open
     for stdin_text in params["stdins"]:
-        out = io.StringIO()
+        out = _text_stream()
         saved = sys.stdin, sys.stdout, sys.stderr
-        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin_text), out, _WriteOnly()
+        sys.stdin, sys.stdout, sys.stderr = _text_stream(stdin_text.encode("utf-8")), out, _WriteOnly()
+
+        def _open(file, *args, _stdin=stdin_text, **kwargs):
+            if file in (0, "/dev/stdin"):
+                return _text_stream(_stdin.encode("utf-8"))
+            return real_open(file, *args, **kwargs)
+
         status = "ok"
         try:
             with time_limit(min(params["limit_s"], deadline - time.monotonic())):
                 try:
-                    exec(code, {"__name__": "__main__"})  # noqa: S102 - stage process, sandboxed
+                    exec(code, {"__name__": "__main__", "open": _open})  # noqa: S102 - sandboxed stage
                 except SystemExit:
                     pass
+                out.flush()
         except StageTimeout:
             status = "timeout"
         except BaseException as err:  # noqa: BLE001
             status = "raise: %s" % _exception_name(err)
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved
-        outputs.append({"status": status, "stdout": out.getvalue()[:MAX_LITERAL_CHARS]})
+        text = out.buffer.getvalue().decode("utf-8", errors="replace")
+        outputs.append({"status": status, "stdout": text[:MAX_LITERAL_CHARS]})
         if status != "ok":
             break
     return {"load": "ok", "outputs": outputs}
