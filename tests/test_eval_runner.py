@@ -177,3 +177,9 @@ def test_eval_cli_end_to_end_on_a_debug_checkpoint(tmp_path):
     assert code == 2 and len(lines) == 1 and "does not exist" in lines[0], lines
     code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", f"--checkpoint={tmp_path / 'missing'}")
     assert code == 2 and len(lines) == 1 and "checkpoint not found" in lines[0], lines
+    code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", "--limit=0")
+    assert code == 2 and len(lines) == 1 and "--limit=0 evaluates nothing" in lines[0], lines
+    code, lines = error_of("--benchmarks=cruxeval_x", f"--data_dir={data}")
+    assert code == 2 and len(lines) == 1 and "unknown benchmark 'cruxeval_x'" in lines[0], lines
+    code, lines = error_of("--benchmarks=", f"--data_dir={data}")
+    assert code == 2 and len(lines) == 1 and "--benchmarks is empty" in lines[0], lines

@@ -29,8 +29,8 @@ flags.DEFINE_list("benchmarks", None, "Comma-separated benchmark names (override
                   "paper's 3 code + 6 math sets (missing files are marked, not an error).")
 flags.DEFINE_string("data_dir", None, "Directory of the benchmark files (overrides "
                     "config.eval.data_dir; see azr_jax/eval/README.md).")
-flags.DEFINE_integer("limit", None, "Only the first N problems of each benchmark (overrides "
-                     "config.eval.limit; 0 = all).", lower_bound=0)
+flags.DEFINE_integer("limit", None, "Only the first N >= 1 problems of each benchmark (overrides "
+                     "config.eval.limit; leave it out for all problems).")
 flags.DEFINE_integer("samples", 1, "Answers per problem: 1 = greedy pass@1; n > 1 samples at "
                      "--temperature and reports pass@1..n (unbiased estimator).", lower_bound=1)
 flags.DEFINE_float("temperature", None, "Sampling temperature (default 0 for --samples=1, else "
@@ -102,6 +102,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments: {argv[1:]}")
     c = FLAGS.config
+    if FLAGS.benchmarks is not None and not any(b.strip() for b in FLAGS.benchmarks):
+        _fail("--benchmarks is empty (give names, e.g. --benchmarks=cruxeval_o,math500, or `paper`)")
+    if FLAGS.limit is not None and FLAGS.limit < 1:
+        _fail(f"--limit={FLAGS.limit} evaluates nothing: pass N >= 1, or leave --limit out for all problems")
     if FLAGS.benchmarks:
         c.eval.benchmarks = tuple(FLAGS.benchmarks)
     if FLAGS.data_dir is not None:

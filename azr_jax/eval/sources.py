@@ -41,7 +41,8 @@ def load_problems(e: ml_collections.ConfigDict, missing: dict[str, str] | None =
         raise ValueError("no benchmarks given (config.eval.benchmarks)")
     sources = parse_sources(e.sources)
     if e.data_dir and not sources and not os.path.isdir(e.data_dir) and "://" not in e.data_dir:
-        raise FileNotFoundError(f"data directory {e.data_dir!r} does not exist (pass --data_dir=DIR "
+        what = "is a file, not a directory" if os.path.exists(e.data_dir) else "does not exist"
+        raise FileNotFoundError(f"data directory {e.data_dir!r} {what} (pass --data_dir=DIR "
                                 "holding the benchmark files; see azr_jax/eval/README.md)")
     problems = []
     for name in names:
