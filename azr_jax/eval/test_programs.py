@@ -106,6 +106,16 @@ def assemble_candidate(problem: CodeTestsProblem, completion: str) -> str:
     return problem.context_code + completion
 
 
+def _prompt_helpers(context: str, entry_point: str) -> list[str]:
+    """Functions the prompt defines besides the entry point (the tests may call them)."""
+    try:
+        tree = ast.parse(context or "")
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != entry_point]
+
+
 def _encoded_groups(tests: DifferentialTests) -> list[Any]:
     return [job_runtime.encode([list(args) for args in group]) for group in tests.groups()]
 
@@ -136,7 +146,8 @@ def _code_tests_spec(problem: CodeTestsProblem, budget: TimeBudget) -> dict[str,
             raise ValueError(f"{problem.id}: tests written as code need the canonical solution "
                              "(its calls are recorded to replay the tests against the answer)")
         spec = {**base, "kind": "replay", "reference": problem.canonical_solution,
-                "context": problem.context_code, "cap_s": budget.humaneval_s}
+                "context": problem.context_code, "cap_s": budget.humaneval_s,
+                "helpers": _prompt_helpers(problem.context_code, problem.entry_point)}
         if isinstance(tests, CheckFunctionTests):
             return {**spec, "style": "check", "test_code": tests.test_code}
         return {**spec, "style": "asserts", "setup_code": tests.setup_code,
