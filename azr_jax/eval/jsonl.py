@@ -9,9 +9,15 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Rows skipped since the process started ("file:line (task X): why"), for summaries and tests.
+SKIPPED_ROWS: list[str] = []
 
 SUPPORTED_SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -74,10 +80,11 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Row]:
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise BenchmarkFileError(f"{path}:{number}: invalid JSON ({err.msg})") from err
+                    report_skipped(f"{path}:{number}", None, f"invalid JSON ({err.msg})")
+                    continue
                 if not isinstance(data, dict):
-                    raise BenchmarkFileError(
-                        f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
+                    report_skipped(f"{path}:{number}", None, f"expected a JSON object, got {type(data).__name__}")
+                    continue
                 yield Row(data=data, path=path, line=number)
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise BenchmarkFileError(f"{path}: cannot read ({err})") from err
@@ -89,3 +96,36 @@ def read_rows(path: str | os.PathLike[str]) -> list[Row]:
     if not rows:
         raise BenchmarkFileError(f"{os.fspath(path)}: file holds no problems")
     return rows
+
+
+def report_skipped(where: str, task: Any, reason: str) -> None:
+    """One warning line naming the file, line and task of a row that cannot be used."""
+    message = f"{where}" + (f" (task {task})" if task is not None else "") + f": {reason}"
+    SKIPPED_ROWS.append(message)
+    log.warning("skipping malformed benchmark row %s", message)
+
+
+def _task_of(row: Row) -> Any:
+    for key in ("task_id", "id", "question_id", "unique_id", "idx"):
+        if key in row.data:
+            return row.data[key]
+    return None
+
+
+def build_each(rows: list[Row], build: Callable[[Row], T]) -> list[T]:
+    """`build(row)` for every row; a row that raises BenchmarkFileError is reported (file, line,
+    task) and skipped, never the whole file. A file with no usable row is an error."""
+    out = []
+    first_skip = len(SKIPPED_ROWS)
+    for row in rows:
+        try:
+            out.append(build(row))
+        except BenchmarkFileError as err:
+            reason = str(err)
+            prefix = f"{row.where()}: "
+            report_skipped(row.where(), _task_of(row), reason[len(prefix):] if reason.startswith(prefix) else reason)
+    if rows and not out:
+        first = SKIPPED_ROWS[first_skip] if len(SKIPPED_ROWS) > first_skip else "?"
+        raise BenchmarkFileError(f"{rows[0].path}: no usable problem in the file (every row was "
+                                 f"malformed; first: {first})")
+    return out

@@ -39,7 +39,7 @@ from typing import Any, Iterable
 
 from azr_jax.eval import task_text
 from azr_jax.eval.evalplus_data import convert_mbpp_inputs, oracle_for
-from azr_jax.eval.jsonl import Row, read_rows
+from azr_jax.eval.jsonl import Row, build_each, read_rows
 from azr_jax.eval.problems import (KIND_CODE_TESTS, AssertionTests, CheckFunctionTests,
                                    CodeTestsProblem, DifferentialTests, IOCase, IOTests)
 
@@ -51,6 +51,8 @@ def _join_program(prompt: str, body: str) -> str:
 
 def _argument_lists(row: Row, key: str) -> list[list[Any]]:
     value = row.data.get(key, [])
+    if value == {}:   # MBPP+ v0.2.0 Mbpp/793 stores "plus_input": {} (EvalPlus runs it as no inputs)
+        value = []
     if not isinstance(value, list) or not all(isinstance(args, list) for args in value):
         raise row.fail(f"field {key!r} should be a list of argument lists")
     return value
@@ -79,25 +81,28 @@ def humaneval_problem_from_row(row: Row, benchmark: str) -> CodeTestsProblem:
 
 def load_humaneval(path: str | os.PathLike[str], benchmark: str = "humaneval") -> list[CodeTestsProblem]:
     """OpenAI HumanEval (`HumanEval.jsonl.gz`): tests are the file's `check` functions."""
-    return [humaneval_problem_from_row(row, benchmark) for row in read_rows(path)]
+    return build_each(read_rows(path), lambda row: humaneval_problem_from_row(row, benchmark))
 
 
 def load_humaneval_plus(path: str | os.PathLike[str], benchmark: str = "humaneval_plus") -> list[CodeTestsProblem]:
     """EvalPlus HumanEval+: differential tests over `base_input` + `plus_input`."""
-    problems = []
-    for row in read_rows(path):
+
+    def build(row: Row) -> CodeTestsProblem:
         row.require("task_id", "prompt", "entry_point", "canonical_solution", "base_input")
         prompt, entry_point = row.text("prompt"), row.text("entry_point")
         reference = _join_program(prompt, row.text("canonical_solution"))
-        inputs = _argument_lists(row, "base_input") + _argument_lists(row, "plus_input")
-        problems.append(CodeTestsProblem(
+        base = _argument_lists(row, "base_input")
+        inputs = base + _argument_lists(row, "plus_input")
+        return CodeTestsProblem(
             id=row.text("task_id"), benchmark=benchmark, kind=KIND_CODE_TESTS,
             prompt=task_text.FUNCTION_COMPLETION.format(prompt=prompt.rstrip("\n")),
             entry_point=entry_point, context_code=prompt, starter_code=prompt,
             tests=DifferentialTests(reference_code=reference, inputs=tuple(map(tuple, inputs)),
-                                    atol=_tolerance(row), oracle=oracle_for("humaneval", entry_point)),
-            canonical_solution=reference))
-    return problems
+                                    atol=_tolerance(row), oracle=oracle_for("humaneval", entry_point),
+                                    base_count=len(base), dataset="humaneval"),
+            canonical_solution=reference)
+
+    return build_each(read_rows(path), build)
 
 
 # ----------------------------------------------------------------------------- MBPP+ / MBPP
@@ -113,25 +118,27 @@ def _mbpp_plus_description(prompt: str) -> str:
 
 def load_mbpp_plus(path: str | os.PathLike[str], benchmark: str = "mbpp_plus") -> list[CodeTestsProblem]:
     """EvalPlus MBPP+: differential tests; inputs converted back to tuples/sets where needed."""
-    problems = []
-    for row in read_rows(path):
+
+    def build(row: Row) -> CodeTestsProblem:
         row.require("task_id", "prompt", "entry_point", "canonical_solution", "base_input")
         task_id, entry_point = row.text("task_id"), row.text("entry_point")
         try:
-            inputs = (convert_mbpp_inputs(task_id, _argument_lists(row, "base_input"))
-                      + convert_mbpp_inputs(task_id, _argument_lists(row, "plus_input")))
+            base = convert_mbpp_inputs(task_id, _argument_lists(row, "base_input"))
+            plus = convert_mbpp_inputs(task_id, _argument_lists(row, "plus_input"))
         except (TypeError, ValueError, IndexError, AttributeError) as err:
             raise row.fail(f"inputs do not have the shape MBPP+ task {task_id} expects ({err})") from err
         reference = _join_program(row.text("prompt"), row.text("canonical_solution"))
-        problems.append(CodeTestsProblem(
+        return CodeTestsProblem(
             id=task_id, benchmark=benchmark, kind=KIND_CODE_TESTS,
             prompt=task_text.FUNCTION_FROM_DESCRIPTION.format(
                 description=_mbpp_plus_description(row.text("prompt"))),
             entry_point=entry_point,
-            tests=DifferentialTests(reference_code=reference, inputs=tuple(map(tuple, inputs)),
-                                    atol=_tolerance(row), oracle=oracle_for("mbpp", entry_point)),
-            canonical_solution=row.text("canonical_solution")))
-    return problems
+            tests=DifferentialTests(reference_code=reference, inputs=tuple(map(tuple, base + plus)),
+                                    atol=_tolerance(row), oracle=oracle_for("mbpp", entry_point),
+                                    base_count=len(base), dataset="mbpp"),
+            canonical_solution=row.text("canonical_solution"))
+
+    return build_each(read_rows(path), build)
 
 
 def _entry_point_from_assert(assertion: str) -> str | None:
@@ -172,7 +179,7 @@ def mbpp_problem_from_row(row: Row, benchmark: str) -> CodeTestsProblem:
 
 def load_mbpp(path: str | os.PathLike[str], benchmark: str = "mbpp") -> list[CodeTestsProblem]:
     """Original MBPP rows in JSONL (the layout TFDS's `huggingface:mbpp` carries)."""
-    return [mbpp_problem_from_row(row, benchmark) for row in read_rows(path)]
+    return build_each(read_rows(path), lambda row: mbpp_problem_from_row(row, benchmark))
 
 
 # ----------------------------------------------------------------------------- LiveCodeBench
@@ -242,29 +249,32 @@ def load_livecodebench(paths: str | os.PathLike[str] | Iterable[str | os.PathLik
     into `test.jsonl`, `test2.jsonl`, ...); `date_window` ('YYYY-MM-DD', 'YYYY-MM-DD') keeps the
     problems whose `contest_date` falls inside it (inclusive)."""
     files = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+
+    def build(row: Row) -> CodeTestsProblem | None:
+        row.require("question_id", "question_content", "public_test_cases")
+        if not _in_window(str(row.data.get("contest_date", "")), date_window):
+            return None
+        cases = _cases(row, "public_test_cases") + _cases(row, "private_test_cases")
+        if not cases:
+            raise row.fail("problem has no test cases")
+        func_name = _metadata(row).get("func_name")
+        functional = any(case.get("testtype") == "functional" for case in cases) or bool(func_name)
+        if functional and not func_name:
+            raise row.fail("functional tests but no 'func_name' in metadata")
+        starter = str(row.data.get("starter_code", "") or "")
+        question = row.text("question_content")
+        prompt = (task_text.COMPETITIVE_WITH_STARTER.format(question=question, starter_code=starter)
+                  if starter.strip() else task_text.COMPETITIVE_STDIN.format(question=question))
+        return CodeTestsProblem(
+            id=row.text("question_id"), benchmark=benchmark, kind=KIND_CODE_TESTS, prompt=prompt,
+            entry_point=func_name if functional else None, starter_code=starter,
+            tests=IOTests(mode="functional" if functional else "stdin",
+                          cases=tuple(IOCase(str(c["input"]), str(c["output"])) for c in cases),
+                          fn_name=func_name if functional else None),
+            meta={key: row.data[key] for key in ("platform", "difficulty", "contest_date", "question_title")
+                  if key in row.data})
+
     problems = []
     for path in files:
-        for row in read_rows(path):
-            row.require("question_id", "question_content", "public_test_cases")
-            if not _in_window(str(row.data.get("contest_date", "")), date_window):
-                continue
-            cases = _cases(row, "public_test_cases") + _cases(row, "private_test_cases")
-            if not cases:
-                raise row.fail("problem has no test cases")
-            func_name = _metadata(row).get("func_name")
-            functional = any(case.get("testtype") == "functional" for case in cases) or bool(func_name)
-            if functional and not func_name:
-                raise row.fail("functional tests but no 'func_name' in metadata")
-            starter = str(row.data.get("starter_code", "") or "")
-            question = row.text("question_content")
-            prompt = (task_text.COMPETITIVE_WITH_STARTER.format(question=question, starter_code=starter)
-                      if starter.strip() else task_text.COMPETITIVE_STDIN.format(question=question))
-            problems.append(CodeTestsProblem(
-                id=row.text("question_id"), benchmark=benchmark, kind=KIND_CODE_TESTS, prompt=prompt,
-                entry_point=func_name if functional else None, starter_code=starter,
-                tests=IOTests(mode="functional" if functional else "stdin",
-                              cases=tuple(IOCase(str(c["input"]), str(c["output"])) for c in cases),
-                              fn_name=func_name if functional else None),
-                meta={key: row.data[key] for key in ("platform", "difficulty", "contest_date", "question_title")
-                      if key in row.data}))
+        problems += [p for p in build_each(read_rows(path), build) if p is not None]
     return problems

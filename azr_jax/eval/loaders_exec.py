@@ -15,7 +15,7 @@ import ast
 import os
 
 from azr_jax.eval import task_text
-from azr_jax.eval.jsonl import Row, read_rows
+from azr_jax.eval.jsonl import Row, build_each, read_rows
 from azr_jax.eval.problems import KIND_EXEC_INPUT, KIND_EXEC_OUTPUT, CodeExecProblem
 
 CRUXEVAL_FUNCTION = "f"
@@ -50,7 +50,7 @@ def load_cruxeval(path: str | os.PathLike[str], kind: str,
     if kind not in (KIND_EXEC_INPUT, KIND_EXEC_OUTPUT):
         raise ValueError(f"CRUXEval kind must be {KIND_EXEC_INPUT!r} or {KIND_EXEC_OUTPUT!r}, got {kind!r}")
     name = benchmark or ("cruxeval_i" if kind == KIND_EXEC_INPUT else "cruxeval_o")
-    return [_cruxeval_problem(row, kind, name) for row in read_rows(path)]
+    return build_each(read_rows(path), lambda row: _cruxeval_problem(row, kind, name))
 
 
 def _split_call(row: Row, call: str, function_name: str) -> str:
@@ -67,18 +67,18 @@ def _split_call(row: Row, call: str, function_name: str) -> str:
 
 def load_lcb_execution(path: str | os.PathLike[str], benchmark: str = "lcb_execution") -> list[CodeExecProblem]:
     """LiveCodeBench execution (output prediction)."""
-    problems = []
-    for row in read_rows(path):
+    def build(row: Row) -> CodeExecProblem:
         row.require("id", "code", "input", "output", "function_name")
         code, call, output = row.text("code"), row.text("input").strip(), row.text("output")
         function_name = row.text("function_name")
         arguments = _split_call(row, call, function_name)
         _check_parses(row, "code", code, "exec")
         _check_parses(row, "output", output, "eval")
-        problems.append(CodeExecProblem(
+        return CodeExecProblem(
             id=row.text("id"), benchmark=benchmark, kind=KIND_EXEC_OUTPUT,
             prompt=task_text.PREDICT_OUTPUT.format(code=code, call=call), code=code,
             entry_point=function_name, arguments=arguments, call=call, output=output,
             meta={key: row.data[key] for key in ("question_id", "contest_date", "difficulty", "numsteps")
-                  if key in row.data}))
-    return problems
+                  if key in row.data})
+
+    return build_each(read_rows(path), build)

@@ -1,6 +1,6 @@
-"""Loaders for the math benchmarks: MATH500, AIME 2024/2025, AMC 2023, Minerva, OlympiadBench.
+"""Loaders for the math benchmarks: MATH500, AIME 2024/2025, AMC 2023, Minerva, OlympiadBench, GSM8K.
 
-All six come as `data/<name>/test.jsonl` in the Qwen2.5-Math / simpleRL-reason evaluation suites
+All come as `data/<name>/test.jsonl` in the Qwen2.5-Math / simpleRL-reason evaluation suites
 (the harness AZR's math numbers come from: `QwenLM/Qwen2.5-Math` `evaluation/data/`,
 `hkust-nlp/simpleRL-reason` `eval/data/`, and AZR's `evaluation/math_eval/`). Field names differ
 per set and between copies, so each row is read by the first field present:
@@ -12,6 +12,7 @@ per set and between copies, so each row is read by the first field present:
 | amc23         | `question` (or `problem`)        | `answer` (sometimes a number such as `27.0`)             |
 | minerva       | `problem` (or `question`)        | last `\\boxed{}` of `solution` (or `answer` / `gt`)       |
 | olympiadbench | `question` (or `problem`)        | `final_answer[0]` without `$` (or `answer`)              |
+| gsm8k         | `question`                       | what follows `####` in `answer` (thousands commas dropped) |
 
 Ids come from `unique_id`, `id`, `idx` when present, else the row number.
 """
@@ -21,7 +22,7 @@ import os
 from typing import Any
 
 from azr_jax.eval.extract import last_boxed
-from azr_jax.eval.jsonl import Row, read_rows
+from azr_jax.eval.jsonl import Row, build_each, read_rows
 from azr_jax.eval.problems import KIND_MATH, MathProblem
 
 QUESTION_FIELDS = ("problem", "question", "Question", "input")
@@ -64,6 +65,8 @@ def math_problem_from_row(row: Row, benchmark: str, number: int) -> MathProblem:
     solution = next((str(row.data[k]) for k in SOLUTION_FIELDS if row.data.get(k)), None)
     if isinstance(row.data.get("solution"), list):          # OlympiadBench keeps a list of solutions
         solution = "\n\n".join(map(str, row.data["solution"]))
+    if answer is not None and "####" in answer:      # GSM8K: the rationale, then `#### 1,234`
+        solution, answer = answer, answer.rsplit("####", 1)[1].strip().replace(",", "") or None
     if answer is None and solution is not None:
         answer = last_boxed(solution)
     if not answer:
@@ -80,5 +83,7 @@ def math_problem_from_row(row: Row, benchmark: str, number: int) -> MathProblem:
 
 
 def load_math(path: str | os.PathLike[str], benchmark: str) -> list[MathProblem]:
-    """Any of the six math sets (`benchmark` names it in the records)."""
-    return [math_problem_from_row(row, benchmark, number) for number, row in enumerate(read_rows(path))]
+    """Any of the math sets (`benchmark` names it in the records)."""
+    rows = read_rows(path)
+    numbers = {id(row): number for number, row in enumerate(rows)}
+    return build_each(rows, lambda row: math_problem_from_row(row, benchmark, numbers[id(row)]))

@@ -12,9 +12,17 @@ Competition answers come in many spellings of one value: `\\frac{1}{2}`, `\\dfra
    approximation or irrational; tuples, intervals and sets compare element by element; and, when
    sympy is installed, symbolic expressions are compared by evaluating both at a few points.
 
-No model text is ever passed to `eval`: the numeric parser is a hand-written recursive descent, and
-the sympy fallback only sees strings restricted to digits, operators, parentheses, single-letter
-variables and a short list of function names.
+No model text is ever passed to `eval`: the numeric parser is a hand-written recursive descent
+whose exact arithmetic refuses results beyond `MAX_EXACT_BITS`, and the sympy fallback only sees
+strings restricted to digits, operators, parentheses, single-letter variables and a short list of
+function names; it runs in a helper process with a time and memory bound (`bounded.py`), so an
+answer like `9^{9^{9^{9}}}` is "not equal" within `SYMBOLIC_TIMEOUT_S`.
+
+Two modes (`answers_equal(..., mode=)`): "strict" (the default, our rules above) and "official",
+which applies the Qwen2.5-Math grader's equivalences where they differ from ours: every number
+compared with a relative tolerance of 1e-4 (so 100000 equals 100001), a number also equal to the
+reference x100 or /100 (percent scaling, with or without a % sign), bracket types ignored (the
+interval (1, 2) equals [1, 2]) and lists always compared in order. See azr_jax/eval/README.md.
 """
 from __future__ import annotations
 
@@ -41,6 +49,13 @@ MAX_UNORDERED_ITEMS = 8
 MAX_ANSWER_CHARS = 1000
 # Longest normalised string handed to the sympy fallback.
 MAX_SYMBOLIC_CHARS = 200
+# Exact arithmetic past this many bits is refused (the value is then compared as a float or not at
+# all): bounds the work of the numeric parser whatever the answer.
+MAX_EXACT_BITS = 20000
+# Wall-clock and memory bound of one symbolic (sympy) comparison, run in a helper process.
+SYMBOLIC_TIMEOUT_S = 5.0
+SYMBOLIC_MEMORY_MB = 1024
+MODES = ("strict", "official")
 # Points at which two symbolic expressions are evaluated (rationals unlikely to be special).
 SAMPLE_POINTS = (Fraction(7, 10), Fraction(13, 10), Fraction(29, 10))
 
@@ -105,6 +120,19 @@ def _fix_fracs_and_roots(text: str) -> str:
     return re.sub(r"\\sqrt\s*([a-zA-Z0-9])", r"\\sqrt{\1}", text)
 
 
+def _and_lists(text: str) -> str:
+    """`1 and 2`, `1, 2, and 3` -> comma lists (only in answers that hold a number)."""
+    if not re.search(r"\d", text):
+        return text
+    return re.sub(r"\s*,?\s+and\s+", ",", text)
+
+
+def _mixed_numbers(text: str) -> str:
+    """`3\\frac{1}{2}` is three and a half, not a product: `(3+\\frac{1}{2})` (a leading minus
+    then negates the whole)."""
+    return re.sub(r"(?<![\d.}^_a-zA-Z\\])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", r"(\1+\\frac{\2}{\3})", text)
+
+
 def _strip_units_and_text(text: str) -> str:
     # A trailing \text{...}/\mbox{...}/\mathrm{...} after a value is a unit: drop it.
     stripped = _TRAILING_TEXT.sub("", text).strip()
@@ -155,7 +183,7 @@ def normalize_answer(answer: str) -> str:
     text = _strip_outer_delimiters(text)
     for command in _SPACING_COMMANDS:
         text = text.replace(command, "")
-    text = text.replace("\\ ", " ").replace("~", " ").replace("{,}", "")
+    text = re.sub(r"(?<!\\)\\ ", " ", text).replace("~", " ").replace("{,}", "")
     text = text.replace("\\left.", "").replace("\\right.", "")
     text = text.replace("\\left", "").replace("\\right", "")
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
@@ -170,6 +198,8 @@ def normalize_answer(answer: str) -> str:
     if "\\infty" not in text:
         text = re.sub(r"\binf\b", "\\\\infty", text)
     text = _fix_fracs_and_roots(text)
+    text = _and_lists(text)
+    text = _mixed_numbers(text)
     text = _protect_command_spacing(text)
     text = re.sub(r"\s+", "", text)
     text = text.rstrip(".")
@@ -314,6 +344,9 @@ class _NumericParser:
 def _combine(left: _Value, right: _Value, op: str) -> _Value:
     decimal = left.decimal or right.decimal
     exact = None
+    for side in (left, right):
+        if side.exact is not None and _bits(side.exact) > MAX_EXACT_BITS:
+            raise _NotNumeric("exact value too large")
     try:
         if op == "+":
             number = left.number + right.number
@@ -338,12 +371,17 @@ def _combine(left: _Value, right: _Value, op: str) -> _Value:
     return _Value(float(exact) if exact is not None else number, exact, decimal)
 
 
+def _bits(value: Fraction) -> int:
+    return max(value.numerator.bit_length(), value.denominator.bit_length())
+
+
 def _power(base: _Value, exponent: _Value) -> _Value:
     if abs(exponent.number) > MAX_EXPONENT:
         raise _NotNumeric("exponent too large")
     exact = None
     if (base.exact is not None and exponent.exact is not None and exponent.exact.denominator == 1
-            and not (base.exact == 0 and exponent.exact < 0)):
+            and not (base.exact == 0 and exponent.exact < 0)
+            and _bits(base.exact) * abs(int(exponent.exact)) <= MAX_EXACT_BITS):
         exact = base.exact ** int(exponent.exact)
     try:
         number = float(exact) if exact is not None else base.number ** exponent.number
@@ -426,7 +464,7 @@ def _brackets_and_items(text: str) -> tuple[str, str, list[str]]:
     return "", "", _split_top_level(text)
 
 
-def _sequences_equal(pred: str, gold: str) -> bool | None:
+def _sequences_equal(pred: str, gold: str, mode: str = "strict") -> bool | None:
     """Compare tuples / intervals / sets / lists; None when neither side is a sequence."""
     p_open, p_close, p_items = _brackets_and_items(pred)
     g_open, g_close, g_items = _brackets_and_items(gold)
@@ -434,6 +472,8 @@ def _sequences_equal(pred: str, gold: str) -> bool | None:
         return None
     if len(p_items) != len(g_items):
         return False
+    if mode == "official":                   # Qwen: bracket types ignored, order kept
+        return all(answers_equal(p, g, mode) for p, g in zip(p_items, g_items))
     brackets_p, brackets_g = p_open + p_close, g_open + g_close
     if brackets_p and brackets_g and brackets_p != brackets_g:
         return False                         # (1,2) vs [1,2]: different intervals
@@ -446,6 +486,59 @@ def _sequences_equal(pred: str, gold: str) -> bool | None:
         return sorted(map(normalize_answer, p_items)) == sorted(map(normalize_answer, g_items))
     return any(all(answers_equal(p, g) for p, g in zip(perm, g_items))
                for perm in itertools.permutations(p_items))
+
+
+# ----------------------------------------------------------------------------- matrices and vectors
+
+_MATRIX_ENV = re.compile(r"\\begin\{(pmatrix|bmatrix|Bmatrix|matrix|smallmatrix|array)\}(.*?)\\end\{\1\}",
+                         re.DOTALL)
+
+
+def matrix_entries(answer: str) -> list[list[str]] | None:
+    """Rows of entries of a matrix answer (`pmatrix`, `bmatrix`, `matrix`, `array`, any spacing,
+    inside `\\left( \\right)` or not); None when the answer is not one matrix."""
+    text = _strip_outer_delimiters(str(answer).replace("\n", " ").strip())
+    text = re.sub(r"\\(?:left|right)\s*[\[\]()]|\\(?:left|right)\.", "", text).strip()
+    match = _MATRIX_ENV.fullmatch(text.strip())
+    if match is None:
+        return None
+    body = match.group(2)
+    if match.group(1) == "array":
+        body = re.sub(r"^\s*\{[^{}]*\}", "", body)      # the column spec {cc}
+    rows = [row for row in re.split(r"\\\\(?:\[[^\]]*\])?", body) if row.strip()]
+    entries = [[cell.strip() for cell in row.split("&")] for row in rows]
+    return entries if entries and all(entries) else None
+
+
+def _as_vector(entries: list[list[str]]) -> list[str] | None:
+    """The entries of a one-row or one-column matrix."""
+    if len(entries) == 1:
+        return entries[0]
+    if all(len(row) == 1 for row in entries):
+        return [row[0] for row in entries]
+    return None
+
+
+def _matrices_equal(prediction: str, reference: str, mode: str) -> bool | None:
+    """Entry-by-entry comparison when either side is a matrix (a vector also matches a tuple of
+    the same entries); None when neither is."""
+    m_pred, m_gold = matrix_entries(prediction), matrix_entries(reference)
+    if m_pred is None and m_gold is None:
+        return None
+    if m_pred is not None and m_gold is not None:
+        if [len(r) for r in m_pred] == [len(r) for r in m_gold]:
+            return all(answers_equal(p, g, mode) for rp, rg in zip(m_pred, m_gold) for p, g in zip(rp, rg))
+        v_pred, v_gold = _as_vector(m_pred), _as_vector(m_gold)
+        if v_pred is None or v_gold is None or len(v_pred) != len(v_gold):
+            return False
+        return all(answers_equal(p, g, mode) for p, g in zip(v_pred, v_gold))
+    matrix, other = (m_pred, reference) if m_pred is not None else (m_gold, prediction)
+    vector = _as_vector(matrix)
+    _, _, items = _brackets_and_items(normalize_answer(other))
+    if vector is None or len(items) != len(vector):
+        return False
+    pairs = zip(vector, items) if m_pred is not None else zip(items, vector)
+    return all(answers_equal(p, g, mode) for p, g in pairs)
 
 
 # ----------------------------------------------------------------------------- optional sympy
@@ -500,22 +593,41 @@ def _latex_to_expression(text: str) -> str | None:
 
 
 def _symbolic_equal(pred: str, gold: str) -> bool | None:
-    """Evaluate both sides at a few points with sympy; None when sympy is absent or cannot parse."""
+    """Evaluate both sides at a few points with sympy, in the bounded helper process; None when
+    undecided (sympy absent, unparsable, or past the time/memory bound)."""
     if max(len(pred), len(gold)) > MAX_SYMBOLIC_CHARS:
         return None
+    sides = [_latex_to_expression(pred), _latex_to_expression(gold)]
+    if None in sides:
+        return None
+    status, value = _symbolic_helper().call(sides[0], sides[1])
+    return value if status == "ok" else None
+
+
+_HELPER = None
+
+
+def _symbolic_helper():
+    global _HELPER
+    if _HELPER is None:
+        from azr_jax.eval.bounded import BoundedFunction
+        _HELPER = BoundedFunction(__name__, "symbolic_expressions_equal", timeout_s=SYMBOLIC_TIMEOUT_S,
+                                  memory_mb=SYMBOLIC_MEMORY_MB)
+    return _HELPER
+
+
+def symbolic_expressions_equal(pred_expr: str, gold_expr: str) -> bool | None:
+    """Runs in the helper process only (no bound of its own): both expressions at sample points."""
     try:
         import sympy
         from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,
                                                 parse_expr, standard_transformations)
     except ImportError:
         return None
-    sides = [_latex_to_expression(pred), _latex_to_expression(gold)]
-    if None in sides:
-        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")           # sympy deprecation chatter on odd inputs
         try:
-            return _compare_at_points(sympy, parse_expr, sides,
+            return _compare_at_points(sympy, parse_expr, [pred_expr, gold_expr],
                                       standard_transformations + (implicit_multiplication_application,
                                                                   convert_xor))
         except Exception:  # noqa: BLE001 - model text can break sympy in many ways: undecided
@@ -551,10 +663,28 @@ def _compare_at_points(sympy: Any, parse_expr: Any, sides: list[str], transforma
 
 # ----------------------------------------------------------------------------- public entry point
 
-def answers_equal(prediction: str, reference: str) -> bool:
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _official_numbers_equal(pred: str, gold: str, pred_value: tuple, gold_value: tuple) -> bool:
+    """Qwen2.5-Math: relative tolerance 1e-4 for every number; plain numbers also match the
+    reference scaled by 100 or 1/100."""
+    x, y = pred_value[0], gold_value[0]
+    targets = [y]
+    if _PLAIN_NUMBER.fullmatch(pred) and _PLAIN_NUMBER.fullmatch(gold):
+        targets = [y / 100, y, y * 100]
+    return any(math.isclose(t, x, rel_tol=REL_TOL) for t in targets)
+
+
+def answers_equal(prediction: str, reference: str, mode: str = "strict") -> bool:
     """True when `prediction` denotes the same answer as `reference` (see module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if max(len(str(prediction)), len(str(reference))) > MAX_ANSWER_CHARS:
         return str(prediction).strip() == str(reference).strip() != ""
+    matrices = _matrices_equal(prediction, reference, mode)
+    if matrices is not None:
+        return matrices
     pred, gold = normalize_answer(prediction), normalize_answer(reference)
     if not pred or not gold:
         return False
@@ -564,16 +694,18 @@ def answers_equal(prediction: str, reference: str) -> bool:
         return pred.lower() == gold.lower()
     pred_value, gold_value = numeric_value(pred), numeric_value(gold)
     if pred_value is not None and gold_value is not None:
+        if mode == "official":
+            return _official_numbers_equal(pred, gold, pred_value, gold_value)
         if _numbers_equal(pred_value, gold_value):
             return True
         if _percent_marked(str(prediction)) != _percent_marked(str(reference)):
             scale = 100.0 if _percent_marked(str(prediction)) else 0.01
             return math.isclose(pred_value[0], gold_value[0] * scale, rel_tol=REL_TOL, abs_tol=ABS_TOL)
         return False
-    sequences = _sequences_equal(pred, gold)
+    sequences = _sequences_equal(pred, gold, mode)
     if sequences is not None:
         return sequences
     if "\\cup" in pred or "\\cup" in gold:
         p_parts, g_parts = pred.split("\\cup"), gold.split("\\cup")
-        return len(p_parts) == len(g_parts) and all(map(answers_equal, p_parts, g_parts))
+        return len(p_parts) == len(g_parts) and all(answers_equal(p, g, mode) for p, g in zip(p_parts, g_parts))
     return bool(_symbolic_equal(pred, gold))

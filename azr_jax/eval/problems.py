@@ -41,7 +41,7 @@ class Problem:
 
 # Oracles of differential testing. EvalPlus compares outputs exactly (with a float tolerance), but a
 # few upstream problems have several right answers and are checked differently; see
-# `harness_runtime.outputs_agree` for what each one accepts.
+# `job_runtime.evalplus_test_passes` for what each one accepts.
 ORACLE_EXACT = "exact"
 ORACLE_SET_EQUAL = "set_equal"          # order of the returned sequence does not matter
 ORACLE_NOT_NONE = "not_none"            # only "returns something / returns None" is compared
@@ -67,10 +67,23 @@ class DifferentialTests:
     inputs: tuple[tuple[Any, ...], ...]
     atol: float = 0.0
     oracle: str = ORACLE_EXACT
+    # EvalPlus runs `base_input` and `plus_input` as two groups with their own time caps; the
+    # first `base_count` inputs are the base group (None: one group).
+    base_count: int | None = None
+    # "humaneval" or "mbpp": EvalPlus's special oracles are keyed by dataset and entry point.
+    dataset: str = "mbpp"
 
     def __post_init__(self) -> None:
         if self.oracle not in ORACLES:
             raise ValueError(f"unknown oracle {self.oracle!r}; expected one of {ORACLES}")
+        if self.base_count is not None and not 0 <= self.base_count <= len(self.inputs):
+            raise ValueError(f"base_count {self.base_count} outside [0, {len(self.inputs)}]")
+
+    def groups(self) -> list[tuple[tuple[Any, ...], ...]]:
+        """The input groups EvalPlus runs separately (base, plus)."""
+        if self.base_count is None:
+            return [self.inputs]
+        return [self.inputs[:self.base_count], self.inputs[self.base_count:]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,8 @@ from typing import Any
 
 import ml_collections
 
-from azr_jax.eval.benchmarks import load_benchmark
+from azr_jax.eval.benchmarks import PAPER_BENCHMARKS, load_benchmark
+from azr_jax.eval.jsonl import BenchmarkFileError
 
 
 def parse_sources(text: str) -> dict[str, str]:
@@ -19,20 +20,43 @@ def parse_sources(text: str) -> dict[str, str]:
     return out
 
 
-def load_problems(e: ml_collections.ConfigDict) -> list[Any]:
-    """Problems of `e.benchmarks`, each from `e.sources` or else `e.data_dir`."""
-    names = [b for b in (e.benchmarks if not isinstance(e.benchmarks, str)
-                         else e.benchmarks.split(",")) if b]
+def benchmark_names(benchmarks: Any) -> tuple[list[str], bool]:
+    """The names to evaluate and whether they came from `paper` (the paper's nine sets, where a
+    set without a file is marked missing rather than an error)."""
+    names = [b.strip() for b in (benchmarks if not isinstance(benchmarks, str) else benchmarks.split(","))
+             if b and b.strip()]
+    paper = "paper" in names
+    if paper:
+        names = [n for n in names if n != "paper"]
+        names += [n for n in PAPER_BENCHMARKS if n not in names]
+    return names, paper
+
+
+def load_problems(e: ml_collections.ConfigDict, missing: dict[str, str] | None = None) -> list[Any]:
+    """Problems of `e.benchmarks`, each from `e.sources` or else `e.data_dir` (the first `e.limit`
+    of each when set). With `missing` (a dict), a set whose file is absent is recorded there with
+    the reason instead of raising."""
+    names, _ = benchmark_names(e.benchmarks)
     if not names:
         raise ValueError("no benchmarks given (config.eval.benchmarks)")
     sources = parse_sources(e.sources)
+    if e.data_dir and not sources and not os.path.isdir(e.data_dir) and "://" not in e.data_dir:
+        what = "is a file, not a directory" if os.path.exists(e.data_dir) else "does not exist"
+        raise FileNotFoundError(f"data directory {e.data_dir!r} {what} (pass --data_dir=DIR "
+                                "holding the benchmark files; see azr_jax/eval/README.md)")
     problems = []
     for name in names:
         source = sources.get(name) or e.data_dir
         if not source:
             raise ValueError(f"benchmark {name!r}: set config.eval.data_dir or a source "
                              f"(--config.eval.sources={name}=/path/to/file)")
-        items = load_benchmark(name, source)
+        try:
+            items = load_benchmark(name, source)
+        except BenchmarkFileError as err:
+            if missing is None or "no file for" not in str(err):
+                raise
+            missing[name] = "no file in the data directory (not available offline)"
+            continue
         problems += items[: e.limit] if e.limit else items
     return problems
 

