@@ -12,7 +12,8 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "safetensors>=0.4",
     "transformers>=4.51",
-    "sentencepiece>=0.2",
+    # 0.2.3 ships protobuf-7 generated code; tensorflow-datasets holds protobuf < 7.
+    "sentencepiece>=0.2,<0.2.3",
     "tensorflow-datasets>=4.9",
     "tqdm>=4.66",
     "tensorboardX>=2.6",

@@ -42,9 +42,10 @@ def test_chat_prompt_logits_match_torch(smollm2):
         params, tokens, mask)
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0].numpy()
-    # torch's own fp32 result differs from its float64 result by ~9e-5 here: 1e-4 is the
-    # fp32 noise floor of a 30-layer model whose residual stream reaches ~800.
-    np.testing.assert_allclose(np.asarray(ours)[0], want, atol=1e-4, rtol=0)
+    # torch's own fp32 result differs from its float64 result by ~9e-5 here, and CI's CPU (other
+    # SIMD paths) showed 1.3e-4: 2e-4 is the fp32 noise floor of a 30-layer model whose residual
+    # stream reaches ~800. A real mismatch (a wrong RoPE, norm or tie) is > 1e-1.
+    np.testing.assert_allclose(np.asarray(ours)[0], want, atol=2e-4, rtol=0)
 
 
 def test_greedy_32_tokens_identical(smollm2):
