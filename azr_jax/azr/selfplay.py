@@ -28,7 +28,7 @@ from azr_jax.azr.buffers import InductionTask, TaskBuffers, Triplet
 from azr_jax.azr.execution import TaskExecutor
 from azr_jax.azr.parsing import ParseConfig, parse_proposal, parse_solution
 from azr_jax.azr.policy import Policy, Rollout
-from azr_jax.azr.prompts import PromptConfig, proposer_prompt, solver_prompt
+from azr_jax.azr.prompts import PromptConfig, prompt_set
 from azr_jax.azr.rewards import RewardConfig, proposer_reward, solve_rate, solver_reward
 from azr_jax.azr.tasks import Group, Role, TaskType
 
@@ -102,6 +102,7 @@ class SelfPlay:
                  buffers: TaskBuffers, *, seed: int = 0):
         self.cfg, self.policy, self.executor, self.buffers = cfg, policy, executor, buffers
         self.seed = seed
+        self.prompts = prompt_set(cfg.prompt)
 
     # ------------------------------------------------------------------ prompts
     def _fits(self, ids: list[int]) -> bool:
@@ -113,8 +114,7 @@ class SelfPlay:
         if task is TaskType.INDUCTION:
             for program in self.buffers.sample_induction_programs(rng, B):
                 for _ in range(self.cfg.max_prompt_retries + 1):
-                    ids = self.policy.prompt_ids(proposer_prompt(task, program=program.program,
-                                                                 cfg=self.cfg.prompt))
+                    ids = self.policy.prompt_ids(self.prompts.proposer(task, program=program.program))
                     if self._fits(ids):
                         out.append(_Proposal(task, ids, program=program))
                         break
@@ -122,7 +122,7 @@ class SelfPlay:
             return out
         for refs in self.buffers.sample_references(rng, task, B):
             for attempt in range(self.cfg.max_prompt_retries + 1):
-                ids = self.policy.prompt_ids(proposer_prompt(task, references=refs, cfg=self.cfg.prompt))
+                ids = self.policy.prompt_ids(self.prompts.proposer(task, references=refs))
                 if self._fits(ids):
                     out.append(_Proposal(task, ids))
                     break
@@ -137,7 +137,7 @@ class SelfPlay:
         buf = self.buffers.buffer(task)
         for entry in self.buffers.sample_solver_tasks(rng, task, self.cfg.batch_size, step):
             for _ in range(self.cfg.max_prompt_retries + 1):
-                ids = self.policy.prompt_ids(solver_prompt(task, entry, self.cfg.prompt))
+                ids = self.policy.prompt_ids(self.prompts.solver(task, entry))
                 if self._fits(ids):
                     out.append(_SolveTask(task, entry, ids))
                     break
@@ -237,7 +237,7 @@ class SelfPlay:
         G = cfg.learnability_samples
         learn_prompts, learn_owner, rates = [], [], {}
         for k, p in enumerate(learn):
-            ids = self.policy.prompt_ids(solver_prompt(p.task, p.entry, cfg.prompt))
+            ids = self.policy.prompt_ids(self.prompts.solver(p.task, p.entry))
             if not self._fits(ids):
                 rates[k] = 0.0  # official: a filtered solver prompt counts as never solved
                 continue
