@@ -82,9 +82,10 @@ def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
     # The executor's side of azr.semantics (issue 16's builder; the plain options until it lands).
     build = getattr(ExecutionOptions, "for_semantics", None)
     opts = build(c.azr.semantics) if build is not None else ExecutionOptions()
+    # Only the parser applies reject_multiple_functions, as in the official code: an induction
+    # proposal's inputs for a seed program with several defs are valid.
     return dataclasses.replace(
-        opts, proposal=dataclasses.replace(opts.proposal, single_function=c.azr.reject_multiple_functions,
-                                           **base),
+        opts, proposal=dataclasses.replace(opts.proposal, single_function=False, **base),
         answer=dataclasses.replace(opts.answer, single_function=False, **base))
 
 
