@@ -89,7 +89,7 @@ def test_wrapper_and_chat_rendering(off):
 def test_bad_checkouts_give_one_clear_error(tmp_path):
     with pytest.raises(OfficialRepoError, match="is not a directory"):
         load_templates(str(tmp_path / "missing"))
-    with pytest.raises(OfficialRepoError, match="cannot read .*prompts.py"):
+    with pytest.raises(OfficialRepoError, match="has no .*prompts.py; is this a checkout"):
         load_templates(str(tmp_path))
     ref = official_azr.require()
     fake = tmp_path / "fake"

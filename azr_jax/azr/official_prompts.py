@@ -66,6 +66,9 @@ def _string_value(node: ast.expr) -> str | None:
 
 def _read_strings(root: Path, relpath: str, wanted: Mapping[str, str]) -> dict[str, str]:
     path = root / relpath
+    if not path.exists():
+        raise OfficialRepoError(f"azr.official_repo: {root} has no {relpath}; is this a checkout of "
+                                "the official Absolute-Zero-Reasoner repository?")
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as e:

@@ -31,9 +31,9 @@ from azr_jax import rundir
 from azr_jax.azr.batch import build_update_batches
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers, load_seed_induction, load_seed_triplets
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
-from azr_jax.azr.parsing import ParseConfig
+from azr_jax.azr.parsing import SEMANTICS, ParseConfig
 from azr_jax.azr.policy import Policy
-from azr_jax.azr.prompts import PromptConfig
+from azr_jax.azr.prompts import PromptConfig, prompt_set
 from azr_jax.azr.rewards import RewardConfig
 from azr_jax.azr.selfplay import SelfPlay, SelfPlayConfig, StepOutput
 from azr_jax.azr.tasks import TaskType
@@ -55,6 +55,8 @@ TOKENIZER_SUBDIR = "tokenizer"
 
 # ---------------------------------------------------------------------------- config -> parts
 def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
+    if c.azr.semantics not in SEMANTICS:
+        raise ValueError(f"azr.semantics must be one of {SEMANTICS}, got {c.azr.semantics!r}")
     prompt = PromptConfig(flavour=c.azr.prompt_flavour, num_inputs=c.azr.num_inputs,
                           timeout_seconds=max(1, int(c.sandbox.timeout_s)),
                           single_def=c.azr.reject_multiple_functions,
@@ -63,6 +65,7 @@ def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
                         reject_multiple_functions=c.azr.reject_multiple_functions,
                         entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs,
                         answer_fallback=c.azr.answer_fallback)
+    prompt_set(prompt)  # a bad azr.official_repo fails here, before any model is loaded
     return SelfPlayConfig(
         batch_size=c.azr.batch_size,
         task_types=tuple(TaskType.parse(t) for t in c.azr.task_types),
@@ -187,6 +190,7 @@ class SelfPlayRun:
     def __init__(self, c: ml_collections.ConfigDict, workdir: str, *,
                  policy: Policy | None = None, farm: Any = None):
         self.c = c
+        self.sp_cfg = selfplay_config(c)
         self.workdir = rundir.resolve(workdir)
         self.primary = distributed.is_primary()
         # Logs need a local, appendable directory; a remote workdir gets a mirrored local one.
@@ -216,7 +220,6 @@ class SelfPlayRun:
         self.model_cfg, params, hf_dir = load_model(c, self.rules, vocab)
         self.tokenizer_dir = self.tokenizer_dir or hf_dir
 
-        self.sp_cfg = selfplay_config(c)
         optim, loss, step_cfg, self.adv_cfg = update_configs(c)
         self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
                                step_cfg=step_cfg)
