@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 F = "```"
 NUM_INPUTS = 3

@@ -99,3 +99,15 @@ def test_seeding_reads_the_raw_response():
 def test_bad_semantics():
     with pytest.raises(ValueError, match="semantics"):
         ParseConfig(semantics="paper")
+
+
+def test_deviation_2_assistant_in_the_prompt_does_not_decide_the_parse(off):
+    """azr/README.md deviation 2: the official reward manager splits prompt+response at the
+    first "Assistant:", so a task whose text holds one is judged on a piece of the prompt."""
+    prompt = "```python\ndef f(s):\n    return 'Assistant: ' + s\n```"
+    response = f" t</think><answer>{F}output\n'a'\n{F}</answer>"
+    full = off.instruction_following.format(prompt) + response
+    official_view = full.split("Assistant:")[1].strip().strip("\"'")
+    assert off.get_format_reward(official_view, "answer") == 0.0  # officially: reward -1
+    p = parse_solution(response, "deduction", ParseConfig())
+    assert p.format_ok and p.result.text == "'a'"

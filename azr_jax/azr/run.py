@@ -43,7 +43,7 @@ from azr_jax.model.config import ModelConfig
 from azr_jax.rl.advantages import AdvantageConfig
 from azr_jax.rl.losses import LossConfig
 from azr_jax.rl.train_step import OptimConfig, StepConfig, TrainBatch, Trainer, TrainState
-from azr_jax.sandbox import FarmConfig, JobOptions, SandboxFarm
+from azr_jax.sandbox import FarmConfig, SandboxFarm
 from sharding import distributed
 from sharding.mesh import describe, mesh_from_config
 from sharding.params import put
