@@ -343,9 +343,8 @@ def _fallback_answer(text: str) -> str:
     return (rest[len(THINK_OPEN):] if rest.startswith(THINK_OPEN) else rest).strip()
 
 
-def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, str, bool]:
-    """(answer content or None, the text the format flag is checked on, whether the
-    answer_fallback supplied the content)."""
+def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, str]:
+    """(answer content or None, the text the format flag is checked on)."""
     if cfg.semantics == "official":
         text = official.reward_view(generation, prefix)
         answer = official.answer_content(text)
@@ -353,8 +352,8 @@ def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | No
         text = with_prefix(generation, prefix)
         answer = extract_answer(text)
     if answer is None and cfg.answer_fallback:
-        return _fallback_answer(text), text, True
-    return answer, text, False
+        return _fallback_answer(text), text
+    return answer, text
 
 
 def _format(text: str, cfg: ParseConfig, result: ProposedIO | ProposedInduction | SolverAnswer) -> bool:
@@ -398,7 +397,7 @@ def parse_proposal(
     """Parse a proposer generation of the given task type (``cfg.raw_response``: the whole
     response is the answer, as official seeding reads it; the format flag is still computed)."""
     task = TaskType.parse(task)
-    answer, text, _ = _answer_of(generation, cfg, prefix)
+    answer, text = _answer_of(generation, cfg, prefix)
     if cfg.raw_response:
         answer = generation
     if cfg.semantics == "official":
@@ -419,7 +418,7 @@ def parse_solution(
     match in it), but its format flag is 0, which alone sets the solver reward to -1.
     """
     task = TaskType.parse(task)
-    answer, text, _ = _answer_of(generation, cfg, prefix)
+    answer, text = _answer_of(generation, cfg, prefix)
     if cfg.semantics == "official":
         result = _official_solution(answer or "", task)
     else:
@@ -439,5 +438,5 @@ def learnability_answer(generation: str, task: TaskType | str, cfg: ParseConfig 
         if answer is None and cfg.answer_fallback:
             answer = _fallback_answer(generation)
         return _official_solution(answer or "", task)
-    answer, _, _ = _answer_of(generation, cfg, THINK_OPEN)
+    answer, _ = _answer_of(generation, cfg, THINK_OPEN)
     return _strict_solution(answer, task, cfg)
