@@ -40,6 +40,9 @@ EXTRAS = {
         # with --no-deps (its model-provider dependencies pin protobuf < 6, which breaks
         # tensorflow-datasets); these are what its scoring and data modules import.
         "wget>=3.2", "appdirs>=1.4.4", "tempdir>=0.7.1", "multipledispatch>=0.6", "psutil>=5.9",
+        # the official AZR executor, run side by side in tests (never a package dependency)
+        "pebble>=5.0",
+        "timeout-decorator>=0.5",
     ],
 }
 

@@ -106,9 +106,13 @@ def test_recent_first_window_and_fill():
     # more recent entries than B: B distinct recent ones, no fill
     got = buf.sample_recent_first(rng, 3, current_step=6, window=1)
     assert len({t.input for t in got}) == 3 and {t.input for t in got} <= recent
-    # no recent entry: everything is uniform fill from the whole buffer
+    # no recent entry: everything is uniform fill from the whole buffer, without replacement
+    # (official random.sample) while the buffer is large enough
     got = buf.sample_recent_first(rng, 4, current_step=100, window=1)
     assert len(got) == 4
+    for _ in range(20):
+        got = buf.sample_recent_first(rng, 25, current_step=100, window=1)
+        assert len({t.input for t in got}) == 25
     with pytest.raises(ValueError):
         buf.sample_recent_first(rng, 4, current_step=6, window=-1)
 

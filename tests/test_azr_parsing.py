@@ -1,4 +1,6 @@
-"""Parsers on well-formed, malformed and adversarial generations."""
+"""The strict parsers (azr-jax's fence scanner) on well-formed, malformed and adversarial
+generations; the official rules are checked against the official code in
+test_azr_official_parsing.py."""
 import pytest
 
 from azr_jax.azr import code_edit
@@ -9,6 +11,7 @@ from azr_jax.azr.parsing import (
 )
 
 F = "```"
+STRICT = ParseConfig(semantics="strict")
 
 
 def gen(answer: str, think: str = "reasoning") -> str:
@@ -144,16 +147,16 @@ def test_induction_solver_takes_last_code_block():
 
 
 def test_parse_solution_end_to_end():
-    p = parse_solution(gen(f"{F}output\n[1, 2]\n{F}"), "deduction")
+    p = parse_solution(gen(f"{F}output\n[1, 2]\n{F}"), "deduction", STRICT)
     assert p.format_ok and p.ok and p.result.text == "[1, 2]"
-    p = parse_solution(gen(f"{F}input\n'q'\n{F}"), "code_i")
+    p = parse_solution(gen(f"{F}input\n'q'\n{F}"), "code_i", STRICT)
     assert p.format_ok and p.result.text == "'q'"
-    p = parse_solution(" I think it is 3 but I never answer", "deduction")
+    p = parse_solution(" I think it is 3 but I never answer", "deduction", STRICT)
     assert not p.format_ok and not p.ok and p.result.reason == "no_answer_tag"
     # missing </answer>: still parsed, but the format flag is 0
-    p = parse_solution(" t</think><answer>```output\n5\n```", "deduction")
+    p = parse_solution(" t</think><answer>```output\n5\n```", "deduction", STRICT)
     assert not p.format_ok and p.ok and p.result.text == "5"
-    p = parse_solution(gen("no code here"), "induction")
+    p = parse_solution(gen("no code here"), "induction", STRICT)
     assert p.format_ok and not p.ok and p.result.reason == "no_code_block"
 
 
@@ -161,7 +164,7 @@ def test_answer_tag_inside_code_is_treated_as_last_answer():
     # The last <answer> is inside the program's string literal: what follows is not a valid
     # proposal (documented behaviour of the last-<answer> rule; must not crash).
     g = gen(f"{F}python\ndef f(x):\n    return '<answer>' + x\n{F}\n{F}input\n'a'\n{F}")
-    p = parse_proposal(g, "deduction")
+    p = parse_proposal(g, "deduction", STRICT)
     assert p.format_ok  # the outer structure is well formed
     assert p.answer.startswith("' + x")
     assert not p.ok and p.result.reason == "no_input_block"
@@ -239,10 +242,10 @@ def test_proposer_io_seeding_cleanups():
 
 def test_proposal_end_to_end_and_format_flag():
     answer = f"{F}python\ndef f(x):\n    return x[::-1]\n{F}\n{F}input\n'abc'\n{F}"
-    p = parse_proposal(gen(answer), "abduction")
+    p = parse_proposal(gen(answer), "abduction", STRICT)
     assert p.format_ok and p.ok and p.result.input == "'abc'"
     # valid proposal with a broken format (missing </think>): parsed but flag 0
-    p = parse_proposal(f" thinking... <answer>{answer}</answer>", "deduction")
+    p = parse_proposal(f" thinking... <answer>{answer}</answer>", "deduction", STRICT)
     assert not p.format_ok and p.ok
 
 
@@ -277,7 +280,7 @@ def test_induction_proposer_message_fallbacks(message, expected):
 def test_induction_proposer_missing_message_and_end_to_end():
     p = parse_proposed_induction(_ind_answer(3, "no message"), ParseConfig(num_inputs=3))
     assert not p.ok and p.reason == "no_message"
-    g = parse_proposal(gen(_ind_answer(10)), "code_f")
+    g = parse_proposal(gen(_ind_answer(10)), "code_f", STRICT)
     assert g.format_ok and g.ok and len(g.result.inputs) == 10
 
 
@@ -334,13 +337,21 @@ def test_hostile_programs_do_not_crash_the_parser():
 def test_answer_fallback_parses_untagged_blocks_and_redefines_the_format_flag():
     from azr_jax.azr.parsing import ParseConfig, parse_proposal, parse_solution
     gen = "\n```python\ndef g(x):\n    return x + 1\n```\n```input\n4\n```"
-    strict = parse_proposal(gen, "deduction")
-    assert not strict.ok and not strict.format_ok
-    lenient = parse_proposal(gen, "deduction", ParseConfig(answer_fallback=True))
+    for semantics in ("official", "strict"):
+        cfg = ParseConfig(semantics=semantics)
+        tagged_only = parse_proposal(gen, "deduction", cfg)
+        assert not tagged_only.ok and not tagged_only.format_ok
+        lenient = parse_proposal(gen, "deduction", ParseConfig(answer_fallback=True, semantics=semantics))
+        assert lenient.ok and lenient.format_ok
+        assert lenient.result.program == "def f(x):\n    return x + 1"
+    lenient = parse_proposal(gen, "deduction", ParseConfig(answer_fallback=True, semantics="strict"))
     assert lenient.ok and lenient.format_ok
     assert lenient.result.program == "def f(x):\n    return x + 1" and lenient.result.input == "4"
     # text after the last </think> is the answer; a tagged answer still wins
     sol = parse_solution(" hmm </think> ```output\n5\n```", "deduction", ParseConfig(answer_fallback=True))
+    assert sol.ok and sol.format_ok and sol.result.text == "5"
+    sol = parse_solution(" hmm </think> ```output\n5\n```", "deduction",
+                         ParseConfig(answer_fallback=True, semantics="strict"))
     assert sol.ok and sol.format_ok and sol.result.text == "5"
     tagged = parse_solution(" a </think> <answer>```output\n7\n```</answer> ```output\n9\n```",
                             "deduction", ParseConfig(answer_fallback=True))

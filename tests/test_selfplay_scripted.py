@@ -191,16 +191,23 @@ def _whiten_reference(rewards, groups, mask):
 
 def test_advantages_and_the_single_update(run):
     r, _, out, metrics, before = run
+    lcfg = r.trainer.loss_cfg
+    assert lcfg.aggregation == "micro-token-mean" and lcfg.micro_batch_rows == 16
     ub = build_update_batch(out.samples, pad_id=r.policy.pad_id, row_multiple=4,
-                            advantage=r.adv_cfg)
+                            advantage=r.adv_cfg, loss=lcfg)
     np.testing.assert_allclose(ub.advantages, _whiten_reference(ub.rewards, ub.group_ids, ub.loss_mask),
                                atol=1e-5)
+    # official aggregation by hand: each group (2 rows < 16: one micro-batch) is one token mean,
+    # and the six are averaged
+    tokens = ub.loss_mask.sum(1)
+    want_w = np.array([1.0 / (6 * tokens[ub.group_ids == g].sum()) if g >= 0 else 0.0
+                       for g in ub.group_ids])
+    np.testing.assert_allclose(ub.loss_weights, want_w, rtol=1e-6)
     assert int(r.state.step) == 1
     assert int(r.state.opt_state[1][0].count) == 1  # exactly one AdamW step
 
     cfg = r.model_cfg
     params = jax.tree.map(jnp.asarray, before)
-    lcfg = r.trainer.loss_cfg
 
     def ref_logps(p):
         logits, _ = api.apply(cfg, p, ub.tokens, api.positions_from_mask(ub.attn_mask), ub.attn_mask)
@@ -212,8 +219,9 @@ def test_advantages_and_the_single_update(run):
 
     def loss(p):
         lp, ent = ref_logps(p)
-        parts = policy_loss_parts(lp, old, ub.advantages, ub.loss_mask, lcfg, entropy=ent)
-        return parts.loss_sum / parts.loss_denom
+        parts = policy_loss_parts(lp, old, ub.advantages, ub.loss_mask, lcfg, entropy=ent,
+                                  weights=jnp.asarray(want_w, jnp.float32))
+        return parts.loss_sum
 
     value, grads = jax.value_and_grad(loss)(params)
     tx = make_optimizer(r.trainer.optim_cfg)

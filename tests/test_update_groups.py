@@ -94,6 +94,7 @@ def test_split_batches_hold_the_same_rows():
                      and (one.tokens[j][one.attn_mask[j].astype(bool)] == p.tokens[i][real]).all())
             seen.append(j)
             ref = one.attn_mask[j].astype(bool)
+            assert p.loss_weights[i] == one.loss_weights[j]
             for name in ("loss_mask", "advantages", "sampler_logprobs"):
                 np.testing.assert_array_equal(getattr(p, name)[i][real], getattr(one, name)[j][ref])
                 assert not getattr(p, name)[i][~real].any()
@@ -104,21 +105,23 @@ def test_split_batches_hold_the_same_rows():
     assert sorted(seen) == list(range(len(samples)))
 
 
-@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
+@pytest.mark.parametrize("aggregation", ["micro-token-mean", "token-mean", "seq-mean-token-mean"])
 def test_update_many_equals_one_batch_update(aggregation):
     samples = _samples(1)
-    one = build_update_batch(samples, pad_id=0, row_multiple=2, min_length=16)
-    parts = build_update_batches(samples, pad_id=0, row_multiple=2, max_groups=3, min_length=16)
+    lcfg = LossConfig(aggregation=aggregation, micro_batch_rows=1)  # 2 rows/group: 2 units each
+    one = build_update_batch(samples, pad_id=0, row_multiple=2, min_length=16, loss=lcfg)
+    parts = build_update_batches(samples, pad_id=0, row_multiple=2, max_groups=3, min_length=16,
+                                 loss=lcfg)
     assert len(parts) > 1
     params = api.init_params(CFG, seed=3)
     results = []
     for batches in ([one], parts):
         trainer = Trainer(CFG, optim=OptimConfig(learning_rate=1e-2, eps=1e-3),
-                          loss=LossConfig(aggregation=aggregation),
+                          loss=lcfg,
                           step_cfg=StepConfig(micro_batch_size=2, logit_chunk=8))
         state = trainer.init_state(jax.tree.map(jnp.array, params))
-        args = [(TrainBatch(b.tokens, b.attn_mask, b.loss_mask, b.advantages, b.sampler_logprobs),
-                 b.completion_start) for b in batches]
+        args = [(TrainBatch(b.tokens, b.attn_mask, b.loss_mask, b.advantages, b.sampler_logprobs,
+                            b.loss_weights), b.completion_start) for b in batches]
         state, metrics = trainer.update_many(state, args)
         results.append((metrics, jax.device_get(state.params)))
     (m1, p1), (m2, p2) = results

@@ -6,6 +6,10 @@ onto the vocabulary from column P (`completion_start`). Rows are padded up to a 
 batch split with dummy rows (group id -1, empty masks: zero advantage, zero loss), and the
 sequence up to a quarter-octave bucket (64, 80, 96, 112, 128, 160, ...: at most 25% padding),
 so a run compiles a handful of update programs, not one per step.
+
+Loss weights per row (`rl.losses.row_weights`) are computed here over the step's real rows:
+for the official micro-token-mean, each task-role group's rows, in order, are cut into units
+of `micro_batch_rows` (the official run's 64 rows per group = 4 units of 16).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import numpy as np
 
 from azr_jax.azr.selfplay import Sample
 from azr_jax.rl.advantages import AdvantageConfig, compute_advantages
+from azr_jax.rl.losses import LossConfig, row_weights
 from azr_jax.sampling.config import round_up
 
 _advantages = jax.jit(compute_advantages, static_argnames=("cfg",))
@@ -33,6 +38,7 @@ class UpdateBatch:
     sampler_logprobs: np.ndarray  # [R, L] float32 (what the sampler reported)
     num_real: int  # rows before padding
     completion_start: int  # column where every completion starts (the prompt width)
+    loss_weights: np.ndarray  # [R] float32: this row's weight in the step's loss (0 for padding)
 
 
 def bucket_length(n: int, minimum: int = 64) -> int:
@@ -45,18 +51,31 @@ def bucket_length(n: int, minimum: int = 64) -> int:
     raise AssertionError("unreachable: 8 * 2^m >= n")
 
 
+def group_units(group_ids: np.ndarray, rows_per_unit: int) -> np.ndarray:
+    """Aggregation unit of each row: each group's rows, in order, cut into runs of
+    `rows_per_unit`; -1 for padding rows (group -1)."""
+    units = np.full(group_ids.shape, -1, np.int64)
+    next_id = 0
+    for g in sorted(set(group_ids.tolist()) - {-1}):
+        rows = np.flatnonzero(group_ids == g)
+        units[rows] = next_id + np.arange(len(rows)) // rows_per_unit
+        next_id = int(units[rows].max()) + 1
+    return units
+
+
 def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: int,
-                       min_length: int = 64, advantage: AdvantageConfig = AdvantageConfig()
-                       ) -> UpdateBatch:
+                       min_length: int = 64, advantage: AdvantageConfig = AdvantageConfig(),
+                       loss: LossConfig = LossConfig()) -> UpdateBatch:
     if not samples:
         raise ValueError("no samples to train on")
     P = bucket_length(max(len(s.rollout.prompt_ids) for s in samples), min_length // 2)
     N = bucket_length(max(max(len(s.rollout.completion_ids) for s in samples), 1), min_length // 2)
     L = P + N
     R = round_up(len(samples), row_multiple)
+    loss_cfg = loss
     tokens = np.full((R, L), pad_id, np.int32)
     attn = np.zeros((R, L), np.int32)
-    loss = np.zeros((R, L), np.int32)
+    loss_mask = np.zeros((R, L), np.int32)
     lps = np.zeros((R, L), np.float32)
     rewards = np.zeros((R,), np.float32)
     groups = np.full((R,), -1, np.int32)
@@ -65,12 +84,13 @@ def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: 
         tokens[i, P - len(p): P] = p
         tokens[i, P: P + len(c)] = c
         attn[i, P - len(p): P + len(c)] = 1
-        loss[i, P: P + len(c)] = 1
+        loss_mask[i, P: P + len(c)] = 1
         lps[i, P: P + len(c)] = np.asarray(s.rollout.logprobs, np.float32)[: len(c)]
         rewards[i] = s.reward
         groups[i] = s.group.id
-    adv = np.asarray(_advantages(rewards, groups, loss, cfg=advantage), np.float32)
-    return UpdateBatch(tokens, attn, loss, adv, rewards, groups, lps, len(samples), P)
+    adv = np.asarray(_advantages(rewards, groups, loss_mask, cfg=advantage), np.float32)
+    weights = row_weights(loss_mask, loss_cfg, group_units(groups, loss_cfg.micro_batch_rows))
+    return UpdateBatch(tokens, attn, loss_mask, adv, rewards, groups, lps, len(samples), P, weights)
 
 
 def plan_shape_groups(prompt_lengths: Sequence[int], completion_lengths: Sequence[int], *,
@@ -144,24 +164,28 @@ def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id:
                 arr[i, dst] = getattr(ub, name)[r, src]
         rewards = np.zeros((R,), np.float32)
         group_ids = np.full((R,), -1, np.int32)
+        weights = np.zeros((R,), np.float32)
         rewards[: len(rows)] = ub.rewards[rows]
         group_ids[: len(rows)] = ub.group_ids[rows]
+        weights[: len(rows)] = ub.loss_weights[rows]
         out.append(UpdateBatch(tokens, arrays["attn_mask"], arrays["loss_mask"],
                                arrays["advantages"], rewards, group_ids,
-                               arrays["sampler_logprobs"], len(rows), P))
+                               arrays["sampler_logprobs"], len(rows), P, weights))
     return out
 
 
 def build_update_batches(samples: Sequence[Sample], *, pad_id: int, row_multiple: int,
                          max_groups: int = 1, min_length: int = 64,
-                         advantage: AdvantageConfig = AdvantageConfig()) -> list[UpdateBatch]:
+                         advantage: AdvantageConfig = AdvantageConfig(),
+                         loss: LossConfig = LossConfig()) -> list[UpdateBatch]:
     """The step's update as one or more batches of their own widths (see `plan_shape_groups`);
-    advantages are computed over all rows first, so grouping never changes them."""
+    advantages and loss weights are computed over all rows first, so grouping never changes
+    them."""
     if max_groups == 1:
         return [build_update_batch(samples, pad_id=pad_id, row_multiple=row_multiple,
-                                   min_length=min_length, advantage=advantage)]
+                                   min_length=min_length, advantage=advantage, loss=loss)]
     ub = build_update_batch(samples, pad_id=pad_id, row_multiple=1, min_length=min_length,
-                            advantage=advantage)
+                            advantage=advantage, loss=loss)
     groups = plan_shape_groups([len(s.rollout.prompt_ids) for s in samples],
                                [len(s.rollout.completion_ids) for s in samples],
                                row_multiple=row_multiple, max_groups=max_groups,

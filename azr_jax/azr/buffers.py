@@ -10,8 +10,9 @@ Official-code behaviours reproduced here (see azr_method.md §1.2-§1.4):
 * induction proposer programs: uniform over the concatenation D_abd ++ D_ded (the seed is loaded
   into both, so seed programs are twice as likely as programs proposed for one task only);
 * solver tasks, strategy ``max_new``: entries added within ``past_epoch_window`` steps first,
-  sampled without replacement up to B, the rest drawn uniformly (with replacement) from the
-  whole buffer;
+  sampled without replacement up to B, the rest drawn uniformly without replacement from the
+  whole buffer (independently of the first draw; with replacement only when the buffer holds
+  fewer entries than the rest, where the official ``random.sample`` raises);
 * capacity ``max_programs`` with policy ``keep_first`` (official: the list is truncated to its
   first entries, so once full every new entry is silently dropped) or ``ring`` (oldest evicted).
   Recency here is decided by each entry's ``step``; the official code instead counts per-step
@@ -326,7 +327,8 @@ class Buffer(Generic[E]):
     def sample_recent_first(
         self, rng: np.random.Generator, batch_size: int, current_step: int, window: int = 1
     ) -> list[E]:
-        """``max_new`` solver sampling: recent entries first (≤ B, no repeats), uniform fill."""
+        """``max_new`` solver sampling: recent entries first (≤ B, no repeats), then a uniform
+        fill without replacement from the whole buffer (with replacement if it is too small)."""
         if batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {batch_size}")
         if window < 0:
@@ -339,7 +341,8 @@ class Buffer(Generic[E]):
             picked = rng.choice(recent, size=batch_size, replace=False)
         else:
             picked = rng.permutation(recent)
-        fill = rng.integers(0, len(self._entries), size=batch_size - len(picked))
+        rest = batch_size - len(picked)
+        fill = rng.choice(len(self._entries), size=rest, replace=rest > len(self._entries))
         return [self._entries[i] for i in np.concatenate([picked, fill]).astype(np.int64)]
 
     def state_dict(self) -> dict[str, Any]:

@@ -12,9 +12,10 @@ import re
 
 # The official detector: a line that starts (after indentation) with ``def name(``. It deliberately
 # counts nested functions and methods too, which is what makes ``reject_multiple_functions`` keep
-# only single-``def`` programs in practice. (Indentation is matched as [ \t]* rather than \s*:
-# same matches, but linear time on long runs of blank lines.)
-_DEF_LINE = re.compile(r"^[ \t]*def[ \t]+(\w+)\s*\(", re.MULTILINE)
+# only single-``def`` programs in practice. (Indentation is matched as "whitespace but newline"
+# rather than the official \s*: the same names in the same order, since a match that \s* starts
+# on an earlier blank line ends at the same ``def``; but linear time on long blank runs.)
+_DEF_LINE = re.compile(r"^[^\S\n]*def\s+(\w+)\s*\(", re.MULTILINE)
 _IMPORT_LINE = re.compile(r"^[ \t]*(from[ \t]+[\w.]+[ \t]+import[ \t]+.+|import[ \t]+.+)$", re.MULTILINE)
 
 # What ast.parse/unparse can raise on hostile input (deep nesting exhausts the parser).
@@ -99,11 +100,12 @@ def _drop_blank_lines(code: str) -> str:
     return "\n".join(line.rstrip() for line in code.split("\n") if line.strip())
 
 
-def strip_comments_and_docstrings(code: str) -> str:
+def strip_comments_and_docstrings(code: str, fill_empty_bodies: bool = True) -> str:
     """Remove comments and leading docstrings of the module, classes and functions.
 
-    Round-trips through the AST (which drops comments); a body left empty gets ``pass``.
-    Code that does not parse is returned unchanged (the executor will reject it anyway).
+    Round-trips through the AST (which drops comments); a body left empty gets ``pass``
+    (``fill_empty_bodies=False``, the official behaviour, leaves it empty: the program then
+    fails to compile). Code that does not parse is returned unchanged.
     """
     try:
         tree = ast.parse(code)
@@ -119,7 +121,7 @@ def strip_comments_and_docstrings(code: str) -> str:
                 and isinstance(body[0].value.value, str)
             ):
                 body.pop(0)
-            if not body and not isinstance(node, ast.Module):
+            if fill_empty_bodies and not body and not isinstance(node, ast.Module):
                 body.append(ast.Pass())
         return _drop_blank_lines(ast.unparse(tree))
     except _AST_ERRORS:

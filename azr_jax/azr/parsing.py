@@ -1,26 +1,24 @@
 """Parsing of model generations: R1 format flag, ``<answer>`` content, fenced blocks, task fields.
 
-Conventions (used consistently by every parser here):
+Two rule sets, chosen by ``ParseConfig.semantics`` (``azr.semantics``):
 
-* A *generation* is the decoded text the model produced after the prompt. Every prompt ends
-  with ``<think>`` (the base template writes it, the chat path prefills it), so the generation
-  itself starts *inside* the think section. Like the official code, which checks the text after
-  ``"Assistant:"`` and therefore sees the prompt's ``<think>``, we re-attach that prefix
-  (:func:`with_prefix`) before checking the format. Pass ``prefix=""`` if a caller's prompt did
-  not end with ``<think>``.
-* Everything task-specific is parsed from the ``<answer>`` content only: the text after the
-  *last* ``<answer>`` up to the next ``</answer>`` (or to the end of the text if unterminated;
-  the format flag is then 0 but the content is still parsed, which is how a proposal can be
-  valid for the buffer yet rewarded -1).
-* Fenced blocks are found by one left-to-right scan that pairs fences in order. The tag (info
-  string) is matched case-insensitively and may be followed by whitespace or a newline; an
-  unterminated trailing block is ignored.
+* ``"official"`` (default): the official paper-branch rules, reproduced in
+  ``parsing_official`` (first fence of any tag as the program, ``"Assistant:"`` cuts the
+  response, no ``<answer>`` tag = an empty answer, seeding reads the raw response, ...).
+* ``"strict"``: azr-jax's own fence scanner below, which reads what the model plainly meant
+  (an input block before the code, ```` ```py ```` fences, ...). Everything task-specific is
+  parsed from the ``<answer>`` content only: the text after the *last* ``<answer>`` up to the
+  next ``</answer>`` (or to the end of the text if unterminated; the format flag is then 0 but
+  the content is still parsed). Fenced blocks are found by one left-to-right scan that pairs
+  fences in order; the tag is matched case-insensitively and may be followed by whitespace or a
+  newline; an unterminated trailing block is ignored.
 
-Nothing here executes or evaluates model text.
-
-Known deliberate difference from the official regexes: the official "code block" pattern takes
-the first fence of *any* tag (an ``input`` block written before the code then fails as a
-program); we take the first block whose tag is a code tag (``python`` or untagged by default).
+Both: a *generation* is the decoded text the model produced after the prompt. Every prompt ends
+with ``<think>`` (the base template writes it, the chat path prefills it), so the generation
+itself starts *inside* the think section. Like the official code, which checks the text after
+``"Assistant:"`` and therefore sees the prompt's ``<think>``, we re-attach that prefix
+(:func:`with_prefix`) before checking the format. Pass ``prefix=""`` if a caller's prompt did
+not end with ``<think>``. Nothing here executes or evaluates model text.
 """
 from __future__ import annotations
 
@@ -29,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from azr_jax.azr import code_edit
+from azr_jax.azr import parsing_official as official
 from azr_jax.azr.tasks import TaskType
 
 THINK_OPEN = "<think>"
@@ -40,16 +39,18 @@ _FENCE = "```"
 _FORMAT_RE = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _TAG_RE = re.compile(r"[ \t]*([A-Za-z][\w+.#-]*)")
 _FLAGS = re.DOTALL | re.IGNORECASE
+SEMANTICS: tuple[str, ...] = ("official", "strict")
 
 
 @dataclass(frozen=True)
 class ParseConfig:
     """Switches of the proposer/solver parsers (defaults = official self-play settings)."""
 
-    # Block tags accepted as a program; "" = untagged fence. Official: python or untagged.
+    # "official": the paper branch's regexes (parsing_official); "strict": our fence scanner.
+    semantics: Literal["official", "strict"] = "official"
+    # Strict only: block tags accepted as a program ("" = untagged fence) and which code block
+    # a proposer's program is taken from (the master branch adds "last").
     code_tags: tuple[str, ...] = ("python", "")
-    # Which code block a proposer's program is taken from (official default "first";
-    # the master branch adds "last").
     proposer_code_location: Literal["first", "last"] = "first"
     # Reject programs with more than one `def` line (nested defs and methods count), as all
     # official Qwen runs do.
@@ -62,6 +63,9 @@ class ParseConfig:
     remove_after_return: bool = False
     # Induction proposer: number of input blocks required (the last N are used).
     num_inputs: int = 10
+    # Parse a proposer's whole response instead of its <answer> content (official seeding,
+    # which never looks for the tags).
+    raw_response: bool = False
     # Small-model concession (off in the method): without an <answer> tag, parse the text after
     # the last </think> (or all of it), and let the format flag mean "the answer parsed". Very
     # small instruct models write correct fenced blocks but ignore the think/answer tags, which
@@ -69,6 +73,8 @@ class ParseConfig:
     answer_fallback: bool = False
 
     def __post_init__(self) -> None:
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
         code_edit.normalize_entry_policy(self.entry_function)
         if self.proposer_code_location not in ("first", "last"):
             raise ValueError(f"proposer_code_location must be first|last, got {self.proposer_code_location!r}")
@@ -331,41 +337,106 @@ class ParsedGeneration:
         return self.result.ok
 
 
-def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, bool]:
-    """(answer text, whether it came from the answer_fallback)."""
-    text = with_prefix(generation, prefix)
-    answer = extract_answer(text)
+def _fallback_answer(text: str) -> str:
+    """``answer_fallback``: the text after the last ``</think>`` (or all of it)."""
+    rest = text.rsplit(THINK_CLOSE, 1)[-1]
+    return (rest[len(THINK_OPEN):] if rest.startswith(THINK_OPEN) else rest).strip()
+
+
+def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, str]:
+    """(answer content or None, the text the format flag is checked on)."""
+    if cfg.semantics == "official":
+        text = official.reward_view(generation, prefix)
+        answer = official.answer_content(text)
+    else:
+        text = with_prefix(generation, prefix)
+        answer = extract_answer(text)
     if answer is None and cfg.answer_fallback:
-        rest = text.rsplit(THINK_CLOSE, 1)[-1]
-        return (rest[len(THINK_OPEN):] if rest.startswith(THINK_OPEN) else rest).strip(), True
-    return answer, False
+        return _fallback_answer(text), text
+    return answer, text
+
+
+def _format(text: str, cfg: ParseConfig, result: ProposedIO | ProposedInduction | SolverAnswer) -> bool:
+    if cfg.answer_fallback:
+        return result.ok
+    return official.format_flag(text) if cfg.semantics == "official" else _FORMAT_RE.match(text) is not None
+
+
+def _official_proposal(content: str, task: TaskType, cfg: ParseConfig
+                       ) -> ProposedIO | ProposedInduction:
+    if task is TaskType.INDUCTION:
+        r = official.inputs_and_message(content, cfg.num_inputs)
+        return ProposedInduction(r.ok, r.reason, r.inputs, r.message)
+    r = official.code_and_input(content, reject_multiple_functions=cfg.reject_multiple_functions,
+                                entry_function=cfg.entry_function,
+                                remove_comments=cfg.remove_comments,
+                                remove_after_return=cfg.remove_after_return)
+    return ProposedIO(r.ok, r.reason, r.program, r.input, r.imports, r.raw_program)
+
+
+def _official_solution(content: str, task: TaskType) -> SolverAnswer:
+    if task is TaskType.INDUCTION:
+        code = official.code_answer(content)
+        return (SolverAnswer(False, reason="no_code_block") if code is None
+                else SolverAnswer(True, code, "block"))
+    text, source = official.value_answer(content, "output" if task is TaskType.DEDUCTION else "input")
+    return SolverAnswer(True, text, source)
+
+
+def _strict_solution(answer: str | None, task: TaskType, cfg: ParseConfig) -> SolverAnswer:
+    if task is TaskType.DEDUCTION:
+        return parse_value_answer(answer, "output")
+    if task is TaskType.ABDUCTION:
+        return parse_value_answer(answer, "input")
+    return parse_code_answer(answer, cfg)
 
 
 def parse_proposal(
     generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig(), prefix: str = THINK_OPEN
 ) -> ParsedGeneration:
-    """Parse a proposer generation of the given task type."""
+    """Parse a proposer generation of the given task type (``cfg.raw_response``: the whole
+    response is the answer, as official seeding reads it; the format flag is still computed)."""
     task = TaskType.parse(task)
-    answer, _ = _answer_of(generation, cfg, prefix)
-    if task is TaskType.INDUCTION:
-        result: ProposedIO | ProposedInduction = parse_proposed_induction(answer, cfg)
+    answer, text = _answer_of(generation, cfg, prefix)
+    if cfg.raw_response:
+        answer = generation
+    if cfg.semantics == "official":
+        result: ProposedIO | ProposedInduction = _official_proposal(answer or "", task, cfg)
+    elif task is TaskType.INDUCTION:
+        result = parse_proposed_induction(answer, cfg)
     else:
         result = parse_proposed_io(answer, cfg)
-    fmt = result.ok if cfg.answer_fallback else format_ok(generation, prefix)
-    return ParsedGeneration(fmt, answer, result)
+    return ParsedGeneration(_format(text, cfg, result), answer, result)
 
 
 def parse_solution(
     generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig(), prefix: str = THINK_OPEN
 ) -> ParsedGeneration:
-    """Parse a solver generation: output (deduction), input (abduction) or program (induction)."""
+    """Parse a solver generation: output (deduction), input (abduction) or program (induction).
+
+    Official: a generation without ``<answer>`` still yields an answer (``''``, or a pattern
+    match in it), but its format flag is 0, which alone sets the solver reward to -1.
+    """
     task = TaskType.parse(task)
-    answer, _ = _answer_of(generation, cfg, prefix)
-    if task is TaskType.DEDUCTION:
-        result = parse_value_answer(answer, "output")
-    elif task is TaskType.ABDUCTION:
-        result = parse_value_answer(answer, "input")
+    answer, text = _answer_of(generation, cfg, prefix)
+    if cfg.semantics == "official":
+        result = _official_solution(answer or "", task)
     else:
-        result = parse_code_answer(answer, cfg)
-    fmt = result.ok if cfg.answer_fallback else format_ok(generation, prefix)
-    return ParsedGeneration(fmt, answer, result)
+        result = _strict_solution(answer, task, cfg)
+    return ParsedGeneration(_format(text, cfg, result), answer, result)
+
+
+def learnability_answer(generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig()
+                        ) -> SolverAnswer:
+    """The answer of one learnability rollout; a rollout counts as solved iff this answer is
+    ``ok`` and the checker accepts it. The format flag plays no part (official: the solve rate
+    counts correctness only). Official: the plain decoded response is read (no ``Assistant:``
+    cut, no quote stripping) and a missing ``<answer>`` gives the answer ``''``."""
+    task = TaskType.parse(task)
+    if cfg.semantics == "official":
+        answer = official.answer_content(generation)
+        if answer is None and cfg.answer_fallback:
+            answer = _fallback_answer(generation)
+        return _official_solution(answer or "", task)
+    answer, _ = _answer_of(generation, cfg, THINK_OPEN)
+    return _strict_solution(answer, task, cfg)

@@ -1,5 +1,9 @@
 """Prompt builders for the six self-play roles, written in our own words (structure of §6).
 
+A run uses one *prompt set* (:func:`prompt_set`): these prompts, or, with
+``PromptConfig.official_repo`` (``--config.azr.official_repo``), the official templates read at
+run time from a checkout of the official repository (``official_prompts``).
+
 Every prompt is a *user* text; :func:`render_base` wraps it in the R1 plain-text template for base
 models (``{instruction}\\nUser: {prompt}\\nAssistant: <think>``) and :func:`render_chat` returns
 the (system, user) contents for instruct models, the R1 instruction being the system message. In
@@ -17,18 +21,21 @@ difficulty criterion with the other task's wording (swapped); ours describe each
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Protocol, Sequence
 
 from azr_jax.azr.buffers import InductionTask, Triplet
+from azr_jax.azr.official_prompts import OfficialPrompts, load_templates
 from azr_jax.azr.parsing import THINK_OPEN
 from azr_jax.azr.tasks import TaskType
 
 Flavour = Literal["full", "compact"]
 
-# The restricted words of the official config (paper Fig. 8/10), de-duplicated.
+# The restricted words of the official config (paper Fig. 8/10), in its order and with its
+# repeated "datetime" (the official prompts list it twice; ours show each word once).
 DEFAULT_BANNED_WORDS: tuple[str, ...] = (
     "logging", "random", "multiprocessing", "pebble", "subprocess", "threading", "datetime",
     "time", "hashlib", "hmac", "bcrypt", "os.sys", "os.path", "sys.exit", "os.environ", "calendar",
+    "datetime",
 )
 
 R1_INSTRUCTION = (
@@ -55,6 +62,9 @@ class PromptConfig:
     # to ParseConfig.reject_multiple_functions: the official prompt allows helpers while its
     # parser rejects every program with a second `def`; we make the text match the parser.
     single_def: bool = True
+    # A checkout of the official repository: use its templates instead of these prompts
+    # (flavour, timeout_seconds, input_marker, instruction and single_def then do not apply).
+    official_repo: str = ""
 
     def __post_init__(self) -> None:
         if self.flavour not in ("full", "compact"):
@@ -75,7 +85,8 @@ class ChatPrompt:
     assistant_prefix: str = THINK_OPEN
 
     def messages(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return system + [{"role": "user", "content": self.user}]
 
 
 def render_base(prompt: str, cfg: PromptConfig = PromptConfig()) -> str:
@@ -142,7 +153,7 @@ def _argument_rule() -> str:
 
 
 def _banned_line(cfg: PromptConfig) -> str:
-    words = ", ".join(cfg.banned_words)
+    words = ", ".join(dict.fromkeys(cfg.banned_words))
     return f"Never use any of these words, not even in comments: {words}." if words else ""
 
 
@@ -365,3 +376,53 @@ def solver_prompt(task_type: TaskType | str, entry: Triplet | InductionTask, cfg
     if task_type is TaskType.DEDUCTION:
         return deduction_solver_prompt(entry.program, entry.input)
     return abduction_solver_prompt(entry.program, entry.output)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompt sets
+# ---------------------------------------------------------------------------------------------
+
+
+class PromptSet(Protocol):
+    """What self-play and the policy need: task prompts and the wrapper around them."""
+
+    description: str
+
+    def proposer(self, task: TaskType | str, references: Sequence[Triplet] = (),
+                 program: str | None = None) -> str: ...
+
+    def solver(self, task: TaskType | str, entry: Triplet | InductionTask) -> str: ...
+
+    def render_base(self, prompt: str) -> str: ...
+
+    def render_chat(self, prompt: str) -> ChatPrompt: ...
+
+
+class OwnPrompts:
+    """azr-jax's prompts (this module)."""
+
+    def __init__(self, cfg: PromptConfig = PromptConfig()):
+        self.cfg = cfg
+        self.description = f"azr-jax prompts ({cfg.flavour})"
+
+    def proposer(self, task: TaskType | str, references: Sequence[Triplet] = (),
+                 program: str | None = None) -> str:
+        return proposer_prompt(task, references, program, self.cfg)
+
+    def solver(self, task: TaskType | str, entry: Triplet | InductionTask) -> str:
+        return solver_prompt(task, entry, self.cfg)
+
+    def render_base(self, prompt: str) -> str:
+        return render_base(prompt, self.cfg)
+
+    def render_chat(self, prompt: str) -> ChatPrompt:
+        return render_chat(prompt, self.cfg)
+
+
+def prompt_set(cfg: PromptConfig = PromptConfig()) -> PromptSet:
+    """The official templates of ``cfg.official_repo`` if given (an unreadable path or a
+    checkout without the templates raises ``OfficialRepoError``), else azr-jax's prompts."""
+    if cfg.official_repo:
+        return OfficialPrompts(load_templates(cfg.official_repo), num_inputs=cfg.num_inputs,
+                               banned_words=cfg.banned_words)
+    return OwnPrompts(cfg)

@@ -28,11 +28,11 @@ from etils import epath
 from azr_jax import metrics as metrics_lib
 from azr_jax import rundir
 from azr_jax.azr.batch import build_update_batches
-from azr_jax.azr.buffers import BufferConfig, TaskBuffers
+from azr_jax.azr.buffers import BufferConfig, TaskBuffers, load_seed_induction, load_seed_triplets
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
-from azr_jax.azr.parsing import ParseConfig
+from azr_jax.azr.parsing import SEMANTICS, ParseConfig
 from azr_jax.azr.policy import Policy
-from azr_jax.azr.prompts import PromptConfig
+from azr_jax.azr.prompts import PromptConfig, prompt_set
 from azr_jax.azr.rewards import RewardConfig
 from azr_jax.azr.selfplay import SelfPlay, SelfPlayConfig, StepOutput
 from azr_jax.azr.tasks import TaskType
@@ -54,12 +54,17 @@ TOKENIZER_SUBDIR = "tokenizer"
 
 # ---------------------------------------------------------------------------- config -> parts
 def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
+    if c.azr.semantics not in SEMANTICS:
+        raise ValueError(f"azr.semantics must be one of {SEMANTICS}, got {c.azr.semantics!r}")
     prompt = PromptConfig(flavour=c.azr.prompt_flavour, num_inputs=c.azr.num_inputs,
                           timeout_seconds=max(1, int(c.sandbox.timeout_s)),
-                          single_def=c.azr.reject_multiple_functions)
-    parse = ParseConfig(reject_multiple_functions=c.azr.reject_multiple_functions,
+                          single_def=c.azr.reject_multiple_functions,
+                          official_repo=c.azr.official_repo)
+    parse = ParseConfig(semantics=c.azr.semantics,
+                        reject_multiple_functions=c.azr.reject_multiple_functions,
                         entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs,
                         answer_fallback=c.azr.answer_fallback)
+    prompt_set(prompt)  # a bad azr.official_repo fails here, before any model is loaded
     return SelfPlayConfig(
         batch_size=c.azr.batch_size,
         task_types=tuple(TaskType.parse(t) for t in c.azr.task_types),
@@ -76,9 +81,14 @@ def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
     if c.sandbox.max_output_chars:
         # Official quirk: keep long outputs as head + "..." + tail (unsolvable tasks).
         base.update(truncate_repr=True, truncate_keep_chars=int(c.sandbox.max_output_chars) // 2)
-    return ExecutionOptions(
-        proposal=JobOptions(single_function=c.azr.reject_multiple_functions, **base),
-        answer=JobOptions(single_function=False, **base))
+    # Only the parser applies reject_multiple_functions, as in the official code: an induction
+    # proposal's inputs for a seed program with several defs are valid.
+    # The executor's side of azr.semantics is issue 16's builder (plain options until it lands).
+    build = getattr(ExecutionOptions, "for_semantics", None)
+    if build is not None:
+        return build(c.azr.semantics, single_function=False, **base)
+    return ExecutionOptions(proposal=JobOptions(single_function=False, **base),
+                            answer=JobOptions(single_function=False, **base))
 
 
 def buffer_config(c: ml_collections.ConfigDict) -> BufferConfig:
@@ -87,21 +97,34 @@ def buffer_config(c: ml_collections.ConfigDict) -> BufferConfig:
                         past_epoch_window=c.azr.past_epoch_window)
 
 
-def seed_buffers(c: ml_collections.ConfigDict) -> TaskBuffers | None:
-    """Buffers from the configured seed source; None for "generate" (needs the model)."""
-    cfg = buffer_config(c)
+def seed_source(c: ml_collections.ConfigDict) -> str:
+    """zero | files | generate: `azr.seed_source` with "auto" resolved."""
     src = c.azr.seed_source
+    if src == "auto":
+        return "files" if c.azr.seed_io_file else "generate"
+    if src not in ("zero", "files", "generate"):
+        raise ValueError(f"azr.seed_source must be zero|files|generate|auto, got {src!r}")
+    return src
+
+
+def seed_buffers(c: ml_collections.ConfigDict) -> TaskBuffers | None:
+    """Buffers from the configured seed source; None for "generate" (needs the model). Seed
+    files are cut to their first `seed_target_size` entries (as the official trainer does); a
+    missing induction file leaves the induction seed to `resume_or_init` to generate."""
+    cfg = buffer_config(c)
+    src = seed_source(c)
     if src == "zero":
         return TaskBuffers.from_seed([], [], cfg)
-    if src == "files":
-        for name in ("seed_io_file", "seed_induction_file"):
-            path = c.azr[name]
-            if not path or not os.path.isfile(path):
-                raise FileNotFoundError(f"--config.azr.{name}: seed file not found: {path!r}")
-        return TaskBuffers.from_seed_files(c.azr.seed_io_file, c.azr.seed_induction_file, cfg)
     if src == "generate":
         return None
-    raise ValueError(f"azr.seed_source must be zero|files|generate, got {src!r}")
+    names = ("seed_io_file", "seed_induction_file") if c.azr.seed_induction_file else ("seed_io_file",)
+    for name in names:
+        path = c.azr[name]
+        if not path or not os.path.isfile(path):
+            raise FileNotFoundError(f"--config.azr.{name}: seed file not found: {path!r}")
+    n = c.azr.seed_target_size
+    induction = load_seed_induction(c.azr.seed_induction_file)[:n] if c.azr.seed_induction_file else []
+    return TaskBuffers.from_seed(load_seed_triplets(c.azr.seed_io_file)[:n], induction, cfg)
 
 
 def update_configs(c: ml_collections.ConfigDict) -> tuple[OptimConfig, LossConfig, StepConfig,
@@ -111,7 +134,7 @@ def update_configs(c: ml_collections.ConfigDict) -> tuple[OptimConfig, LossConfi
                         clip_norm=c.optim.clip_norm, warmup_steps=c.optim.warmup_steps),
             LossConfig(clip_eps_low=c.rl.clip_eps_low, clip_eps_high=c.rl.clip_eps_high,
                        entropy_coef=c.rl.entropy_coef, kl_coef=c.rl.kl_coef,
-                       aggregation=c.rl.aggregation),
+                       aggregation=c.rl.aggregation, micro_batch_rows=c.rl.micro_batch_rows),
             StepConfig(micro_batch_size=c.train.micro_batch_size, logit_chunk=c.train.logit_chunk),
             AdvantageConfig(method=c.rl.advantage))
 
@@ -166,6 +189,7 @@ class SelfPlayRun:
     def __init__(self, c: ml_collections.ConfigDict, workdir: str, *,
                  policy: Policy | None = None, farm: Any = None):
         self.c = c
+        self.sp_cfg = selfplay_config(c)
         self.workdir = rundir.resolve(workdir)
         self.primary = distributed.is_primary()
         # Logs need a local, appendable directory; a remote workdir gets a mirrored local one.
@@ -195,7 +219,6 @@ class SelfPlayRun:
         self.model_cfg, params, hf_dir = load_model(c, self.rules, vocab)
         self.tokenizer_dir = self.tokenizer_dir or hf_dir
 
-        self.sp_cfg = selfplay_config(c)
         optim, loss, step_cfg, self.adv_cfg = update_configs(c)
         self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
                                step_cfg=step_cfg)
@@ -214,6 +237,9 @@ class SelfPlayRun:
                                      allgather=distributed.allgather_json)
         buffers = seed_buffers(c) or TaskBuffers.from_seed([], [], buffer_config(c))
         self.selfplay = SelfPlay(self.sp_cfg, self.policy, self.executor, buffers, seed=c.seed)
+        log.info("prompts: %s; semantics: %s", self.selfplay.prompts.description
+                 if c.azr.official_repo else "azr-jax's own (no azr.official_repo given; "
+                 "--config.azr.official_repo=CHECKOUT uses the official templates)", c.azr.semantics)
         self.key = jax.random.PRNGKey(c.seed)
 
         self.ckpt = Checkpointer(rundir.join(self.workdir, "checkpoints"),
@@ -243,12 +269,15 @@ class SelfPlayRun:
         """Restore the latest checkpoint if there is one (else seed the buffers); returns step."""
         latest = self.ckpt.latest_step()
         if latest is None:
-            if self.c.azr.seed_source == "generate":
+            src = seed_source(self.c)
+            if src == "generate" or (src == "files" and not self.c.azr.seed_induction_file):
                 from azr_jax.azr.seeding import generate_seed
-                log.info("seeding buffers with the base model (target %d)", self.c.azr.seed_target_size)
+                given = list(self.selfplay.buffers.deduction) if src == "files" else None
+                log.info("seeding %s with the base model (target %d)",
+                         "the induction buffer" if given else "buffers", self.c.azr.seed_target_size)
                 self.selfplay.buffers = generate_seed(
                     self.selfplay, self.state.params, jax.random.fold_in(self.key, -1),
-                    target_size=self.c.azr.seed_target_size, seed=self.c.seed)
+                    target_size=self.c.azr.seed_target_size, seed=self.c.seed, triplets=given)
             self.step = 0
         else:
             shardings = self.trainer.state_shardings
@@ -303,7 +332,8 @@ class SelfPlayRun:
         row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
         ubs = build_update_batches(out.samples, pad_id=self.policy.pad_id,
                                    row_multiple=row_multiple,
-                                   max_groups=self.c.train.max_shape_groups, advantage=self.adv_cfg)
+                                   max_groups=self.c.train.max_shape_groups, advantage=self.adv_cfg,
+                                   loss=self.trainer.loss_cfg)
         batches, drifts = [], []
         for ub in ubs:
             if self.c.rl.recompute_old_logprobs:
@@ -313,8 +343,8 @@ class SelfPlayRun:
                 drifts.append(np.abs(old[m] - ub.sampler_logprobs[m]))
             else:
                 old = ub.sampler_logprobs
-            batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old),
-                            ub.completion_start))
+            batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old,
+                                       ub.loss_weights), ub.completion_start))
         self.state, tm = self.trainer.update_many(self.state, batches)
         res = {f"train/{k}": v for k, v in tm.items()}
         drift = np.concatenate(drifts) if drifts else np.zeros(0)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from azr_jax.azr.policy import Rollout
-from azr_jax.azr.prompts import PromptConfig, render_base, render_chat
+from azr_jax.azr.prompts import PromptConfig, prompt_set
 
 TEMPLATES = ("base", "chat")
 
@@ -27,17 +27,18 @@ class SamplerPolicy:
             raise ValueError("template='chat' needs a tokenizer with a chat template; use 'base'")
         self.tokenizer, self.sampler, self.sampling = tokenizer, sampler, sampling
         self.template, self.prompt_cfg = template, prompt_cfg
+        self.prompts = prompt_set(prompt_cfg)
         self.pad_id = sampler.pad_token_id
 
     def prompt_ids(self, user_prompt: str) -> list[int]:
         tok = self.tokenizer
         if self.template == "chat":
-            cp = render_chat(user_prompt, self.prompt_cfg)
+            cp = self.prompts.render_chat(user_prompt)
             ids = tok.apply_chat_template(cp.messages(), add_generation_prompt=True,
                                           tokenize=True, return_dict=False)
             ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
             return ids + tok.encode(cp.assistant_prefix, add_special_tokens=False)
-        return tok.encode(render_base(user_prompt, self.prompt_cfg), add_special_tokens=False)
+        return tok.encode(self.prompts.render_base(user_prompt), add_special_tokens=False)
 
     def generate(self, params: Any, prompts: Sequence[list[int]], max_new_tokens: int,
                  key: jax.Array) -> list[Rollout]:

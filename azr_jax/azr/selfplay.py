@@ -9,8 +9,10 @@ Order of work (azr_method.md §1.2, with the official one-step solver lag):
      asynchronously;
   4. once validations are back, G learnability rollouts per valid proposal are generated
      while the farm is still checking the solver answers (the overlap);
-  5. their checks give solve rates -> proposer rewards; solver rewards from the checks;
-  6. valid proposals join the buffers, stamped with this step.
+  5. their checks give solve rates (correct answers / G, the format flag plays no part) ->
+     proposer rewards; solver rewards from the checks of well-formatted answers;
+  6. valid proposals join the buffers, stamped with this step (official semantics: not those
+     whose solver prompt is over the length limit, which the official code drops with it).
 The caller turns `StepOutput.samples` into the update batch (azr_jax.azr.batch).
 Everything random comes from (seed, step), so a resumed run and every host of a multi-host
 run build the same prompts.
@@ -26,9 +28,9 @@ import numpy as np
 
 from azr_jax.azr.buffers import InductionTask, TaskBuffers, Triplet
 from azr_jax.azr.execution import TaskExecutor
-from azr_jax.azr.parsing import ParseConfig, parse_proposal, parse_solution
+from azr_jax.azr.parsing import ParseConfig, learnability_answer, parse_proposal, parse_solution
 from azr_jax.azr.policy import Policy, Rollout
-from azr_jax.azr.prompts import PromptConfig, proposer_prompt, solver_prompt
+from azr_jax.azr.prompts import PromptConfig, prompt_set
 from azr_jax.azr.rewards import RewardConfig, proposer_reward, solve_rate, solver_reward
 from azr_jax.azr.tasks import Group, Role, TaskType
 
@@ -47,6 +49,11 @@ class SelfPlayConfig:
     prompt: PromptConfig = PromptConfig()
     parse: ParseConfig = ParseConfig()
     rewards: RewardConfig = RewardConfig()
+
+    @property
+    def semantics(self) -> str:
+        """azr.semantics ("official" | "strict"), carried by the parse config."""
+        return self.parse.semantics
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.learnability_samples < 1:
@@ -86,6 +93,7 @@ class _Proposal:
     parse: Any = None
     entry: Triplet | InductionTask | None = None
     status: str = ""
+    solver_prompt_ids: list[int] | None = None  # the learnability prompt of a valid proposal
 
 
 @dataclasses.dataclass
@@ -102,6 +110,7 @@ class SelfPlay:
                  buffers: TaskBuffers, *, seed: int = 0):
         self.cfg, self.policy, self.executor, self.buffers = cfg, policy, executor, buffers
         self.seed = seed
+        self.prompts = prompt_set(cfg.prompt)
 
     # ------------------------------------------------------------------ prompts
     def _fits(self, ids: list[int]) -> bool:
@@ -113,8 +122,7 @@ class SelfPlay:
         if task is TaskType.INDUCTION:
             for program in self.buffers.sample_induction_programs(rng, B):
                 for _ in range(self.cfg.max_prompt_retries + 1):
-                    ids = self.policy.prompt_ids(proposer_prompt(task, program=program.program,
-                                                                 cfg=self.cfg.prompt))
+                    ids = self.policy.prompt_ids(self.prompts.proposer(task, program=program.program))
                     if self._fits(ids):
                         out.append(_Proposal(task, ids, program=program))
                         break
@@ -122,7 +130,7 @@ class SelfPlay:
             return out
         for refs in self.buffers.sample_references(rng, task, B):
             for attempt in range(self.cfg.max_prompt_retries + 1):
-                ids = self.policy.prompt_ids(proposer_prompt(task, references=refs, cfg=self.cfg.prompt))
+                ids = self.policy.prompt_ids(self.prompts.proposer(task, references=refs))
                 if self._fits(ids):
                     out.append(_Proposal(task, ids))
                     break
@@ -137,7 +145,7 @@ class SelfPlay:
         buf = self.buffers.buffer(task)
         for entry in self.buffers.sample_solver_tasks(rng, task, self.cfg.batch_size, step):
             for _ in range(self.cfg.max_prompt_retries + 1):
-                ids = self.policy.prompt_ids(solver_prompt(task, entry, self.cfg.prompt))
+                ids = self.policy.prompt_ids(self.prompts.solver(task, entry))
                 if self._fits(ids):
                     out.append(_SolveTask(task, entry, ids))
                     break
@@ -223,7 +231,8 @@ class SelfPlay:
         pending_val = self.submit_validation(proposals)
         solver_parses = [parse_solution(r.text, s.task, cfg.parse)
                          for s, r in zip(solve_tasks, solver_rollouts)]
-        check_idx = [i for i, sp in enumerate(solver_parses) if sp.ok]
+        # a badly formatted answer earns -1 whatever it says: only the others are checked
+        check_idx = [i for i, sp in enumerate(solver_parses) if sp.ok and sp.format_ok]
         pending_checks = self.executor.submit(
             [self.executor.answer_job(solve_tasks[i].task, solve_tasks[i].entry,
                                       solver_parses[i].result.text) for i in check_idx])
@@ -232,12 +241,16 @@ class SelfPlay:
         self.collect_validation(proposals, pending_val, step)
         times["validate_wait"] = time.perf_counter() - t
 
-        # Learnability: G solver rollouts per valid, formatted proposal (not trained on).
+        # Learnability: G solver rollouts per valid, formatted proposal (not trained on; a
+        # badly formatted proposal earns -1 whatever its solve rate).
+        for p in proposals:
+            if p.entry is not None:
+                p.solver_prompt_ids = self.policy.prompt_ids(self.prompts.solver(p.task, p.entry))
         learn = [p for p in proposals if p.entry is not None and p.parse.format_ok]
         G = cfg.learnability_samples
         learn_prompts, learn_owner, rates = [], [], {}
         for k, p in enumerate(learn):
-            ids = self.policy.prompt_ids(solver_prompt(p.task, p.entry, cfg.prompt))
+            ids = p.solver_prompt_ids
             if not self._fits(ids):
                 rates[k] = 0.0  # official: a filtered solver prompt counts as never solved
                 continue
@@ -250,9 +263,9 @@ class SelfPlay:
         learn_jobs, learn_job_owner = [], []
         outcomes: dict[int, list[bool | None]] = {k: [] for k in range(len(learn))}
         for k, r in zip(learn_owner, learn_rollouts):
-            sp = parse_solution(r.text, learn[k].task, cfg.parse)
-            if sp.ok and sp.format_ok:
-                learn_jobs.append(self.executor.answer_job(learn[k].task, learn[k].entry, sp.result.text))
+            answer = learnability_answer(r.text, learn[k].task, cfg.parse)
+            if answer.ok:
+                learn_jobs.append(self.executor.answer_job(learn[k].task, learn[k].entry, answer.text))
                 learn_job_owner.append(k)
             else:
                 outcomes[k].append(False)
@@ -282,10 +295,15 @@ class SelfPlay:
             samples.append(Sample(Group(s.task, Role.SOLVE), r, reward, sp.format_ok, sp.ok,
                                   correct=bool(correct), status=status))
 
-        # Every valid proposal joins its buffer (format-failed ones too, as the official code).
+        # Every valid proposal joins its buffer (format-failed ones too, as the official code;
+        # official semantics drop those whose solver prompt is too long, as that code does).
         added: dict[TaskType, list] = {t: [] for t in cfg.task_types}
         for p in proposals:
-            if p.entry is not None and self.buffers.buffer(p.task).add(p.entry):
+            if p.entry is None:
+                continue
+            if cfg.semantics == "official" and not self._fits(p.solver_prompt_ids):
+                continue
+            if self.buffers.buffer(p.task).add(p.entry):
                 added[p.task].append(p.entry)
         if not cfg.train_proposer:
             samples = [s for s in samples if s.group.role is Role.SOLVE]

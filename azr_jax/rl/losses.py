@@ -7,14 +7,18 @@ For exact gradient accumulation the loss is returned as an *unreduced sum and a 
 (:class:`LossParts`); summing parts over micro-batches and dividing at the end gives exactly the
 full-batch loss. Aggregation modes:
 
-``token-mean`` (official)
-    sum over all valid tokens of the batch / number of valid tokens.
+``micro-token-mean`` (official)
+    the token mean within each *aggregation unit* (``micro_batch_rows`` = 16 rows, the official
+    ``ppo_micro_batch_size_per_gpu``; the caller cuts units out of one task-role group), then
+    the mean over units: veRL's dp_actor loss, ``sum_m policy_loss_m / #micro-batches``. With
+    AZR's 6 groups of 64 rows, every group weighs 1/6 whatever its response lengths.
+``token-mean``
+    sum over all valid tokens of the step / number of valid tokens (long answers weigh more).
 ``seq-mean-token-mean``
     mean over sequences (with >= 1 valid token) of each sequence's token mean.
 
-Note: the official veRL step averages per-micro-batch token means and divides by the number of
-micro-batches, which equals the global token mean only when micro-batches hold equal token counts;
-here the global token mean is computed exactly.
+Every mode is a weight per row (:func:`row_weights`): ``loss = sum_r w_r sum_t loss_rt``, which
+is how the trainer applies it, so memory micro-batches and shape groups never change the loss.
 
 Per-token loss: ``max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))`` (optionally dual-clipped at
 ``-A c`` for negative A), minus ``entropy_coef * entropy``, plus ``kl_coef * k3`` where
@@ -28,9 +32,10 @@ from typing import Literal, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-Aggregation = Literal["token-mean", "seq-mean-token-mean"]
-AGGREGATIONS: tuple[str, ...] = ("token-mean", "seq-mean-token-mean")
+Aggregation = Literal["micro-token-mean", "token-mean", "seq-mean-token-mean"]
+AGGREGATIONS: tuple[str, ...] = ("micro-token-mean", "token-mean", "seq-mean-token-mean")
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,14 @@ class LossConfig:
     entropy_coef: float = 0.001  # entropy bonus (subtracted from the loss)
     kl_coef: float = 0.0  # k3 KL to a reference policy; 0 = off (official)
     kl_clamp: float = 10.0  # clamp of the per-token k3 value (as in veRL)
-    aggregation: Aggregation = "token-mean"
+    aggregation: Aggregation = "micro-token-mean"
+    micro_batch_rows: int = 16  # rows per aggregation unit of micro-token-mean (not a memory knob)
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.micro_batch_rows < 1:
+            raise ValueError(f"micro_batch_rows must be >= 1, got {self.micro_batch_rows}")
         if not (0 <= self.clip_eps_low < 1 and self.clip_eps_high >= 0):
             raise ValueError("need 0 <= clip_eps_low < 1 and clip_eps_high >= 0")
         if self.dual_clip_c is not None and self.dual_clip_c <= 1:
@@ -106,9 +114,53 @@ class LossParts(NamedTuple):
     token_count: jax.Array  # scalar: valid tokens (denominator of every metric)
 
 
-def _aggregate(values: jax.Array, mask: jax.Array, aggregation: str) -> tuple[jax.Array, jax.Array]:
-    if aggregation == "token-mean":
+def consecutive_units(num_rows: int, rows_per_unit: int) -> np.ndarray:
+    """Unit ids that cut rows in order into runs of ``rows_per_unit`` (veRL's micro-batch split)."""
+    return np.arange(num_rows) // rows_per_unit
+
+
+def row_weights(loss_mask, cfg: "LossConfig", units=None) -> np.ndarray:
+    """Per-row weights ``w`` with ``loss = sum_r w_r sum_t loss_rt`` for ``cfg.aggregation``.
+
+    ``units``: aggregation unit of each row for micro-token-mean (-1 = none, e.g. padding
+    rows); default: consecutive runs of ``cfg.micro_batch_rows`` rows. Rows and units without
+    a trained token get weight 0; an empty step gets all zeros.
+    """
+    tokens = np.asarray(loss_mask).astype(np.float64).sum(axis=1)
+    w = np.zeros(tokens.shape, np.float64)
+    if cfg.aggregation == "token-mean":
+        w[:] = 1.0 / tokens.sum() if tokens.sum() > 0 else 0.0
+    elif cfg.aggregation == "seq-mean-token-mean":
+        has = tokens > 0
+        w[has] = 1.0 / (has.sum() * tokens[has])
+    else:
+        units = (consecutive_units(len(tokens), cfg.micro_batch_rows) if units is None
+                 else np.asarray(units))
+        if units.shape != tokens.shape:
+            raise ValueError(f"units {units.shape} do not match rows {tokens.shape}")
+        valid = units >= 0
+        ids, inverse = np.unique(units[valid], return_inverse=True)
+        unit_tokens = np.bincount(inverse, weights=tokens[valid], minlength=len(ids))
+        counted = unit_tokens > 0
+        if counted.any():
+            per_unit = np.where(counted, 1.0 / (counted.sum() * np.maximum(unit_tokens, 1e-30)), 0.0)
+            w[valid] = per_unit[inverse]
+            w[tokens == 0] = 0.0
+    return w.astype(np.float32)
+
+
+def _aggregate(values: jax.Array, mask: jax.Array, cfg: "LossConfig") -> tuple[jax.Array, jax.Array]:
+    if cfg.aggregation == "token-mean":
         return jnp.sum(values * mask), jnp.sum(mask)
+    if cfg.aggregation == "micro-token-mean":  # consecutive units within this batch
+        B = mask.shape[0]
+        units = jnp.arange(B) // cfg.micro_batch_rows
+        n = -(-B // cfg.micro_batch_rows)
+        unit_tokens = jax.ops.segment_sum(mask.sum(axis=1), units, num_segments=n)
+        unit_loss = jax.ops.segment_sum((values * mask).sum(axis=1), units, num_segments=n)
+        has = unit_tokens > 0
+        per_unit = jnp.where(has, unit_loss / jnp.maximum(unit_tokens, 1.0), 0.0)
+        return per_unit.sum(), has.sum().astype(jnp.float32)
     lengths = mask.sum(axis=1)
     has = lengths > 0
     per_seq = jnp.where(has, (values * mask).sum(axis=1) / jnp.maximum(lengths, 1.0), 0.0)
@@ -123,8 +175,12 @@ def policy_loss_parts(
     cfg: LossConfig = LossConfig(),
     entropy: Optional[jax.Array] = None,
     ref_logp: Optional[jax.Array] = None,
+    weights: Optional[jax.Array] = None,
 ) -> LossParts:
-    """Loss parts from per-token log-probs (and entropy / reference log-probs when used)."""
+    """Loss parts from per-token log-probs (and entropy / reference log-probs when used).
+
+    ``weights`` ([B], from :func:`row_weights` over the whole step) replace the aggregation:
+    the parts are then ``sum_r w_r sum_t loss_rt`` over denominator 1."""
     if not (logp.shape == old_logp.shape == advantages.shape == mask.shape) or logp.ndim != 2:
         raise ValueError(
             f"logp, old_logp, advantages, mask must share one [B, T] shape; got {logp.shape}, "
@@ -152,7 +208,11 @@ def policy_loss_parts(
         kl = low_var_kl(logp, jax.lax.stop_gradient(ref_logp.astype(jnp.float32)), cfg.kl_clamp)
         per_token = per_token + cfg.kl_coef * kl
         metrics["kl_ref"] = jnp.sum(kl * m)
-    loss_sum, denom = _aggregate(per_token, m, cfg.aggregation)
+    if weights is None:
+        loss_sum, denom = _aggregate(per_token, m, cfg)
+    else:
+        loss_sum = jnp.sum((per_token * m).sum(axis=1) * weights.astype(jnp.float32))
+        denom = jnp.ones((), jnp.float32)
     metrics = {k: jax.lax.stop_gradient(v) for k, v in metrics.items()}
     return LossParts(loss_sum, denom, metrics, jnp.sum(m))
 

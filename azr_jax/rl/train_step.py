@@ -2,8 +2,9 @@
 
 One call = one optimizer step over the whole batch (the official AZR setting: all six
 task-role groups, one mini-batch, one epoch). The batch is split into micro-batches inside jit
-(`lax.scan`), gradients are summed in fp32, and the loss is normalised by the *whole batch's*
-token count, so accumulation gives exactly the full-batch gradient. A step's rows may also
+(`lax.scan`), gradients are summed in fp32, and the loss is ``sum_r w_r sum_t loss_rt`` with
+per-row weights computed on the host over the *whole step* (`rl.losses.row_weights`: the
+aggregation mode), so accumulation gives exactly the full-batch gradient. A step's rows may also
 come as several batches of different widths (`update_many`: AZR's proposer prompts are several
 times longer than its solver prompts, and one common width would pad every solver row to the
 longest proposer prompt); their gradients are summed before the one optimizer step.
@@ -25,7 +26,8 @@ import optax
 
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
-from azr_jax.rl.losses import LossConfig, policy_loss_parts, token_entropy, token_logprobs
+from azr_jax.rl.losses import (LossConfig, policy_loss_parts, row_weights, token_entropy,
+                               token_logprobs)
 from sharding.params import put, tree_shardings
 from sharding.rules import ShardingRules
 
@@ -59,6 +61,9 @@ class TrainBatch(NamedTuple):
     loss_mask: jax.Array  # 1 for completion tokens that are trained on
     advantages: jax.Array  # float32 per-token advantages (0 outside loss_mask)
     old_logprobs: jax.Array  # float32 logprobs of the same tokens before the update
+    # optional float32 [B] loss weight per row (rl.losses.row_weights over the whole step, e.g.
+    # with the task-role units of micro-token-mean); None: computed from the loss config.
+    loss_weights: Any = None
 
 
 class TrainState(NamedTuple):
@@ -122,13 +127,19 @@ def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mas
     return lp, (ent if with_entropy else None)
 
 
-def _loss_count(loss_mask: Any, cfg: LossConfig) -> float:
-    """What the loss is averaged over in one batch: trained tokens (token-mean) or sequences
-    with at least one trained token; summed over a step's batches, floored at 1."""
-    m = np.asarray(loss_mask).astype(np.float32)
-    if cfg.aggregation == "token-mean":
-        return float(m.sum())
-    return float((m.sum(axis=1) > 0).sum())
+def step_weights(batches: Sequence[TrainBatch], cfg: LossConfig) -> list[np.ndarray]:
+    """Each batch's per-row loss weights: the ones it carries, or (when none does) the weights
+    of ``cfg.aggregation`` over all rows of the step in order."""
+    given = [b.loss_weights is not None for b in batches]
+    if all(given):
+        return [np.asarray(b.loss_weights, np.float32) for b in batches]
+    if any(given):
+        raise ValueError("either every batch of a step carries loss_weights or none does")
+    masks = [np.asarray(b.loss_mask) for b in batches]
+    width = max(m.shape[1] for m in masks)
+    rows = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in masks])
+    w = row_weights(rows, cfg)
+    return np.split(w, np.cumsum([m.shape[0] for m in masks])[:-1])
 
 
 class Trainer:
@@ -190,7 +201,7 @@ class Trainer:
                               out_shardings=(p_sh, None), static_argnums=(3,))
         self._add = jax.jit(_tree_add, in_shardings=((p_sh, None), (p_sh, None)),
                             out_shardings=(p_sh, None), donate_argnums=(0,))
-        self._apply = jax.jit(self._apply_impl, in_shardings=(state_sh, p_sh, None, None),
+        self._apply = jax.jit(self._apply_impl, in_shardings=(state_sh, p_sh, None),
                               out_shardings=(state_sh, None), donate_argnums=(0,))
 
     # ------------------------------------------------------------------ logprobs
@@ -222,15 +233,16 @@ class Trainer:
             raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
         return mb
 
-    def _grads_impl(self, params: Any, batch: TrainBatch, denom: jax.Array, start: int = 1
+    def _grads_impl(self, params: Any, batch: TrainBatch, weights: jax.Array, start: int = 1
                     ) -> tuple[Any, Any]:
-        """fp32 gradient of (this batch's loss sum / denom), summed over micro-batches, and
-        the batch's loss parts."""
+        """fp32 gradient of this batch's share of the step loss (``sum_r weights_r
+        sum_t loss_rt``), summed over micro-batches, and the batch's loss parts."""
         B, L = batch.tokens.shape
         mb = self._micro(B)
+        batch = batch._replace(loss_weights=weights)
         micro = jax.tree.map(
             lambda x: self.rules.constrain(x.reshape((B // mb, mb) + x.shape[1:]),
-                                           (None, "batch", "seq")), batch)
+                                           (None, "batch", "seq")[:x.ndim + 1]), batch)
         lcfg = self.loss_cfg
         use_entropy = lcfg.entropy_coef != 0.0
 
@@ -239,8 +251,8 @@ class Trainer:
                                           rules=self.rules, chunk=self.step_cfg.logit_chunk,
                                           with_entropy=use_entropy, start=start)
             parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, lcfg,
-                                      entropy=ent)
-            return parts.loss_sum / denom, parts
+                                      entropy=ent, weights=b.loss_weights)
+            return parts.loss_sum, parts
 
         grad_fn = jax.grad(loss_fn, has_aux=True)
 
@@ -256,7 +268,7 @@ class Trainer:
         (grads, parts), _ = jax.lax.scan(body, (zeros, zero_parts), micro)
         return grads, parts
 
-    def _apply_impl(self, state: TrainState, grads: Any, parts: Any, denom: jax.Array
+    def _apply_impl(self, state: TrainState, grads: Any, parts: Any
                     ) -> tuple[TrainState, dict]:
         grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
         grad_norm = optax.tree.norm(grads)
@@ -264,7 +276,7 @@ class Trainer:
         params = optax.apply_updates(state.params, updates)
         n = jnp.maximum(parts.token_count, 1.0)
         metrics = {k: v / n for k, v in parts.metric_sums.items()}
-        metrics.update(loss=parts.loss_sum / denom, grad_norm=grad_norm,
+        metrics.update(loss=parts.loss_sum, grad_norm=grad_norm,
                        update_norm=optax.tree.norm(updates), num_tokens=parts.token_count)
         return TrainState(params, opt_state, state.step + 1), metrics
 
@@ -278,17 +290,16 @@ class Trainer:
                     ) -> tuple[TrainState, dict[str, float]]:
         """One optimizer step over the rows of several batches (each with its own width and
         completion column `start`): exactly the step `update` takes on all rows at once, since
-        the loss is normalised by the token (or sequence) count of the whole step."""
+        the per-row loss weights are computed over the whole step (`step_weights`)."""
         if self._grads is None:
             raise RuntimeError("call Trainer.init_state(params) (or restore_state) first")
         if not batches:
             raise ValueError("update_many needs at least one batch")
-        # a host value: every process computes the same one from its copy of the batch
-        denom = np.float32(max(sum(_loss_count(b.loss_mask, self.loss_cfg) for b, _ in batches),
-                               1.0))
+        # host values: every process computes the same ones from its copy of the batch
+        weights = step_weights([b for b, _ in batches], self.loss_cfg)
         acc = None
-        for batch, start in batches:
-            out = self._grads(state.params, batch, denom, start)
+        for (batch, start), w in zip(batches, weights):
+            out = self._grads(state.params, batch._replace(loss_weights=None), w, start)
             acc = out if acc is None else self._add(acc, out)
-        new_state, metrics = self._apply(state, acc[0], acc[1], denom)
+        new_state, metrics = self._apply(state, acc[0], acc[1])
         return new_state, {k: float(v) for k, v in jax.device_get(metrics).items()}
