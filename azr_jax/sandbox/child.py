@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import builtins
 import io
-import marshal
 import sys
 
 import _signal
 
 from . import codec
 from .wire import (
-    ERROR_PREFIX,
     STATUS_MEMORY,
     STATUS_OK,
     STATUS_OUTPUT_TOO_LARGE,
@@ -386,25 +384,23 @@ def run_step(payload: dict, stdout: BoundedWriter) -> dict:
     return out
 
 
-def run_in_child(payload_bytes: bytes, result_fd: int) -> None:
-    """The body of a locked-down child: run the step, write the JSON result, never return normally."""
+def run_in_child(payload: dict, result_fd: int) -> None:
+    """The body of a locked-down child: run the step, write the JSON result."""
     import posix
 
-    payload = marshal.loads(payload_bytes)
     stdout = BoundedWriter(int(_limits(payload).get("max_stdout", 1 << 20)))
     sys.stdout, sys.stderr, sys.stdin = stdout, _Sink(), io.StringIO(payload.get("stdin", ""))
     out = run_step(payload, stdout)
+    out["token"] = payload.get("token", "")
+    token = payload.get("token", "")
     try:
-        data = codec.dumps(out).encode("utf-8", "surrogatepass")
+        data = codec.dumps(out).encode()
     except MemoryError:
-        data = b'{"status": "memory"}'
+        data = ('{"status":"memory","token":"%s"}' % token).encode()
     except BaseException as exc:  # noqa: BLE001 - e.g. a budget overrun while encoding
-        data = codec.dumps({"status": exception_status(exc)}).encode()
+        data = codec.dumps({"status": exception_status(exc), "token": token}).encode()
     view = memoryview(data)
     while view:
         written = posix.write(result_fd, view)
         view = view[written:]
 
-
-def is_error_status(status: str) -> bool:
-    return status.startswith(ERROR_PREFIX)

@@ -75,7 +75,8 @@ class WorkerIsolation:
     uid: int | None = None  # drop to this uid/gid in each child (None: keep ours)
     jail: str | None = None  # jail root (worker's view); children chroot here
     work_base: str = ""  # worker's view of the children's working directory
-    seccomp: CompiledFilter | None = None
+    seccomp: CompiledFilter | None = None  # the per-child part
+    seccomp_zygote: CompiledFilter | None = None  # the part the zygote installs for all its children
     in_user_namespace: bool = False
     ipc_per_child: bool = False
     pid_namespace: bool = False
@@ -95,6 +96,7 @@ class WorkerIsolation:
             "jail": self.jail,
             "workdir": self.child_path(self.work_base),
             "seccomp": None if self.seccomp is None else self.seccomp.program,
+            "zygote_seccomp": None if self.seccomp is None else self.seccomp_zygote.program,
             "pid_slots": [] if self.seccomp is None else list(self.seccomp.pid_slots),
             "nofile": cfg.max_open_files,
             "nproc": cfg.max_threads if cfg.allow_threads else 0,
@@ -241,7 +243,8 @@ def prepare_worker(cfg: IsolationConfig, uid: int | None, scratch_dir: str) -> W
         iso.layers["setuid"] = "off: " + ("disabled" if not cfg.drop_privileges else "not root")
     table = syscall_table()
     if cfg.seccomp and table is not None:
-        iso.seccomp = CompiledFilter(table, cfg.allow_threads)
+        iso.seccomp = CompiledFilter(table, cfg.allow_threads, "child")
+        iso.seccomp_zygote = CompiledFilter(table, cfg.allow_threads, "zygote")
     else:
         iso.layers["seccomp"] = "off: " + ("disabled" if not cfg.seccomp else "no syscall table for this architecture")
     # Without the filter a job could create files in its working directory, or SysV IPC objects:

@@ -129,10 +129,16 @@ class Result:
         return cls(status, value, stdout, float(wall), verdict, tuple(pv), tuple(ps), detail)
 
     def to_wire(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["pair_verdicts"] = list(self.pair_verdicts)
-        d["pair_statuses"] = list(self.pair_statuses)
-        return d
+        return {
+            "status": self.status,
+            "value": self.value,
+            "stdout": self.stdout,
+            "wall_s": self.wall_s,
+            "verdict": self.verdict,
+            "pair_verdicts": list(self.pair_verdicts),
+            "pair_statuses": list(self.pair_statuses),
+            "detail": self.detail,
+        }
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,6 +148,11 @@ def _options_wire(options: JobOptions) -> dict[str, Any]:
 
 
 def options_from_wire(data: dict[str, Any]) -> JobOptions:
-    data = dict(data)
-    data["banned_modules"] = tuple(data.get("banned_modules", ()))
-    return JobOptions(**data)
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in data.items()))
+    return _options_from_items(items)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_from_items(items: tuple) -> JobOptions:
+    """Jobs of one batch share their options: build (and validate) each distinct one once."""
+    return JobOptions(**dict(items))

@@ -40,13 +40,14 @@ from .jobs import (
     Job,
     error_status,
 )
-from .static_checks import ENTRY_FUNCTION, call_source, check_job, program_source
+from .static_checks import ENTRY_FUNCTION, call_source, check_job, parsed, program_source
 from .values import DEDUCTION_NAMES, NotData, names_of_program, parse_call_arguments, parse_literal, same_value
 
 # Node budget of a candidate value sent by a child (bounds the result message and the comparison).
 VALUE_NODES = 200_000
 _CAPTURE = "__azr_capture_args__"
 UNREADABLE = error_status("SandboxError", "unreadable result from the child")
+UNAUTHENTICATED = error_status("SandboxError", "unauthenticated result from the child")
 
 
 @dataclass
@@ -74,8 +75,11 @@ JudgeGen = Generator[Step, Outcome, dict]
 def compiled(source: str, filename: str, mode: str) -> Any:
     """Code object for a child (compiling executes nothing), or the source when it does not compile:
     the child then compiles it and meets the error where the official executor would."""
+    tree, _ = parsed(source, mode)
+    if tree is None:
+        return source
     try:
-        return compile(source, filename, mode, dont_inherit=True)
+        return compile(tree, filename, mode, dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return source
 
@@ -404,9 +408,10 @@ _PROBES = {
 
 
 # ------------------------------------------------------------------------------- child messages
-def read_message(kind: str, data: bytes) -> Outcome:
+def read_message(kind: str, data: bytes, token: str | None = None) -> Outcome:
     """Turn the bytes a child wrote into an Outcome. Any byte sequence yields an Outcome: a message
-    that is not exactly the shape this step sends becomes an `unreadable` status (the job's fault)."""
+    that is not exactly the shape this step sends, or lacks the step's token (a frame written blind
+    by job code), becomes an `unreadable`/`unauthenticated` status (the job's fault)."""
     import json
 
     if not data:
@@ -415,6 +420,8 @@ def read_message(kind: str, data: bytes) -> Outcome:
         message = json.loads(data)
     except Exception as exc:  # noqa: BLE001 - ValueError, RecursionError, MemoryError, UnicodeError...
         return Outcome({}, UNREADABLE, f"{type(exc).__name__}: {str(exc)[:200]}")
+    if token is not None and (not isinstance(message, dict) or message.pop("token", None) != token):
+        return Outcome({}, UNAUTHENTICATED, "the result does not carry the step's token")
     problem = _shape_problem(kind, message)
     if problem:
         return Outcome({}, UNREADABLE, problem)

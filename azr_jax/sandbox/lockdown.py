@@ -1,6 +1,7 @@
 """What every sandboxed child applies to itself before it reads its job: the per-child layers.
 
-Runs in the zygote's image, so it imports only small built-in modules (posix, resource, ctypes).
+Runs in the zygote's image, so it imports only small built-in modules (posix, resource, and
+`_ctypes` directly: the `ctypes` package would add half a megabyte to every fork).
 The sequence (`lock_down`): new session; descriptors 0 = job pipe, 1-2 = /dev/null, 3 = result
 pipe, nothing else; rlimits (no core, no file size, few descriptors, no processes); a new SysV
 IPC / mqueue namespace; chroot into the worker's read-only jail and an empty working directory;
@@ -11,9 +12,10 @@ payload has arrived (`apply_job_limits`). Any failure raises SetupError naming t
 
 from __future__ import annotations
 
-import ctypes
 import posix
 import resource
+
+import _ctypes
 
 CLONE_NEWIPC = 0x08000000
 PR_SET_PDEATHSIG = 1
@@ -26,9 +28,43 @@ READY = b"\x01"  # first byte on the result pipe: the lockdown is complete, job 
 _FD_SWEEP = 1 << 16
 _FILTER_BYTES = 8  # sizeof(struct sock_filter)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_libc.unshare.argtypes = [ctypes.c_int]
+
+
+class _Long(_ctypes._SimpleCData):  # arguments: ints and pointers (LP64)
+    _type_ = "l"
+
+
+class _Int(_ctypes._SimpleCData):  # the libc calls used here return int
+    _type_ = "i"
+
+
+class _Byte(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _Function(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _Int
+
+
+class _Libc:
+    _handle = _ctypes.dlopen(None, 0)
+
+
+def _libc_function(name: str, nargs: int) -> _Function:
+    fn = _Function((name, _Libc()))
+    fn.argtypes = (_Long,) * nargs
+    return fn
+
+
+def _address(buf: bytearray) -> int:
+    """Address of a bytearray's storage (the bytearray must outlive its use)."""
+    return _ctypes.addressof(_Byte.from_buffer(buf))
+
+
+_prctl = _libc_function("prctl", 5)
+_unshare = _libc_function("unshare", 1)
+_capset = _libc_function("capset", 2)
 
 
 class SetupError(RuntimeError):
@@ -37,30 +73,23 @@ class SetupError(RuntimeError):
 
 def _check(ret: int, what: str) -> None:
     if ret != 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, f"{what}: {posix.strerror(err)}")
 
 
 def prctl(option: int, arg: int = 0) -> None:
-    _check(_libc.prctl(option, arg, 0, 0, 0), f"prctl({option})")
+    _check(_prctl(option, arg, 0, 0, 0), f"prctl({option})")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), "unshare")
+    _check(_unshare(flags), "unshare")
 
 
 def drop_capabilities() -> None:
     """Clear every capability of the calling process (matters inside a user namespace)."""
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3: two 32-bit data words
-    data = (Data * 2)()
-    _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+    header = bytearray((0x20080522).to_bytes(4, "little") + bytes(4))  # _LINUX_CAPABILITY_VERSION_3, pid 0
+    data = bytearray(24)  # two {effective, permitted, inheritable} words, all zero
+    _check(_capset(_address(header), _address(data)), "capset")
 
 
 def install_seccomp(program: bytes, pid_slots: list[int]) -> None:
@@ -69,12 +98,11 @@ def install_seccomp(program: bytes, pid_slots: list[int]) -> None:
     own = posix.getpid().to_bytes(4, "little")
     for i in pid_slots:  # the k field of instruction i (little-endian architectures only)
         code[i * _FILTER_BYTES + 4 : i * _FILTER_BYTES + 8] = own
-    buf = ctypes.create_string_buffer(bytes(code), len(code))
-    fprog = ctypes.create_string_buffer(16)  # struct sock_fprog {u16 len; pad; sock_filter *filter}
+    fprog = bytearray(16)  # struct sock_fprog {u16 len; pad; sock_filter *filter}
     fprog[0:2] = (len(code) // _FILTER_BYTES).to_bytes(2, "little")
-    fprog[8:16] = ctypes.addressof(buf).to_bytes(8, "little")
+    fprog[8:16] = _address(code).to_bytes(8, "little")
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0), "seccomp")
+    _check(_prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, _address(fprog), 0, 0), "seccomp")
 
 
 def _set_limit(which: int, value: int) -> None:
@@ -180,20 +208,20 @@ def _fork_and_reap() -> None:
 
 
 def _shmget() -> None:
-    ret = _libc.shmget(0, 4096, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
+    ret = _libc_function("shmget", 3)(0, 4096, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, posix.strerror(err))
-    _libc.shmctl(ret, 0, None)  # IPC_RMID
+    _libc_function("shmctl", 3)(ret, 0, 0)  # IPC_RMID
 
 
 def _mq_open() -> None:
-    _libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
-    ret = _libc.mq_open(b"/azr-layer-probe", 0o100 | 0o2, 0o600, None)  # O_CREAT | O_RDWR
+    name = bytearray(b"/azr-layer-probe\0")
+    ret = _libc_function("mq_open", 4)(_address(name), 0o100 | 0o2, 0o600, 0)  # O_CREAT | O_RDWR
     if ret < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, posix.strerror(err))
-    _libc.mq_unlink(b"/azr-layer-probe")
+    _libc_function("mq_unlink", 1)(_address(name))
 
 
 def _visible_pids(limit: int = 1 << 15) -> int:

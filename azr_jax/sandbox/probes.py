@@ -2,7 +2,8 @@
 
 Two layers: `*_job` builders return `Job`s for batch submission (`farm.submit`/`farm.run`), and
 farm-taking helpers (`run_output`, `check_deduction`, ...) run one probe and return its `Result`.
-Every comparison of model text happens inside the sandbox: the trainer never evaluates it.
+Verdicts are decided by the workers on values read as data (judge.py): the trainer never
+evaluates model text, and no answer or stored gold is executed where it is judged.
 `submit_outputs` adds the optional cross-seed determinism check, which re-runs a task on the
 alternate-hash-seed workers and compares the two values there.
 """
@@ -57,7 +58,9 @@ def deduction_job(
     imports: Sequence[str] = (),
     options: JobOptions = DEFAULT_OPTIONS,
 ) -> Job:
-    """eval(gold) == eval(predicted), in the namespace of the program (if given) so its classes resolve."""
+    """gold == predicted value. The prediction is evaluated without the program (an answer cannot call
+    or read anything the program defines); `program`/`imports` only resolve the official string
+    fallback's names (e.g. `Counter` imported by the program)."""
     return Job(PROBE_EQUAL, program, tuple(imports), (gold_output, predicted_output), options)
 
 
@@ -68,7 +71,8 @@ def abduction_job(
     imports: Sequence[str] = (),
     options: JobOptions = DEFAULT_OPTIONS,
 ) -> Job:
-    """eval(gold) == f(<predicted_input>): any input reproducing the output counts."""
+    """gold == f(<predicted_input>): any input reproducing the output counts. The input is read as
+    data (or evaluated apart from the program, with its import lines only) and passed to f as data."""
     return Job(PROBE_CALL_EQUAL, program, tuple(imports), (gold_output, predicted_input), options)
 
 
@@ -78,8 +82,9 @@ def induction_job(
     imports: Sequence[str] = (),
     options: JobOptions = INDUCTION_OPTIONS,
 ) -> Job:
-    """eval(output_k) == f_agent(<input_k>) for every hidden pair, each in a fresh namespace with its
-    own timeout; the original program's import lines are prepended to the agent's code."""
+    """output_k == f_agent(<input_k>) for every hidden pair, each in a fresh namespace with its own
+    timeout; the original program's import lines are prepended to the agent's code. The hidden
+    outputs never reach the agent's process."""
     if not hidden_pairs:
         raise ValueError("induction check needs at least one hidden (input, output) pair")
     flat: list[str] = []

@@ -371,9 +371,23 @@ def syscall_table(machine: str | None = None) -> dict[str, int] | None:
     return _TABLES.get((machine or platform.machine()).lower())
 
 
-def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions. Linear: every test jumps over one RET."""
+# Refused only in the children: the zygote needs them to fork and lock down each child.
+_CHILD_ONLY = ("fork", "vfork", "chroot")
+PARTS = ("all", "zygote", "child")
+
+
+def build_program(table: dict[str, int], allow_threads: bool, part: str = "all") -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions. Linear: every test jumps over one RET.
+
+    `part` splits it in two stacked filters with the same effect on a child: "zygote" (installed
+    once by the zygote, inherited by every child: everything but what forking and locking down a
+    child needs) and "child" (the short rest, installed by each child: no processes, no exec, no
+    signals to others, keep the parent-death signal). The kernel compiles a filter when it is
+    installed, so a short per-child part makes each child cheaper."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}")
     deny = _RET_ERRNO | _EPERM
+    names = _DENIED_NAMES if part == "all" else tuple(n for n in _DENIED_NAMES if (n in _CHILD_ONLY) == (part == "child"))
     prog: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 1, 0, table["arch"]),
@@ -382,21 +396,24 @@ def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int,
     ]
     if table is _X86_64:
         prog += [(_JGE_K, 0, 1, _X32_SYSCALL_BIT), (_RET_K, 0, 0, deny)]
-    for name in _DENIED_NAMES:
+    for name in names:
         if name in table:
             prog += [(_JEQ_K, 0, 1, table[name]), (_RET_K, 0, 0, deny)]
     if "clone3" in table:  # flags live in a struct we cannot read: make libc fall back to clone()
         prog += [(_JEQ_K, 0, 1, table["clone3"]), (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)]
-    if "openat2" in table:
+    if "openat2" in table and part != "child":
         prog += [(_JEQ_K, 0, 1, table["openat2"]), (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)]
     # Argument checks. A block that matches always returns, so the accumulator still holds nr for
     # the next block when it does not match.
-    arg_checks = [("openat", 2, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW)]
-    if "open" in table:
-        arg_checks.append(("open", 1, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
-    clone_thread = _RET_ALLOW if allow_threads else deny
-    arg_checks.append(("clone", 0, _CLONE_THREAD, clone_thread, deny))
-    for name, arg, value, if_equal in (("prctl", 0, _PR_SET_PDEATHSIG, deny),):
+    arg_checks = []
+    if part != "child":
+        arg_checks.append(("openat", 2, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
+        if "open" in table:
+            arg_checks.append(("open", 1, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
+    if part != "zygote":
+        clone_thread = _RET_ALLOW if allow_threads else deny
+        arg_checks.append(("clone", 0, _CLONE_THREAD, clone_thread, deny))
+    for name, arg, value, if_equal in (("prctl", 0, _PR_SET_PDEATHSIG, deny),) if part != "zygote" else ():
         # The child must keep its parent-death signal, or it could outlive a killed worker.
         prog += [
             (_JEQ_K, 0, 4, table[name]),
@@ -405,7 +422,7 @@ def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int,
             (_RET_K, 0, 0, if_equal),
             (_RET_K, 0, 0, _RET_ALLOW),
         ]
-    for name in _SIGNAL_CALLS:
+    for name in _SIGNAL_CALLS if part != "zygote" else ():
         prog += [
             (_JEQ_K, 0, 5, table[name]),
             (_LD_W_ABS, 0, 0, _OFF_ARGS),
@@ -430,8 +447,8 @@ class CompiledFilter:
     """A filter ready to install: built once by the worker, installed by each sandboxed child
     (lockdown.install_seccomp patches the child's own pid into `pid_slots`)."""
 
-    def __init__(self, table: dict[str, int], allow_threads: bool):
-        prog = build_program(table, allow_threads)
+    def __init__(self, table: dict[str, int], allow_threads: bool, part: str = "all"):
+        prog = build_program(table, allow_threads, part)
         self.program = pack_program(prog)
         self.pid_slots = [i for i, ins in enumerate(prog) if ins[0] == _JEQ_K and ins[3] == _OWN_PID_PLACEHOLDER]
         self.length = len(prog)

@@ -35,14 +35,22 @@ _DEF_LINE = re.compile(r"^\s*def\s+\w+\s*\(", re.MULTILINE)
 
 
 def _parse(source: str, mode: str, what: str) -> tuple[ast.AST | None, str | None]:
+    tree, reason = parsed(source, mode)
+    return tree, None if reason is None else f"{what} {reason}"
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed(source: str, mode: str) -> tuple[ast.AST | None, str | None]:
+    """(AST, None) or (None, why it does not parse); cached: the checks and the compiler share it.
+    The tree must not be modified."""
     if len(source) > MAX_SOURCE_CHARS:
-        return None, f"{what} is longer than {MAX_SOURCE_CHARS} characters"
+        return None, f"is longer than {MAX_SOURCE_CHARS} characters"
     try:
         return ast.parse(source, mode=mode), None
     except SyntaxError as exc:
-        return None, f"{what} does not parse: SyntaxError: {exc.msg} (line {exc.lineno})"
+        return None, f"does not parse: SyntaxError: {exc.msg} (line {exc.lineno})"
     except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
-        return None, f"{what} does not parse: {type(exc).__name__}: {exc}"
+        return None, f"does not parse: {type(exc).__name__}: {exc}"
 
 
 def program_source(program: str, imports: Sequence[str] = (), semantics: str = "official") -> str:

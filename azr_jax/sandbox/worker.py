@@ -12,6 +12,7 @@ watches stdin, so a vanished farm (EOF) makes it kill its children and exit at o
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import marshal
 import os
@@ -79,9 +80,10 @@ class _Child:
 
 
 class ZygoteLink:
-    """The worker's end of its zygote: start it, configure it, get children, hear of their exits."""
+    """The worker's end of its zygote: start it, configure it, take ready children, hear of exits."""
 
     def __init__(self, python: str, package_dir: str, hash_seed: int, preload: list[str]):
+        self.args = (python, package_dir, hash_seed, preload)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         path = [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
         env = dict(CLEAN_ENV, PYTHONHASHSEED=str(hash_seed), PYTHONDONTWRITEBYTECODE="1")
@@ -95,19 +97,16 @@ class ZygoteLink:
         theirs.close()
         self.sock = ours
         self.preload = preload
-        self.exits: dict[int, int] = {}
-        self.configured = False
+        self.generation = 0
+        self.ready: collections.deque[_Child] = collections.deque()
+        self.watching: int | None = None  # zpid of the child whose exit status we wait for
+        self.exit_status: int | None = None
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def _send(self, message: dict) -> None:
-        try:
-            self.sock.sendmsg([marshal.dumps(message)])
-        except OSError as exc:
-            raise ZygoteGone(f"zygote unreachable: {exc}") from None
-
-    def _receive(self, timeout: float) -> tuple[dict, list[int]]:
+    def _receive(self, timeout: float) -> None:
+        """Handle one message from the zygote (waiting at most `timeout`)."""
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
             raise ZygoteGone(f"zygote did not answer within {timeout:.0f} s")
@@ -117,57 +116,70 @@ class ZygoteLink:
             raise ZygoteGone(f"zygote unreachable: {exc}") from None
         if not data:
             raise ZygoteGone(f"zygote exited (code {self.proc.poll()})")
-        return marshal.loads(data), fds
+        message = marshal.loads(data)
+        op = message.get("op")
+        if op == "child":
+            if message["gen"] == self.generation and len(fds) == 3:
+                self.ready.append(_Child(message["zpid"], *fds))
+            else:  # a child of an older configuration: dropped (it sees EOF and exits)
+                for fd in fds:
+                    os.close(fd)
+        elif op == "exit":
+            if message["zpid"] == self.watching:
+                self.exit_status = message["status"]
+        elif op == "configured":
+            self.configured_gen = message["gen"]
 
     def pump(self) -> None:
-        """Read every message waiting (exit reports) without blocking."""
+        """Handle every message waiting, without blocking."""
         while select.select([self.sock], [], [], 0)[0]:
-            self._dispatch(*self._receive(0))
-
-    def _dispatch(self, message: dict, fds: list[int]) -> dict | None:
-        if message.get("op") == "exit":
-            self.exits[message["zpid"]] = message["status"]
-            return None
-        return message
-
-    def _await(self, op: str, timeout: float) -> tuple[dict, list[int]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            message, fds = self._receive(max(0.0, deadline - time.monotonic()))
-            if self._dispatch(message, fds) is not None:
-                if message.get("op") != op:
-                    for fd in fds:
-                        os.close(fd)
-                    raise ZygoteGone(f"zygote answered {message.get('op')!r}, expected {op!r}")
-                return message, fds
+            self._receive(0)
 
     def configure(self, cfg: dict) -> None:
-        message = {"op": "config", "cfg": cfg}
-        if not self.configured:
+        self.generation += 1
+        message = {"op": "config", "cfg": cfg, "gen": self.generation}
+        if self.generation == 1:
             message["preload"] = self.preload
-        self._send(message)
-        self._await("configured", _ZYGOTE_REPLY_S * 2)
-        self.configured = True
+        self._drop_ready()
+        try:
+            self.sock.sendmsg([marshal.dumps(message)])
+        except OSError as exc:
+            raise ZygoteGone(f"zygote unreachable: {exc}") from None
+        deadline = time.monotonic() + _ZYGOTE_REPLY_S * 2
+        self.configured_gen = 0
+        while self.configured_gen != self.generation:
+            self._receive(max(0.0, deadline - time.monotonic()))
 
-    def spawn(self) -> _Child:
-        self._send({"op": "spawn"})
-        message, fds = self._await("spawned", _ZYGOTE_REPLY_S)
-        if len(fds) != 3:
-            for fd in fds:
+    def _drop_ready(self) -> None:
+        while self.ready:
+            child = self.ready.popleft()
+            for fd in (child.job_w, child.res_r, child.pidfd):
                 os.close(fd)
-            raise ZygoteGone("zygote sent a child without its descriptors")
-        zpid = message["zpid"]
-        self.exits.pop(zpid, None)  # a previous child with the same (namespace) pid
-        return _Child(zpid, *fds)
 
-    def wait_exit(self, zpid: int, timeout: float) -> int:
+    def take(self) -> _Child:
+        """A ready child (locked down, waiting for its payload); its exit status will be recorded."""
+        self.pump()
+        deadline = time.monotonic() + _ZYGOTE_REPLY_S
+        while not self.ready:
+            self._receive(max(0.0, deadline - time.monotonic()))
+        child = self.ready.popleft()
+        self.watching, self.exit_status = child.zpid, None
+        return child
+
+    def wait_exit(self, timeout: float) -> int:
         deadline = time.monotonic() + timeout
-        while zpid not in self.exits:
-            self._dispatch(*self._receive(max(0.0, deadline - time.monotonic())))
-        return self.exits.pop(zpid)
+        while self.exit_status is None:
+            self._receive(max(0.0, deadline - time.monotonic()))
+        return self.exit_status
+
+    def restart(self) -> ZygoteLink:
+        """A new zygote (one that installed a seccomp filter cannot drop it)."""
+        self.close()
+        return ZygoteLink(*self.args)
 
     def close(self) -> None:
         try:
+            self._drop_ready()
             self.sock.close()
         finally:
             try:
@@ -241,52 +253,49 @@ class Worker:
                     shutil.rmtree(workdir, ignore_errors=True)
 
     def _supervise(self, step: judging.Step, max_bytes: int) -> judging.Outcome:
-        child = self.link.spawn()
-        t0 = time.monotonic()
-        deadline = t0 + step.budget_s
+        """Give a ready child the step's payload; collect what it writes until it closes its pipe,
+        exits, passes its deadline or writes too much; then make sure it is gone."""
+        link = self.link
+        child = link.take()
+        deadline = time.monotonic() + step.budget_s
         kind = step.payload.get("kind", "")
+        token = os.urandom(8).hex()  # echoed by the harness: a frame job code writes blind is refused
+        step.payload["token"] = token
         todo = memoryview(judging.payload_bytes(step.payload))
         os.set_blocking(child.job_w, False)
+        os.set_blocking(child.res_r, False)
         chunks: list[bytes] = []
-        size, pipe_open, job_open, outcome = 0, True, True, None
+        size, eof, outcome = 0, False, None
         try:
-            while pipe_open or child.zpid not in self.link.exits:
+            written, job_open = self._feed(child, todo)
+            todo = todo[written:]
+            while True:
+                size, eof = self._read_available(child.res_r, chunks, size)
+                if size > max_bytes:
+                    outcome = judging.Outcome({}, STATUS_OUTPUT_TOO_LARGE, "stopped by the worker")
+                    break
+                if eof:
+                    break
+                if link.exit_status is not None:  # exited, and a stray holder keeps the pipe open
+                    size, _ = self._read_available(child.res_r, chunks, size)
+                    break
                 now = time.monotonic()
                 if now >= deadline:
                     outcome = judging.Outcome({}, STATUS_TIMEOUT, "stopped by the worker")
                     break
-                reads = [self.reader.fd, self.link.fileno()] + ([child.res_r] if pipe_open else [])
-                writes = [child.job_w] if job_open else []
-                readable, writable, _ = select.select(reads, writes, [], deadline - now)
+                reads = [self.reader.fd, link.fileno(), child.res_r]
+                readable, writable, _ = select.select(reads, [child.job_w] if job_open else [], [], deadline - now)
                 if self.reader.fd in readable:
                     self.reader.fill()
                     if self.reader.eof:
                         raise FarmGone()
-                if self.link.fileno() in readable:
-                    self.link.pump()
+                if link.fileno() in readable:
+                    link.pump()
                 if writable:
                     written, job_open = self._feed(child, todo)
                     todo = todo[written:]
-                if child.res_r in readable:
-                    data = os.read(child.res_r, 1 << 16)
-                    if data:
-                        size += len(data)
-                        chunks.append(data)
-                        if size > max_bytes:
-                            outcome = judging.Outcome({}, STATUS_OUTPUT_TOO_LARGE, "stopped by the worker")
-                            break
-                    else:
-                        pipe_open = False
-                if child.zpid in self.link.exits and pipe_open:
-                    size += self._drain(child.res_r, chunks)
-                    pipe_open = False
-            if outcome is not None:
-                self._kill(child)
-            status = self.link.wait_exit(child.zpid, _KILL_REPORT_S)
-        except FarmGone:
-            self._kill(child)
-            raise
         finally:
+            self._kill(child)  # nothing a step started outlives it
             for fd in (child.job_w, child.res_r, child.pidfd):
                 try:
                     os.close(fd)
@@ -294,12 +303,27 @@ class Worker:
                     pass
         if outcome is not None:
             return outcome
-        return _interpret(kind, b"".join(chunks), status)
+        data = b"".join(chunks)
+        if len(data) > len(READY):
+            return _interpret(kind, data, None, token)
+        return _interpret(kind, data, link.wait_exit(_KILL_REPORT_S), token)
+
+    @staticmethod
+    def _read_available(fd: int, chunks: list[bytes], size: int) -> tuple[int, bool]:
+        """Read what the pipe holds now (non-blocking). Returns (total size, end of file)."""
+        try:
+            while True:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    return size, True
+                chunks.append(data)
+                size += len(data)
+        except BlockingIOError:
+            return size, False
 
     @staticmethod
     def _feed(child: _Child, todo: memoryview) -> tuple[int, bool]:
         """Write what the pipe takes of the payload; close it once complete. (written, still open)"""
-        written = 0
         try:
             written = os.write(child.job_w, todo[: 1 << 16]) if todo else 0
         except BlockingIOError:
@@ -319,21 +343,8 @@ class Worker:
         except OSError:
             pass
 
-    @staticmethod
-    def _drain(r: int, chunks: list[bytes]) -> int:
-        """Read what an exited child left in its pipe, without blocking."""
-        os.set_blocking(r, False)
-        size = 0
-        try:
-            while data := os.read(r, 1 << 16):
-                chunks.append(data)
-                size += len(data)
-        except BlockingIOError:
-            pass
-        return size
 
-
-def _interpret(kind: str, data: bytes, wait_status: int) -> judging.Outcome:
+def _interpret(kind: str, data: bytes, wait_status: int | None, token: str | None = None) -> judging.Outcome:
     """Turn what a child wrote (or its death) into an Outcome; any bytes at all are handled."""
     if not data.startswith(READY):
         # The child never completed its lockdown: the sandbox failed, not the job.
@@ -349,13 +360,15 @@ def _interpret(kind: str, data: bytes, wait_status: int) -> judging.Outcome:
         return judging.Outcome({}, status, _death(wait_status), infra=True)
     data = data[len(READY) :]
     if data:
-        return judging.read_message(kind, data)
+        return judging.read_message(kind, data, token)
     if os.WIFSIGNALED(wait_status) and os.WTERMSIG(wait_status) == signal.SIGXCPU:
         return judging.Outcome({}, STATUS_TIMEOUT, "CPU time limit")
     return judging.Outcome({}, STATUS_KILLED, _death(wait_status))
 
 
-def _death(wait_status: int) -> str:
+def _death(wait_status: int | None) -> str:
+    if wait_status is None:
+        return ""
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
         try:
@@ -400,9 +413,10 @@ def verify_layers(worker: Worker) -> None:
             iso.uid = None
             layers["setuid"] = f"off: {err}"
         elif step == "seccomp" and iso.seccomp is not None:
-            iso.seccomp = None
+            iso.seccomp = iso.seccomp_zygote = None
             iso.per_job_workdir = True
             layers["seccomp"] = f"off: {err}"
+            worker.link = worker.link.restart()
         elif step == "ipc" and iso.ipc_per_child:
             iso.ipc_per_child = False
         else:
@@ -454,6 +468,7 @@ def main() -> None:
         if link is not None:
             link.close()
         return
+    link = worker.link
     hello = {"type": "hello", "pid": os.getpid(), "zygote_pid": link.proc.pid, "layers": iso.layers, "uid": iso.uid}
     worker.send(hello)
     try:

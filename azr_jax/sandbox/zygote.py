@@ -7,11 +7,11 @@ payload from the worker on its own pipe, so the image it is forked from holds no
 program, input or gold. A small image also makes each fork cheap (page tables are copied per fork).
 
 Protocol with the worker (a SOCK_SEQPACKET socket; marshal messages, written only by the worker
-and the zygote, never by job code): the worker sends {"op": "config", ...} once (again after a
-layer is switched off) and {"op": "spawn"} per step; the zygote answers {"op": "spawned", "zpid"}
-with three descriptors (job pipe write end, result pipe read end, pidfd of the child) and, when a
-child exits, {"op": "exit", "zpid", "status"}. A spare child is forked ahead of each request, so
-its fork and lockdown overlap the previous step.
+and the zygote, never by job code): the worker sends {"op": "config", "gen", ...} (again after a
+layer is switched off); the zygote keeps READY_CHILDREN children in the worker's hands, each sent
+as {"op": "child", "zpid", "gen"} with three descriptors (job pipe write end, result pipe read
+end, pidfd), and when a child exits it reports {"op": "exit", "zpid", "status"} and forks the
+next one, so each fork and lockdown overlaps the worker's current step.
 
 Loaded by file path (`BOOTSTRAP`): package `_azr_sandbox`, without the package's __init__.
 """
@@ -40,6 +40,9 @@ BOOTSTRAP = (
     "main(int(sys.argv[3]))\n"
 )
 _MAX_MESSAGE = 1 << 20
+# Children each worker holds ready (forked, locked down, waiting for a payload): one runs a step
+# while the next is already there, so forking overlaps the previous step.
+READY_CHILDREN = 2
 _SETUP_EXIT = 3
 _INT_BYTES = 4
 
@@ -69,12 +72,14 @@ class Zygote:
     def __init__(self, sock):
         self.sock = sock
         self.cfg: dict = {}
+        self.generation = -1
         self.devnull = posix.open("/dev/null", posix.O_RDWR)
         self.pid = posix.getpid()
-        self.spare: tuple[int, int, int, int] | None = None  # zpid, pidfd, job_w, res_r
-        self.watched: dict[int, int] = {}  # pidfd -> zpid of children not yet reaped
+        self.watched: dict[int, tuple[int, int]] = {}  # pidfd -> (zpid, generation) of unreaped children
+        self.filtered = False  # the zygote part of the seccomp filter is installed (irreversible)
 
-    def fork_child(self) -> tuple[int, int, int, int]:
+    def push(self) -> None:
+        """Fork a child (it locks itself down and waits for its payload) and hand it to the worker."""
         job_r, job_w = posix.pipe()
         res_r, res_w = posix.pipe()
         zpid = posix.fork()
@@ -83,8 +88,10 @@ class Zygote:
         posix.close(job_r)
         posix.close(res_w)
         pidfd = posix.pidfd_open(zpid)
-        self.watched[pidfd] = zpid
-        return zpid, pidfd, job_w, res_r
+        self.watched[pidfd] = (zpid, self.generation)
+        _send(self.sock, {"op": "child", "zpid": zpid, "gen": self.generation}, (job_w, res_r, pidfd))
+        posix.close(job_w)
+        posix.close(res_r)
 
     def child_main(self, job_r: int, res_w: int) -> None:  # pragma: no cover - runs in the child
         code = 0
@@ -108,64 +115,46 @@ class Zygote:
                 if not data:
                     break
                 chunks.append(data)
-            payload_bytes = b"".join(chunks)
-            payload = marshal.loads(payload_bytes)
+            if not chunks:  # the worker dropped us unused (e.g. after a reconfiguration)
+                return
+            payload = marshal.loads(b"".join(chunks))
+            del chunks
             limits = payload.get("limits", {})
             lockdown.apply_job_limits(limits, self.cfg.get("cpu_grace", 1))
             if limits.get("workdir"):
                 posix.chdir(limits["workdir"])
             if payload.get("kind") == "layers":
-                posix.write(lockdown.RESULT_FD, child.codec.dumps(lockdown.layer_probe()).encode())
+                report = dict(lockdown.layer_probe(), token=payload.get("token", ""))
+                posix.write(lockdown.RESULT_FD, child.codec.dumps(report).encode())
                 return
-            del payload
-            child.run_in_child(payload_bytes, lockdown.RESULT_FD)
-        except MemoryError:
-            _quiet_write(b'{"status":"memory"}')
+            child.run_in_child(payload, lockdown.RESULT_FD)
         except BaseException:  # noqa: BLE001 - the child must always end in _exit
-            _quiet_write(b'{"status":"error: SandboxError: the harness failed to report"}')
+            pass  # nothing (or a partial frame) on the pipe: the worker reports how the child ended
         finally:
             posix._exit(code)
 
     def handle(self, message: dict) -> None:
-        op = message.get("op")
-        if op == "config":
+        if message.get("op") == "config":
             self.cfg = message["cfg"]
-            self.drop_spare()
-            self.spare = self.fork_child()
-            _send(self.sock, {"op": "configured", "pid": self.pid})
-        elif op == "spawn":
-            spare = self.spare or self.fork_child()
-            self.spare = None
-            zpid, pidfd, job_w, res_r = spare
-            _send(self.sock, {"op": "spawned", "zpid": zpid}, (job_w, res_r, pidfd))
-            posix.close(job_w)
-            posix.close(res_r)
-            self.spare = self.fork_child()
-
-    def drop_spare(self) -> None:
-        if self.spare is not None:
-            zpid, pidfd, job_w, res_r = self.spare
-            self.spare = None
-            for fd in (job_w, res_r):
-                posix.close(fd)
-            try:
-                posix.kill(zpid, 9)
-            except OSError:
-                pass
+            self.generation = message["gen"]
+            if self.cfg.get("zygote_seccomp") is not None and not self.filtered:
+                lockdown.install_seccomp(self.cfg["zygote_seccomp"], [])  # inherited by every child
+                self.filtered = True
+            _send(self.sock, {"op": "configured", "pid": self.pid, "gen": self.generation})
+            for _ in range(READY_CHILDREN):
+                self.push()
 
     def reap(self, pidfd: int) -> None:
-        zpid = self.watched.pop(pidfd)
+        """A child exited: report it, and replace it so the worker always has children ready."""
+        zpid, generation = self.watched.pop(pidfd)
         posix.close(pidfd)
         try:
             _, status = posix.waitpid(zpid, 0)
         except ChildProcessError:
             status = 0
-        if self.spare is not None and self.spare[0] == zpid:  # the spare died before its job came
-            _, _, job_w, res_r = self.spare
-            self.spare = None
-            posix.close(job_w)
-            posix.close(res_r)
         _send(self.sock, {"op": "exit", "zpid": zpid, "status": status})
+        if generation == self.generation:
+            self.push()
 
     def loop(self) -> None:
         fd = self.sock.fileno()
@@ -178,13 +167,6 @@ class Zygote:
                 if not data:
                     return
                 self.handle(marshal.loads(data))
-
-
-def _quiet_write(data: bytes) -> None:
-    try:
-        posix.write(lockdown.RESULT_FD, data)
-    except OSError:
-        pass
 
 
 def main(sock_fd: int) -> None:
