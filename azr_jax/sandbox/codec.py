@@ -432,24 +432,29 @@ class Decoder:
 
 
 def decode(tree, allow_opaque: bool = True):
-    """Value of a wire tree (DecodeError if it is not a valid encoding)."""
+    """Value of a wire tree (DecodeError if it is not a valid encoding, whatever is wrong with it)."""
     try:
         return Decoder(allow_opaque).decode(tree)
+    except DecodeError:
+        raise
     except RecursionError:
         raise DecodeError("wire tree too deep") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a bad hex int, an out-of-range number
+        raise DecodeError(f"{type(exc).__name__}: {exc}") from None
 
 
 def decode_call(tree) -> tuple[tuple, dict]:
     """(args, kwargs) of an `encode_call` tree; no opaque values allowed."""
     if type(tree) is not list or len(tree) != 2 or type(tree[0]) is not list or type(tree[1]) is not list:
         raise DecodeError("call payload must be [args, kwargs]")
-    dec = Decoder(allow_opaque=False)
-    args = tuple(dec.decode(a, 1) for a in tree[0])
+    args = tuple(decode(a, allow_opaque=False) for a in tree[0])
     kwargs = {}
     for item in tree[1]:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
             raise DecodeError("keyword argument must be [name, value]")
-        kwargs[item[0]] = dec.decode(item[1], 1)
+        kwargs[item[0]] = decode(item[1], allow_opaque=False)
     return args, kwargs
 
 

@@ -16,6 +16,8 @@ from typing import Protocol
 from collections.abc import Sequence
 
 from .config import JobOptions
+from .static_checks import program_source
+from .values import NotData, names_of_program, parse_literal, same_value
 from .jobs import (
     PROBE_CALL_EQUAL,
     PROBE_EQUAL,
@@ -101,16 +103,25 @@ def program_job(code: str, *, stdin: str = "", options: JobOptions = PROGRAM_OPT
 
 
 def _cross_seed_job(first: Result, job: Job) -> Job:
-    """Second half of the cross-seed check, run on the alternate-hash-seed workers."""
-    if job.options.truncate_repr:  # a truncated repr cannot be evaluated: compare the stored texts
-        return dataclasses.replace(job, alt_seed=True, options=dataclasses.replace(job.options, determinism=False))
-    opts = dataclasses.replace(job.options, repr_fallback=True)
-    return Job(PROBE_CALL_EQUAL, job.program, job.imports, (first.value or "", job.args[0]), opts, alt_seed=True)
+    """Second half of the cross-seed check: the same proposal on the alternate-hash-seed workers."""
+    return dataclasses.replace(job, alt_seed=True)
 
 
-def _combine(first: Result, second: Result) -> Result:
-    same = second.verdict is True or (second.verdict is None and second.ok and second.value == first.value)
-    if same:
+def _same_output(job: Job, first: str | None, second: str | None) -> bool:
+    """Stored outputs that are equal text, or equal values read as data (set/dict order may differ)."""
+    if first == second:
+        return True
+    if first is None or second is None:
+        return False
+    names = names_of_program(program_source(job.program, job.imports, job.options.semantics))
+    try:
+        return same_value(parse_literal(first, names), parse_literal(second, names))
+    except NotData:
+        return False
+
+
+def _combine(first: Result, second: Result, job: Job) -> Result:
+    if second.ok and _same_output(job, first.value, second.value):
         return first
     detail = f"under another hash seed: status {second.status!r}, value {second.value!r}"
     return dataclasses.replace(
@@ -141,7 +152,7 @@ def submit_outputs(farm: Submitter, jobs: Sequence[Job], *, cross_seed: bool = F
                     outer.set_result(first)
                     return
                 (second,) = farm.submit([_cross_seed_job(first, job)])
-                second.add_done_callback(lambda s: _finish(outer, first, s))
+                second.add_done_callback(lambda s: _finish(outer, first, s, job))
             except BaseException as exc:  # noqa: BLE001 - surface farm errors to the waiter
                 if not outer.done():
                     outer.set_exception(exc)
@@ -151,9 +162,9 @@ def submit_outputs(farm: Submitter, jobs: Sequence[Job], *, cross_seed: bool = F
     return outers
 
 
-def _finish(outer: Future, first: Result, second: Future) -> None:
+def _finish(outer: Future, first: Result, second: Future, job: Job) -> None:
     try:
-        outer.set_result(_combine(first, second.result()))
+        outer.set_result(_combine(first, second.result(), job))
     except BaseException as exc:  # noqa: BLE001
         if not outer.done():
             outer.set_exception(exc)
