@@ -10,6 +10,8 @@ reason, and each reason is verified, not assumed:
   hash seed, which the official run drew at random; our cross-seed check flags these programs.
 - "file_write": the program writes a file, which the sandbox forbids by design.
 - "missing_module": the program imports a module that is not installed here (cv2).
+- "random": the program draws random numbers (secrets); officially its two calls differ and the
+  proposal is valid with output '' (what was recorded), but once in a while they coincide.
 """
 
 import json
@@ -37,7 +39,10 @@ EXCEPTIONS = {
     ("7b_coder_seed_io.jsonl", 151): "hash_seed",
     ("7b_coder_seed_io.jsonl", 223): "hash_seed",
     ("7b_coder_seed_io.jsonl", 228): "hash_seed",
+    (INDUCTION_FILE, 47): "random",
     (INDUCTION_FILE, 60): "hash_seed",
+    (INDUCTION_FILE, 175): "random",
+    (INDUCTION_FILE, 201): "random",
     (INDUCTION_FILE, 219): "hash_seed",
     (INDUCTION_FILE, 245): "hash_seed",
 }
@@ -116,7 +121,8 @@ def test_every_failure_is_a_documented_exception(replay):
     items, failing, *_ = replay
     undocumented = sorted({(it[0], it[1], r.status) for it, r in failing if (it[0], it[1]) not in EXCEPTIONS})
     assert undocumented == []
-    assert {(it[0], it[1]) for it, _ in failing} == set(EXCEPTIONS)  # and every documented one does fail
+    always = {k for k, v in EXCEPTIONS.items() if v != "random"}
+    assert {(it[0], it[1]) for it, _ in failing} >= always  # and every documented one does fail
 
 
 def test_exception_reasons_hold(replay):
@@ -128,6 +134,8 @@ def test_exception_reasons_hold(replay):
             assert result.status.startswith("error: PermissionError: [Errno 1] Operation not permitted"), result
         elif reason == "missing_module":
             assert result.status.startswith("error: ModuleNotFoundError"), result
+        elif reason == "random":
+            assert result.ok and "secrets" in it[3]
         else:
             assert reason == "hash_seed"
             status = cross[it[:3]].status
