@@ -89,12 +89,15 @@ class JobOptions:
         if isinstance(self.banned_modules, str):
             raise TypeError("banned_modules must be a sequence of module names, not one string")
         object.__setattr__(self, "banned_modules", tuple(self.banned_modules))
-        if self.truncate_repr is None:
-            object.__setattr__(self, "truncate_repr", self.semantics == "official")
 
     @property
     def official(self) -> bool:
         return self.semantics == "official"
+
+    @property
+    def truncates(self) -> bool:
+        """Whether stored outputs are cut to head + "..." + tail (truncate_repr, else the semantics)."""
+        return self.official if self.truncate_repr is None else self.truncate_repr
 
 
 @dataclass(frozen=True)

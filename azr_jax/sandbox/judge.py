@@ -88,7 +88,7 @@ def _limits(job: Job, budget: float, **extra: Any) -> dict:
     o = job.options
     limits = {
         "official": o.official,
-        "truncate": bool(o.truncate_repr),
+        "truncate": o.truncates,
         "keep": o.truncate_keep_chars,
         "max_repr": o.max_repr_chars,
         "determinism": o.determinism,
