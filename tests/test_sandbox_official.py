@@ -171,6 +171,8 @@ STRICT_EXPECTATIONS = {
     # The official output '' here comes from stripping a whitespace repr, not from an exception:
     # strict keeps the repr whole.
     "padded_repr": ("ok", "   spaced   "),
+    # strict pastes the input between newlines, so a trailing comment is only a comment
+    "trailing_comment": ("ok", "3"),
 }
 
 
