@@ -38,6 +38,9 @@ ONCE = dataclasses.replace(FAST, determinism=False)
 ROOMY = dataclasses.replace(FAST, timeout_s=10.0)  # legitimate work that takes ~1 s on a loaded 2-core machine
 ANSWER = JobOptions(timeout_s=2.0, single_function=False)
 EPERM = "error: PermissionError: [Errno 1] Operation not permitted"
+# No new process: the per-child uid's RLIMIT_NPROC (with the per-child seccomp part, when a machine
+# needs it, EPERM). Either way the call fails.
+NO_PROCESS = ("error: BlockingIOError: [Errno 11] Resource temporarily unavailable", EPERM)
 NONDET = "error: NondeterminismError: two calls with the same input returned different values"
 UNREADABLE = "error: SandboxError: unreadable result from the child"
 UNAUTHENTICATED = "error: SandboxError: unauthenticated result from the child"
@@ -106,12 +109,12 @@ def _libc(call: str) -> str:
 CASES = [
     ("infinite_loop", "def f(x):\n    while True:\n        pass", "1", FAST, "timeout"),
     ("loop_inside_except", "def f(x):\n    try:\n        1 / 0\n    except BaseException:\n        while True:\n            pass", "1", FAST, "timeout"),
-    ("os_fork", "import os\ndef f(x):\n    return os.fork()", "1", FAST, EPERM),
-    ("fork_bomb_loop", "import os\ndef f(x):\n    while True:\n        os.fork()", "1", FAST, EPERM),
-    ("os_posix_spawn", "import os\ndef f(x):\n    return os.posix_spawn('/bin/true', ['true'], {})", "1", FAST, "~" + EPERM),
+    ("os_fork", "import os\ndef f(x):\n    return os.fork()", "1", FAST, NO_PROCESS),
+    ("fork_bomb_loop", "import os\ndef f(x):\n    while True:\n        os.fork()", "1", FAST, NO_PROCESS),
+    ("os_posix_spawn", "import os\ndef f(x):\n    return os.posix_spawn('/bin/true', ['true'], {})", "1", FAST, NO_PROCESS),
     ("execv", "import os\ndef f(x):\n    os.execv('/bin/sh', ['sh', '-c', 'true'])", "1", FAST, EPERM),
     ("multiprocessing_import", "import multiprocessing\ndef f(x):\n    return 1", "1", FAST, "rejected: banned module 'multiprocessing' (imported as 'multiprocessing')"),
-    ("multiprocessing_runtime", "def f(x):\n    m = __import__('multi' + 'processing')\n    p = m.Process(target=print)\n    p.start()\n    return 1", "1", FAST, EPERM),
+    ("multiprocessing_runtime", "def f(x):\n    m = __import__('multi' + 'processing')\n    p = m.Process(target=print)\n    p.start()\n    return 1", "1", FAST, NO_PROCESS),
     ("memory_bomb_alloc", "def f(x):\n    return len(bytearray(8 * 1024 ** 3))", "1", FAST, "memory"),
     ("memory_bomb_growth", "def f(x):\n    a = []\n    while True:\n        a.append(' ' * 10 ** 8)", "1", dataclasses.replace(FAST, timeout_s=5.0), "memory"),
     ("mmap_huge", "import mmap\ndef f(x):\n    return len(mmap.mmap(-1, 8 * 1024 ** 3))", "1", FAST, "error: OSError: [Errno 12] Cannot allocate memory"),
@@ -133,12 +136,13 @@ CASES = [
     ("list_root", "import os\ndef f(x):\n    return sorted(set(os.listdir('/')) - {'usr', 'lib', 'lib64', 'bin', 'sbin', 'dev', 'tmp', 'work', 'root', 'opt', 'home'})", "1", FAST, "ok"),
     ("dunder_import_literal", "def f(x):\n    return __import__('subprocess').run(['true']).returncode", "1", FAST, "rejected: banned module 'subprocess' (imported as 'subprocess')"),
     ("importlib_literal", "import importlib\ndef f(x):\n    return importlib.import_module('subprocess').run(['true']).returncode", "1", FAST, "rejected: banned module 'subprocess' (imported as 'subprocess')"),
-    ("getattr_builtins_trick", "import builtins\ndef f(x):\n    m = getattr(builtins, '__imp' + 'ort__')('sub' + 'process')\n    return m.run(['true']).returncode", "1", FAST, EPERM),
+    ("getattr_builtins_trick", "import builtins\ndef f(x):\n    m = getattr(builtins, '__imp' + 'ort__')('sub' + 'process')\n    return m.run(['true']).returncode", "1", FAST, NO_PROCESS),
     ("sys_exit_strict", "import sys\ndef f(x):\n    sys.exit(3)", "1", FAST, "error: SystemExit: 3"),
     ("sys_exit_official", "import sys\ndef f(x):\n    sys.exit(3)", "1", OFFICIAL, "ok"),  # valid with output '' officially
     ("os_exit", "import os\ndef f(x):\n    os._exit(0)", "1", FAST, "killed"),
     ("kill_worker", "import os\ndef f(x):\n    os.kill(os.getppid(), 9)\n    return 1", "1", FAST, EPERM),
-    ("kill_everything", "import os\ndef f(x):\n    os.kill(-1, 9)\n    return 1", "1", FAST, EPERM),
+    # kill(-1) reports success when other processes exist, even if it may signal none of them
+    ("kill_everything", "import os\ndef f(x):\n    os.kill(-1, 9)\n    return 1", "1", FAST, ("ok", EPERM)),
     ("kill_zygote_init", "import os\ndef f(x):\n    os.kill(1, 9)\n    return 1", "1", FAST, EPERM),
     ("kill_neighbours", "import os\ndef f(x):\n    hit = []\n    for pid in range(1, 64):\n        try:\n            os.kill(pid, 9)\n            hit.append(pid)\n        except OSError:\n            pass\n    return [p for p in hit if p != os.getpid()]", "1", ONCE, "ok"),
     ("pidfd_signal", "import os, signal\ndef f(x):\n    return signal.pidfd_send_signal(os.pidfd_open(1), 9)", "1", FAST, EPERM),
@@ -146,7 +150,7 @@ CASES = [
     ("raise_rlimit", "import resource\ndef f(x):\n    resource.setrlimit(resource.RLIMIT_AS, (-1, -1))\n    return 1", "1", FAST, "error: ValueError: not allowed to raise maximum limit"),
     ("alarm_tampering", "import signal\ndef f(x):\n    signal.alarm(1)\n    while True:\n        pass", "1", dataclasses.replace(FAST, timeout_s=3.0), "killed"),
     ("ignore_all_signals", "import signal\ndef f(x):\n    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGXCPU, signal.SIGHUP):\n        signal.signal(s, signal.SIG_IGN)\n    while True:\n        pass", "1", FAST, "timeout"),
-    ("clear_pdeathsig", _libc("libc.prctl(1, 0, 0, 0, 0)"), "1", FAST, "ok"),  # value checked below: refused
+    ("clear_pdeathsig", _libc("libc.prctl(1, 0, 0, 0, 0)"), "1", FAST, "ok"),  # harmless: the pid namespace dies with the zygote
     ("thread_import", "import threading\ndef f(x):\n    return 1", "1", FAST, "rejected: banned module 'threading' (imported as 'threading')"),
     ("thread_left_running", "def f(x):\n    t = __import__('thread' + 'ing').Thread(target=lambda: [0 for _ in iter(int, 1)])\n    t.start()\n    return 1", "1", FAST, "error: RuntimeError: can't start new thread"),
     ("unpicklable_value", "def f(x):\n    return (i for i in range(x))", "3", dataclasses.replace(ONCE, require_picklable=True), "error: TypeError: cannot pickle 'generator' object"),
@@ -180,7 +184,7 @@ CASES = [
 ]
 # Cases whose "ok" value must show the call was refused: [-1, EPERM].
 REFUSED_VALUE = {
-    "clear_pdeathsig", "ptrace", "process_vm_readv", "unshare", "mount", "bpf", "io_uring", "userfaultfd", "keyctl",
+    "ptrace", "process_vm_readv", "unshare", "mount", "bpf", "io_uring", "userfaultfd", "keyctl",
     "sysv_shm", "sysv_sem", "sysv_msg", "posix_mqueue",
 }
 
@@ -188,7 +192,9 @@ REFUSED_VALUE = {
 @pytest.mark.parametrize("name, program, argument, options, expected", CASES, ids=[c[0] for c in CASES])
 def test_hostile_case(farm, name, program, argument, options, expected):
     result = run_case(farm, program, argument, options)
-    if expected.startswith("~"):
+    if isinstance(expected, tuple):
+        assert result.status.split(":")[:3] in [e.split(":")[:3] for e in expected], result
+    elif expected.startswith("~"):
         assert result.status.startswith(expected[1:]), result
     else:
         assert result.status == expected, result
@@ -283,6 +289,13 @@ def test_batch_mates_are_invisible(farm):
     results = farm.run(jobs)
     spies = results[2::3]
     assert [r.value for r in spies] == ["False"] * 8, spies
+
+
+def test_a_job_cannot_kill_the_jobs_after_it(farm):
+    killer = "import os\ndef f(x):\n    for sig in (9, 15, 19):\n        try:\n            os.kill(-1, sig)\n        except OSError:\n            pass\n    return 1"
+    ordinary = "def f(x):\n    return x + 1"
+    results = farm.run([output_job(killer, "1", (), ONCE)] + [output_job(ordinary, str(i)) for i in range(8)])
+    assert [r.value for r in results[1:]] == [str(i + 1) for i in range(8)], results
 
 
 def test_job_state_does_not_reach_the_next_job(farm):
@@ -395,7 +408,7 @@ def test_eval_scripts_are_sandboxed_too(farm):
 
 
 def test_hostile_suite_is_large_enough():
-    named_tests = 17  # the attack tests of this module besides the two tables
+    named_tests = 18  # the attack tests of this module besides the two tables
     assert len(CASES) + len(ANSWER_CASES) + named_tests >= 80
 
 

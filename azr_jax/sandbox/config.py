@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 from .wire import SEMANTICS
 
+# uids per worker, used in turn by its children: more than the children alive at once (one running,
+# the zygote's ready ones, one being reaped).
+UIDS_PER_WORKER = 8
+
 # The official `banned_words` list (azr_method.md §3 item 5). Dotted entries never match a single
 # import component in the official check; we additionally match them against full dotted names.
 OFFICIAL_BANNED_MODULES: tuple[str, ...] = (
@@ -104,8 +108,10 @@ class JobOptions:
 class IsolationConfig:
     """Which isolation layers the workers try to enable; each degrades gracefully when unavailable."""
 
-    # Run each child under its own unprivileged uid/gid (needs root). Worker slot i uses
-    # uid_base + (farm offset + i) % uid_span, so children of different workers cannot signal each other.
+    # Run each child under its own unprivileged uid/gid (needs root). Worker slot i owns the block
+    # of UIDS_PER_WORKER uids starting at uid_base + ((farm offset + i) * UIDS_PER_WORKER) % uid_span,
+    # and its children take them in turn, so no two live children (of any worker) share a uid and
+    # none can signal another.
     drop_privileges: bool = True
     uid_base: int = 64000
     uid_span: int = 1000
@@ -137,8 +143,8 @@ class IsolationConfig:
     pid_namespace: bool = True
 
     def __post_init__(self) -> None:
-        if self.uid_base <= 0 or self.uid_span <= 0:
-            raise ValueError("uid_base and uid_span must be positive")
+        if self.uid_base <= 0 or self.uid_span < UIDS_PER_WORKER:
+            raise ValueError(f"uid_base must be positive and uid_span >= {UIDS_PER_WORKER}")
         if self.max_open_files < 16:
             raise ValueError("max_open_files must be >= 16")
 

@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from typing import Any
 from collections.abc import Iterable, Sequence
 
-from .config import FarmConfig
+from .config import UIDS_PER_WORKER, FarmConfig
 from .isolation import CLEAN_ENV
 from .jobs import PROBE_PAIRS, STATUS_KILLED, Job, Result
 from .protocol import FrameReader, ProtocolError, encode_frame, write_all
@@ -106,11 +106,12 @@ class _Worker:
             start_new_session=True,
         )
         iso = cfg.isolation
-        self.uid = iso.uid_base + (farm.uid_offset + slot) % iso.uid_span
+        first = ((farm.uid_offset + slot) * UIDS_PER_WORKER) % (iso.uid_span - iso.uid_span % UIDS_PER_WORKER)
+        self.uids = [iso.uid_base + first + k for k in range(UIDS_PER_WORKER)]
         init = {
             "type": "init",
             "isolation": dataclasses.asdict(iso),
-            "uid": self.uid,
+            "uids": self.uids,
             "preload": list(cfg.preload_modules),
             "scratch": self.scratch,
             "python": farm.python,
@@ -182,7 +183,7 @@ class SandboxFarm:
             config = dataclasses.replace(config, num_workers=num_workers)
         self.config = config
         self.python = sys.executable
-        self.uid_offset = random.SystemRandom().randrange(config.isolation.uid_span)
+        self.uid_offset = random.SystemRandom().randrange(config.isolation.uid_span // UIDS_PER_WORKER)
         self._lock = threading.Lock()
         self._closed = False
         self._next_id = 0
@@ -224,10 +225,26 @@ class SandboxFarm:
         with self._lock:
             return [w.scratch for w in self._all_workers]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the live workers, their zygotes and every child
+        the zygotes have reaped: the farm's cost outside the calling process (Linux /proc)."""
+        with self._lock:
+            pids = [w.proc.pid for w in self._all_workers if not w.dead]
+            pids += [w.hello.get("zygote_pid") for w in self._all_workers if not w.dead and w.hello.get("zygote_pid")]
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+        return total
+
     def sandbox_uids(self) -> set[int]:
         """The uids this farm's children run under (when the setuid layer is on)."""
         with self._lock:
-            return {w.uid for w in self._all_workers}
+            return {uid for w in self._all_workers for uid in w.uids}
 
     def submit(self, jobs: Iterable[Job]) -> list[Future]:
         """Queue jobs without blocking; one Future[Result] per job, in the given order."""

@@ -72,7 +72,7 @@ class WorkerIsolation:
     """What the worker prepared; `zygote_config` is what each child applies (lockdown.py)."""
 
     config: IsolationConfig
-    uid: int | None = None  # drop to this uid/gid in each child (None: keep ours)
+    uids: list[int] | None = None  # children drop to these uids/gids in turn (None: keep ours)
     jail: str | None = None  # jail root (worker's view); children chroot here
     work_base: str = ""  # worker's view of the children's working directory
     seccomp: CompiledFilter | None = None  # the per-child part
@@ -89,13 +89,21 @@ class WorkerIsolation:
             return "/" + os.path.relpath(worker_path, self.jail)
         return worker_path
 
+    def needs_child_filter(self) -> bool:
+        """The per-child seccomp part refuses new processes, signals to others and clearing the
+        parent-death signal. Other layers already guarantee all three when each child has its own
+        unprivileged uid (no signal reaches another uid; RLIMIT_NPROC=0 binds a non-root uid), runs
+        in the worker's pid namespace (everything dies with the zygote) and threads are off; then
+        the part is skipped: the kernel compiles a filter per install, a cost paid per job."""
+        return not (self.uids and self.pid_namespace and not self.config.allow_threads)
+
     def zygote_config(self) -> dict:
         cfg = self.config
         return {
-            "uid": self.uid,
+            "uids": self.uids,
             "jail": self.jail,
             "workdir": self.child_path(self.work_base),
-            "seccomp": None if self.seccomp is None else self.seccomp.program,
+            "seccomp": None if self.seccomp is None or not self.needs_child_filter() else self.seccomp.program,
             "zygote_seccomp": None if self.seccomp is None else self.seccomp_zygote.program,
             "pid_slots": [] if self.seccomp is None else list(self.seccomp.pid_slots),
             "nofile": cfg.max_open_files,
@@ -205,7 +213,7 @@ def _build_jail(cfg: IsolationConfig, iso: WorkerIsolation, jail_dir: str) -> No
     iso.work_base = jail_dir + JAIL_WORKDIR
 
 
-def prepare_worker(cfg: IsolationConfig, uid: int | None, scratch_dir: str) -> WorkerIsolation:
+def prepare_worker(cfg: IsolationConfig, uids: list[int] | None, scratch_dir: str) -> WorkerIsolation:
     """Set up the worker-wide layers. `scratch_dir` is an empty directory the farm created for us.
 
     Afterwards the worker's next child (its zygote) starts a new pid namespace when that layer is on."""
@@ -237,8 +245,8 @@ def prepare_worker(cfg: IsolationConfig, uid: int | None, scratch_dir: str) -> W
     else:
         iso.layers["pidns"] = "off: disabled" if not cfg.pid_namespace else off
     iso.layers.pop("namespaces", None)
-    if cfg.drop_privileges and uid is not None and os.geteuid() == 0 and not iso.in_user_namespace:
-        iso.uid = uid
+    if cfg.drop_privileges and uids and os.geteuid() == 0 and not iso.in_user_namespace:
+        iso.uids = list(uids)
     else:
         iso.layers["setuid"] = "off: " + ("disabled" if not cfg.drop_privileges else "not root")
     table = syscall_table()

@@ -109,7 +109,7 @@ def _set_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def lock_down(cfg: dict, job_r: int, res_w: int, devnull: int, parent_pid: int) -> None:
+def lock_down(cfg: dict, job_r: int, res_w: int, devnull: int, parent_pid: int, uid: int | None = None) -> None:
     """Apply every per-child layer to the calling (freshly forked) process. Raises SetupError."""
     step = "setsid"
     try:
@@ -133,7 +133,6 @@ def lock_down(cfg: dict, job_r: int, res_w: int, devnull: int, parent_pid: int) 
             posix.chroot(cfg["jail"])
         posix.chdir(cfg["workdir"])
         step = "setuid"
-        uid = cfg.get("uid")
         if uid is not None:
             posix.setgroups([])
             posix.setgid(uid)

@@ -400,8 +400,8 @@ def verify_layers(worker: Worker) -> None:
         probe = _probe(worker)
         err = probe.get("setup_error")
         if err is None:
-            if iso.uid is not None and probe.get("stdlib") != "ok":
-                iso.uid = None
+            if iso.uids and probe.get("stdlib") != "ok":
+                iso.uids = None
                 layers["setuid"] = f"off: python install unreadable by the sandbox uid ({probe.get('stdlib')})"
                 continue
             break
@@ -409,8 +409,8 @@ def verify_layers(worker: Worker) -> None:
         if step == "jail" and iso.jail:
             iso.jail = None  # children stay in the worker's view of the same directories
             layers["jail"] = f"off: {err}"
-        elif step == "setuid" and iso.uid is not None:
-            iso.uid = None
+        elif step == "setuid" and iso.uids:
+            iso.uids = None
             layers["setuid"] = f"off: {err}"
         elif step == "seccomp" and iso.seccomp is not None:
             iso.seccomp = iso.seccomp_zygote = None
@@ -423,12 +423,12 @@ def verify_layers(worker: Worker) -> None:
             raise RuntimeError(f"sandbox child cannot be set up: {err}")
     else:
         raise RuntimeError("sandbox layer probing did not converge")
-    if iso.uid is not None:
-        layers["setuid"] = "on" if probe["uid"] == iso.uid else f"off: child uid is {probe['uid']}"
+    if iso.uids:
+        layers["setuid"] = "on" if probe["uid"] in iso.uids else f"off: child uid is {probe['uid']}"
     if iso.jail:
         layers["jail"] = "on" if probe["host_fs_hidden"] else "off: host files visible in the jail"
     if iso.seccomp is not None:
-        blocked = all(probe[k] == "EPERM" for k in ("socket", "file_write", "fork", "sysv_ipc", "mqueue"))
+        blocked = all(probe[k] == "EPERM" for k in ("socket", "file_write", "sysv_ipc", "mqueue")) and probe["fork"] != "allowed"
         layers["seccomp"] = "on" if blocked else f"off: filter not effective ({probe})"
     layers["rlimits"] = "on"
     layers["pdeathsig"] = "on"
@@ -458,7 +458,7 @@ def main() -> None:
     link = None
     try:
         cfg = IsolationConfig(**init["isolation"])
-        iso = prepare_worker(cfg, init.get("uid"), init["scratch"])
+        iso = prepare_worker(cfg, init.get("uids"), init["scratch"])
         link = ZygoteLink(init.get("python", sys.executable), os.path.dirname(os.path.abspath(__file__)),
                           int(init.get("hash_seed", 0)), list(init.get("preload", ())))
         worker = Worker(iso, reader, proto_out, link)
@@ -469,7 +469,7 @@ def main() -> None:
             link.close()
         return
     link = worker.link
-    hello = {"type": "hello", "pid": os.getpid(), "zygote_pid": link.proc.pid, "layers": iso.layers, "uid": iso.uid}
+    hello = {"type": "hello", "pid": os.getpid(), "zygote_pid": link.proc.pid, "layers": iso.layers, "uids": iso.uids}
     worker.send(hello)
     try:
         while True:

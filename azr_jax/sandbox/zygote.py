@@ -77,14 +77,18 @@ class Zygote:
         self.pid = posix.getpid()
         self.watched: dict[int, tuple[int, int]] = {}  # pidfd -> (zpid, generation) of unreaped children
         self.filtered = False  # the zygote part of the seccomp filter is installed (irreversible)
+        self.forks = 0  # children forked: each takes the next of the worker's uids
 
     def push(self) -> None:
         """Fork a child (it locks itself down and waits for its payload) and hand it to the worker."""
         job_r, job_w = posix.pipe()
         res_r, res_w = posix.pipe()
+        uids = self.cfg.get("uids")
+        uid = uids[self.forks % len(uids)] if uids else None
+        self.forks += 1
         zpid = posix.fork()
         if zpid == 0:  # pragma: no cover - the child
-            self.child_main(job_r, res_w)
+            self.child_main(job_r, res_w, uid)
         posix.close(job_r)
         posix.close(res_w)
         pidfd = posix.pidfd_open(zpid)
@@ -93,11 +97,11 @@ class Zygote:
         posix.close(job_w)
         posix.close(res_r)
 
-    def child_main(self, job_r: int, res_w: int) -> None:  # pragma: no cover - runs in the child
+    def child_main(self, job_r: int, res_w: int, uid: int | None) -> None:  # pragma: no cover - runs in the child
         code = 0
         try:
             try:
-                lockdown.lock_down(self.cfg, job_r, res_w, self.devnull, self.pid)
+                lockdown.lock_down(self.cfg, job_r, res_w, self.devnull, self.pid, uid)
             except lockdown.SetupError as exc:
                 message = child.codec.dumps({"status": child.error_status("SandboxSetupError", str(exc))}).encode()
                 for fd in (lockdown.RESULT_FD, res_w):
