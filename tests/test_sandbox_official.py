@@ -3,7 +3,7 @@
 The official `PythonExecutor` is loaded from ../shared/reference/official_azr_paper (tests/
 official_azr.py; needs the `test` extra's pebble and timeout-decorator) and run on the same inputs:
 
-- validity: 94 proposals (every official quirk, plus entries of the released seed files): in
+- validity: 123 proposals (83 for the official quirks, 40 entries of the released seed files): in
   `official` semantics the farm reproduces the official validity and stored output; in `strict`
   it applies the paper's stated rules (error-free, deterministic, non-empty, whole outputs);
 - answer checks: 54 deduction, abduction and induction checks (sympy / Counter / deque values,
