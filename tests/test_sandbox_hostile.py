@@ -282,7 +282,7 @@ def test_batch_mates_are_invisible(farm):
         "    return bool(seen) or any(" + repr(marker) + " in text for text in frames)"
     )
     jobs = []
-    for k in range(8):  # spies and jobs carrying the marker (program, input, gold) share messages
+    for _ in range(8):  # spies and jobs carrying the marker (program, input, gold) share messages
         jobs.append(output_job(f"def f(x):\n    return {marker!r}", "1", (), ONCE))
         jobs.append(abduction_job(GOLD_PROGRAM, repr(marker), repr(marker), (), ANSWER))
         jobs.append(output_job(spy, "1", (), dataclasses.replace(ONCE, single_function=False)))

@@ -13,7 +13,6 @@ import pytest
 
 from azr_jax.sandbox import codec, judge
 from azr_jax.sandbox.values import (
-    BUILTIN_NAMES,
     DEDUCTION_NAMES,
     NotData,
     literal_equal,

@@ -438,10 +438,6 @@ class SandboxFarm:
                 logger.error("sandbox worker %d is wedged on a job; replacing it", w.proc.pid)
                 w.kill()
 
-    def live_worker_count(self) -> int:
-        with self._lock:
-            return sum(1 for w in self._workers[_MAIN] if w.hello and not w.dead)
-
 
 # Farms not yet closed, closed at interpreter exit so their temporary directories go too (the
 # workers themselves exit on their own when our end of their stdin closes).

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
-from .child import CallTimeout, official_truncate  # noqa: F401 - re-exported for tests
+from .child import official_truncate
 from .jobs import (
     PROBE_CALL_EQUAL,
     PROBE_EQUAL,

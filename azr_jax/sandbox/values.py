@@ -227,7 +227,7 @@ class _Parser:
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 raise NotData("dict display with ** unpacking")
-            return self._hashed(dict, [(self.value(k), self.value(v)) for k, v in zip(node.keys, node.values)])
+            return self._hashed(dict, [(self.value(k), self.value(v)) for k, v in zip(node.keys, node.values, strict=True)])
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.value(node.operand)
             if type(operand) not in (int, float, complex):

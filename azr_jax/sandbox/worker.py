@@ -45,7 +45,7 @@ from .protocol import FrameReader, encode_frame, write_all
 # judging.VALUE_NODES nodes; JSON escapes can take six bytes per character).
 _RESULT_SLACK_BYTES = 16 << 20
 _JSON_BYTES_PER_CHAR = 6
-# How long the zygote may take to answer (spawn, exit report) before it is considered broken.
+# How long the zygote may take to answer (a ready child, an exit report) before it is considered broken.
 _ZYGOTE_REPLY_S = 30.0
 _KILL_REPORT_S = 10.0
 _LAYER_PROBE_S = 20.0
