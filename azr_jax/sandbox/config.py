@@ -172,15 +172,7 @@ class FarmConfig:
     # Modules imported once in each worker's zygote, so the children forked from it do not pay
     # for them. Every module also makes each fork dearer (the zygote's image is copied per job):
     # the default keeps to small, often imported ones (benchmarks/RESULTS.md, sandbox section).
-    preload_modules: tuple[str, ...] = (
-        "math",
-        "itertools",
-        "collections",
-        "heapq",
-        "bisect",
-        "operator",
-        "numbers",
-    )
+    preload_modules: tuple[str, ...] = ("math", "itertools", "collections", "heapq", "bisect")
     # Seconds to wait for workers to start (they build their jail) and to exit on close().
     start_timeout_s: float = 60.0
     close_timeout_s: float = 5.0

@@ -148,7 +148,7 @@ def _options_wire(options: JobOptions) -> dict[str, Any]:
 
 
 def options_from_wire(data: dict[str, Any]) -> JobOptions:
-    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in data.items()))
+    items = tuple((k, tuple(v) if type(v) is list else v) for k, v in data.items())
     return _options_from_items(items)
 
 
