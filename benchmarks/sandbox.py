@@ -201,6 +201,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="farm and official alternate this many times")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
+    if args.workers < 1 or args.subprocess_jobs < 1 or args.repeats < 1:
+        parser.error("--workers, --subprocess-jobs and --repeats must be >= 1")
 
     corpus = load_corpus()
     print(
