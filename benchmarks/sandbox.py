@@ -76,6 +76,18 @@ def load_corpus() -> list[tuple[str, tuple[str, ...], str]]:
     return corpus
 
 
+@contextlib.contextmanager
+def _scratch_cwd():
+    """Run a mode without isolation in a throw-away directory: one seed program writes a file."""
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            yield scratch
+        finally:
+            os.chdir(cwd)
+
+
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -121,7 +133,8 @@ def bench_official(corpus, workers: int) -> dict | None:
     # What its check_all runs for a proposal, formatted the same way (imports prepended).
     snippets = [template.format(code="\n".join(list(imp) + [p]) if imp else p, inputs=i) for p, imp, i in corpus]
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink):  # the official pool prints progress bars and programs' prints
+    # the official pool prints progress bars and programs' prints; its processes start in our cwd
+    with _scratch_cwd(), contextlib.redirect_stdout(sink):
         executor.batch_apply(snippets[:WARMUP_JOBS])
         own0, kids0 = time.process_time(), _children_cpu()
         t0 = time.perf_counter()
@@ -165,32 +178,26 @@ def bench_subprocess(corpus, workers: int, n_jobs: int) -> dict:
 
 def bench_exec(corpus) -> dict:
     ok = 0
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as scratch:
-        os.chdir(scratch)  # one seed program writes a file
-        try:
-            sink = io.StringIO()
-            own0 = time.process_time()
-            t0 = time.perf_counter()
-            with contextlib.redirect_stdout(sink):
-                for program, imports, inp in corpus:
-                    try:
-                        ns: dict = {}
-                        exec("\n".join(list(imports) + [program]), ns)  # noqa: S102 - the unsafe ceiling
-                        call = compile("f(" + inp + ")", "<input>", "eval")
-                        first = eval(call, ns)  # noqa: S307
-                        if first != eval(call, ns):  # noqa: S307
-                            raise ValueError("nondeterministic")
-                        repr(first)
-                        ok += 1
-                    except Exception:  # noqa: BLE001 - count failures, keep going
-                        pass
-                    sink.seek(0)
-                    sink.truncate()
-            elapsed = time.perf_counter() - t0
-            cpu = time.process_time() - own0
-        finally:
-            os.chdir(cwd)
+    sink = io.StringIO()
+    with _scratch_cwd(), contextlib.redirect_stdout(sink):
+        own0 = time.process_time()
+        t0 = time.perf_counter()
+        for program, imports, inp in corpus:
+            try:
+                ns: dict = {}
+                exec("\n".join(list(imports) + [program]), ns)  # noqa: S102 - the unsafe ceiling
+                call = compile("f(" + inp + ")", "<input>", "eval")
+                first = eval(call, ns)  # noqa: S307
+                if first != eval(call, ns):  # noqa: S307
+                    raise ValueError("nondeterministic")
+                repr(first)
+                ok += 1
+            except Exception:  # noqa: BLE001 - count failures, keep going
+                pass
+            sink.seek(0)
+            sink.truncate()
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - own0
     return {"mode": "exec", "jobs": len(corpus), "ok": ok, "seconds": elapsed, "cpu_s": cpu}
 
 
