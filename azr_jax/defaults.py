@@ -139,7 +139,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.sandbox.num_workers = 0  # 0 = one per CPU core
     c.sandbox.timeout_s = 10.0  # official execute_max_timeout
     c.sandbox.memory_mb = 1024
-    c.sandbox.max_output_chars = 0  # 0 = keep full outputs (no 400-char truncation)
+    # Stored outputs longer than this are kept as head + "..." + tail (N/2 characters each), in both
+    # modes. 0 = as azr.semantics says: official cuts at 400 (200 + "..." + 200, as the official
+    # executor stores them), strict keeps full outputs (up to the sandbox's repr bound).
+    c.sandbox.max_output_chars = 0
 
     c.checkpoint = ml_collections.ConfigDict()
     c.checkpoint.every = 10

@@ -41,8 +41,9 @@ def farm():
 
 
 def sandbox_processes(uids, worker_pids=()) -> list[str]:
-    """Live (non-zombie) processes that belong to a farm: its sandbox uids, its workers or their children."""
-    found = []
+    """Live (non-zombie) processes that belong to a farm: its sandbox uids, its workers and every
+    descendant of them (zygotes, children)."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -51,13 +52,29 @@ def sandbox_processes(uids, worker_pids=()) -> list[str]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields["Uid"].split()[0])
-        ppid = int(fields["PPid"])
-        state = fields["State"].split()[0]
-        pid = int(entry.name)
-        if state != "Z" and (uid in uids or ppid in worker_pids or pid in worker_pids):
-            found.append(f"{pid} uid={uid} ppid={ppid} {fields['Name'].strip()}")
-    return found
+        table[int(entry.name)] = (int(fields["Uid"].split()[0]), int(fields["PPid"]), fields["State"].split()[0], fields["Name"].strip())
+    ours = set(worker_pids)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (_, ppid, _, _) in table.items():
+            if ppid in ours and pid not in ours:
+                ours.add(pid)
+                grew = True
+    return [
+        f"{pid} uid={uid} ppid={ppid} {name}"
+        for pid, (uid, ppid, state, name) in table.items()
+        if state != "Z" and (uid in uids or pid in ours)
+    ]
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds (an event wait with a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        time.sleep(0.02)
 
 
 def farm_tmp_entries() -> set[str]:
@@ -68,15 +85,15 @@ def test_isolation_report_is_one_line_and_layers_are_active_here(farm):
     report = farm.isolation_report
     assert "\n" not in report and report.startswith("sandbox farm: 2 workers")
     layers = farm.isolation
-    for key in ("setuid", "netns", "jail", "seccomp", "rlimits", "pdeathsig"):
+    for key in ("setuid", "netns", "ipcns", "pidns", "jail", "seccomp", "rlimits", "pdeathsig"):
         assert key in layers and f"{key}={layers[key]}" in report
     if sys.platform == "linux" and os.geteuid() == 0 and platform.machine() in ("x86_64", "aarch64"):
         # The machine this project runs on: every layer must be live, not merely configured.
-        assert {k: layers[k] for k in ("setuid", "netns", "jail", "seccomp", "rlimits")} == dict.fromkeys(
-            ("setuid", "netns", "jail", "seccomp", "rlimits"), "on"
-        )
+        keys = ("setuid", "netns", "ipcns", "pidns", "jail", "seccomp", "rlimits")
+        assert {k: layers[k] for k in keys} == dict.fromkeys(keys, "on")
         assert layers["guarantee_network"] == layers["guarantee_fork"] == layers["guarantee_file_writes"] == "blocked"
         assert layers["guarantee_host_files"] == "hidden" and layers["guarantee_signal_others"] == "blocked"
+        assert layers["guarantee_ipc"] == "blocked" and layers["guarantee_host_pids"] == "hidden"
 
 
 def test_results_come_back_in_submission_order(farm):
@@ -86,16 +103,14 @@ def test_results_come_back_in_submission_order(farm):
     results = farm.run([output_job(program, str(n)) for n in sizes])
     assert [r.status for r in results] == ["ok"] * len(sizes)
     assert [int(r.value) for r in results] == [sum(i * i for i in range(n)) for n in sizes]
-    assert all(r.wall_s > 0 for r in results)
+    assert all(isinstance(r.wall_s, float) for r in results)  # measured, never asserted on
 
 
 def test_submit_does_not_block(farm):
-    start = time.monotonic()
     (future,) = farm.submit([program_job("import time\ntime.sleep(1.0)\nprint('done')", options=SLEEPY)])
-    assert time.monotonic() - start < 0.5
-    assert not future.done()
-    result = future.result(timeout=30)
-    assert result.status == "ok" and result.stdout == "done\n" and result.wall_s >= 1.0
+    assert not future.done()  # submit returned while the job still sleeps
+    result = future.result(timeout=60)
+    assert result.status == "ok" and result.stdout == "done\n"  # and it ran to the end
 
 
 def test_concurrent_submitters(farm):
@@ -171,12 +186,13 @@ def test_cross_seed_determinism(farm):
             assert r.status == "error: NondeterminismError: output differs under another hash seed"
 
 
-def test_truncation_option_and_repr_limit(farm):
+def test_truncation_and_repr_limit(farm):
     prog = "def f(n):\n    return list(range(n))"
     full = repr(list(range(1000)))
-    assert run_output(farm, prog, "1000", options=JobOptions(max_repr_chars=len(full))).value == full
-    assert run_output(farm, prog, "1000", options=JobOptions(max_repr_chars=len(full) - 1)).status == "output_too_large"
-    truncated = run_output(farm, prog, "1000", options=JobOptions(truncate_repr=True)).value
+    strict = JobOptions(semantics="strict", max_repr_chars=len(full))
+    assert run_output(farm, prog, "1000", options=strict).value == full
+    assert run_output(farm, prog, "1000", options=dataclasses.replace(strict, max_repr_chars=len(full) - 1)).status == "output_too_large"
+    truncated = run_output(farm, prog, "1000").value  # official storage
     assert truncated == full[:200] + "..." + full[-200:]
 
 
@@ -206,18 +222,17 @@ def test_dead_worker_is_replaced_and_its_job_reported_killed():
         (before,) = f.worker_pids()
         uids = f.sandbox_uids()
         (future,) = f.submit([program_job("import time\ntime.sleep(30)", options=SLEEPY)])
-        time.sleep(0.5)  # let the child start sleeping
+        wait_until(lambda: len(sandbox_processes(set(), [before])) >= 4, what="the worker, its zygote and children")
+        tree = {int(p.split()[0]) for p in sandbox_processes(set(), [before])}  # worker, zygote, children
         os.kill(before, signal.SIGKILL)
         result = future.result(timeout=30)
         assert result.status == "killed" and result.verdict is None and result.detail == "sandbox worker died"
         assert run_output(f, "def f(x):\n    return x + 1", "41").value == "42"
         (after,) = f.worker_pids()
         assert after != before
-        # The sleeping child died with its worker (parent-death signal), nothing is left behind.
-        deadline = time.monotonic() + 5
-        while sandbox_processes(uids, [before]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sandbox_processes(uids, [before]) == []
+        # The sleeping child died with its worker (parent-death signals, pid namespace): nothing is left.
+        alive = lambda: {int(p.split()[0]) for p in sandbox_processes(uids, [])} & tree  # noqa: E731
+        wait_until(lambda: not alive(), what="the dead worker's processes to go")
 
 
 def test_close_leaves_no_processes_and_no_files():
@@ -229,13 +244,10 @@ def test_close_leaves_no_processes_and_no_files():
     scratch = f.scratch_dirs()
     assert scratch and all(os.path.isdir(d) for d in scratch)
     futures = f.submit([program_job("import time\ntime.sleep(30)", options=SLEEPY) for _ in range(3)])
-    deadline = time.monotonic() + 10
-    while not sandbox_processes(uids, pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sandbox_processes(uids, pids)  # children are running
-    start = time.monotonic()
-    f.close()
-    assert time.monotonic() - start < cfg.close_timeout_s + 2
+    wait_until(lambda: any(f"uid={u}" in p for p in sandbox_processes(uids, pids) for u in uids), what="children to run")
+    closed = threading.Event()
+    threading.Thread(target=lambda: (f.close(), closed.set()), daemon=True).start()
+    assert closed.wait(60), "close() hung on sleeping children"
     assert all(fut.done() for fut in futures)
     for fut in futures:
         assert fut.cancelled() or fut.result().status == "killed"
@@ -330,3 +342,42 @@ def test_results_are_plain_picklable_dataclasses(farm):
     (result,) = farm.run([output_job("def f(x):\n    return x", "'a'")])
     assert pickle.loads(pickle.dumps(result)) == result
     assert dataclasses.asdict(result)["value"] == "'a'"
+
+
+def test_submit_fails_at_once_when_workers_can_no_longer_be_started():
+    with SandboxFarm(FarmConfig(num_workers=1, max_worker_restarts=0)) as f:
+        (worker,) = f.worker_pids()
+        futures = f.submit([program_job("import time\ntime.sleep(30)", options=SLEEPY) for _ in range(3)])
+        os.kill(worker, signal.SIGKILL)
+        for fut in futures:  # the running job and the queued ones all resolve
+            result = fut.result(timeout=60)
+            assert result.status == "killed" and result.verdict is None
+        with pytest.raises(RuntimeError, match="cannot run jobs any more"):
+            f.submit([output_job("def f(x):\n    return x", "1")])
+
+
+def test_watchdog_replaces_a_wedged_worker():
+    with SandboxFarm(FarmConfig(num_workers=1, watchdog_grace_s=0.5)) as f:
+        (worker,) = f.worker_pids()
+        os.kill(worker, signal.SIGSTOP)  # a worker that never answers again
+        (future,) = f.submit([output_job("def f(x):\n    return x", "1", options=JobOptions(timeout_s=0.5))])
+        result = future.result(timeout=60)  # allowance 2 x 0.5 s + 5 s + grace, then the worker is replaced
+        assert result.status == "killed" and result.detail == "sandbox worker died"
+        assert run_output(f, "def f(x):\n    return x * 2", "21").value == "42"
+        assert f.worker_pids() != [worker]
+
+
+def test_pending_results_have_a_deadline():
+    from concurrent.futures import Future
+
+    from azr_jax.azr.execution import TaskExecutor
+
+    class Silent:  # a farm whose results never come back
+        num_workers = 1
+
+        def submit(self, jobs):
+            return [Future() for _ in jobs]
+
+    pending = TaskExecutor(Silent()).submit([output_job("def f(x):\n    return x", "1")])
+    with pytest.raises(TimeoutError, match="not answering"):
+        pending.results(timeout_s=0.2)

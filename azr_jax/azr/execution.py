@@ -6,11 +6,15 @@ Two things on top of the farm's probes:
 - on a multi-host run every host executes only its share of the jobs (job i on host
   i % num_hosts) and the results are all-gathered, so every host ends with the same results
   and the farm's work is split, not repeated.
+Waiting on results has a deadline (`Pending.results`): a broken farm raises, it never hangs the
+trainer.
 """
 from __future__ import annotations
 
 import dataclasses
+import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Sequence
 
 from azr_jax.azr.buffers import InductionTask, Triplet
@@ -34,18 +38,44 @@ class ExecutionOptions:
     # Answer checks: the same limits; the single-def rule does not bind solver programs.
     answer: JobOptions = dataclasses.field(
         default_factory=lambda: JobOptions(single_function=False))
+    # Seconds to wait for one submission's results beyond the jobs' own budgets (see Pending).
+    result_grace_s: float = 120.0
+
+    @classmethod
+    def for_semantics(cls, mode: str, *, single_function: bool = True, **limits) -> "ExecutionOptions":
+        """Options for `mode` ("official": the official executor's verdicts; "strict": the paper's
+        stated rules; see azr_jax/sandbox/README.md). `limits` are JobOptions fields shared by both
+        kinds (timeout_s, memory_mb, ...); `single_function` binds proposals only."""
+        return cls(
+            proposal=JobOptions(semantics=mode, single_function=single_function, **limits),
+            answer=JobOptions(semantics=mode, single_function=False, **limits),
+        )
 
 
 class Pending:
-    """Results of one submission, in submission order, once every host has finished its share."""
+    """Results of one submission, in submission order, once every host has finished its share.
 
-    def __init__(self, n: int, local: dict[int, Future], gather: AllGather):
+    `results()` waits at most `timeout_s` (by default the jobs' own budgets spread over the farm's
+    workers, plus a grace) and raises TimeoutError past it: the farm resolves every job (its
+    watchdog replaces wedged workers), so reaching the deadline means the farm itself is broken."""
+
+    def __init__(self, n: int, local: dict[int, Future], gather: AllGather, timeout_s: float | None = None):
         self._n, self._local, self._gather = n, local, gather
+        self._timeout_s = timeout_s
         self._results: list[Result] | None = None
 
-    def results(self) -> list[Result]:
+    def results(self, timeout_s: float | None = None) -> list[Result]:
         if self._results is None:
-            mine = {i: f.result().to_wire() for i, f in self._local.items()}
+            limit = timeout_s if timeout_s is not None else self._timeout_s
+            deadline = None if limit is None else time.monotonic() + limit
+            mine = {}
+            for i, f in self._local.items():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    mine[i] = f.result(left).to_wire()
+                except FutureTimeout:
+                    raise TimeoutError(f"sandbox results not back within {limit:.0f} s: the farm is not "
+                                       f"answering (job {i} of {self._n})") from None
             merged: dict[int, dict] = {}
             for part in self._gather({str(i): r for i, r in mine.items()}):
                 merged.update({int(i): r for i, r in part.items()})
@@ -82,8 +112,15 @@ class TaskExecutor:
         futures = self.farm.submit([by_index[j] for j in mine]) if mine else []
         self.jobs_run += len(mine)
         local_unique = dict(zip(mine, futures))
-        inner = Pending(len(unique), local_unique, self.allgather)
+        inner = Pending(len(unique), local_unique, self.allgather, self._deadline([by_index[j] for j in mine]))
         return _Expanded(inner, owner)
+
+    def _deadline(self, jobs: Sequence[Job]) -> float:
+        """Seconds a submission may take: every job's budget (two steps at most each), spread over
+        the farm's workers, plus the grace."""
+        budget = sum(2 * j.options.timeout_s * j.units for j in jobs)
+        workers = max(1, int(getattr(self.farm, "num_workers", 1) or 1))
+        return budget / workers + self.options.result_grace_s
 
     # -------------------------------------------------------------- AZR job builders
     def proposal_job(self, program: str, input_text: str, imports: Sequence[str]) -> Job:
@@ -107,6 +144,6 @@ class _Expanded(Pending):
     def __init__(self, inner: Pending, owner: list[int]):
         self._inner, self._owner = inner, owner
 
-    def results(self) -> list[Result]:
-        unique = self._inner.results()
+    def results(self, timeout_s: float | None = None) -> list[Result]:
+        unique = self._inner.results(timeout_s)
         return [unique[k] for k in self._owner]

@@ -42,7 +42,7 @@ from azr_jax.model.config import ModelConfig
 from azr_jax.rl.advantages import AdvantageConfig
 from azr_jax.rl.losses import LossConfig
 from azr_jax.rl.train_step import OptimConfig, StepConfig, TrainBatch, Trainer, TrainState
-from azr_jax.sandbox import FarmConfig, JobOptions, SandboxFarm
+from azr_jax.sandbox import FarmConfig, SandboxFarm
 from sharding import distributed
 from sharding.mesh import describe, mesh_from_config
 from sharding.params import put
@@ -83,12 +83,7 @@ def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
         base.update(truncate_repr=True, truncate_keep_chars=int(c.sandbox.max_output_chars) // 2)
     # Only the parser applies reject_multiple_functions, as in the official code: an induction
     # proposal's inputs for a seed program with several defs are valid.
-    # The executor's side of azr.semantics is issue 16's builder (plain options until it lands).
-    build = getattr(ExecutionOptions, "for_semantics", None)
-    if build is not None:
-        return build(c.azr.semantics, single_function=False, **base)
-    return ExecutionOptions(proposal=JobOptions(single_function=False, **base),
-                            answer=JobOptions(single_function=False, **base))
+    return ExecutionOptions.for_semantics(c.azr.semantics, single_function=False, **base)
 
 
 def buffer_config(c: ml_collections.ConfigDict) -> BufferConfig:

@@ -9,9 +9,11 @@ Typical use (the trainer never evaluates model text itself):
         results = [f.result() for f in futures]                        # submission order
 
 This package imports only the standard library: worker processes load it by file path.
+Verdicts are decided by the worker on data (values.py, codec.py): no answer or stored gold is
+ever executed where it is judged. See README.md for the threat model and the official semantics.
 """
 
-from .config import OFFICIAL_BANNED_MODULES, FarmConfig, IsolationConfig, JobOptions
+from .config import OFFICIAL_BANNED_MODULES, SEMANTICS, FarmConfig, IsolationConfig, JobOptions
 from .farm import SandboxFarm
 from .jobs import (
     PROBE_CALL_EQUAL,
@@ -42,9 +44,16 @@ from .probes import (
     truncate_repr,
 )
 from .static_checks import validate_call_arguments, validate_expression, validate_program
+from .values import NotData, literal_equal, parse_call_arguments, parse_literal, same_value
 
 __all__ = [
     "OFFICIAL_BANNED_MODULES",
+    "SEMANTICS",
+    "NotData",
+    "literal_equal",
+    "parse_call_arguments",
+    "parse_literal",
+    "same_value",
     "FarmConfig",
     "IsolationConfig",
     "JobOptions",

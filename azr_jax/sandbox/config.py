@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .wire import SEMANTICS
+
+# uids per worker, used in turn by its children: more than the children alive at once (one running,
+# the zygote's ready ones, one being reaped).
+UIDS_PER_WORKER = 8
+
 # The official `banned_words` list (azr_method.md §3 item 5). Dotted entries never match a single
 # import component in the official check; we additionally match them against full dotted names.
 OFFICIAL_BANNED_MODULES: tuple[str, ...] = (
@@ -36,6 +42,13 @@ OFFICIAL_BANNED_MODULES: tuple[str, ...] = (
 class JobOptions:
     """Per-job limits and checks. Immutable so one instance can be shared by thousands of jobs."""
 
+    # "official": the official AZR executor's verdicts (azr_method.md §3, §10; sandbox README,
+    # "Deviations"): a proposal whose run ends in an exception whose last traceback line lacks
+    # "error" is valid with output '', outputs are stored stripped and cut to 200+"..."+200
+    # characters, an induction pair that raises such an exception is left out of the verdict.
+    # "strict": the paper's stated rules: deterministic, error-free programs, no empty outputs,
+    # full outputs (up to max_repr_chars), every hidden pair must pass. Reward hacks are closed in both.
+    semantics: str = "official"
     # Wall-clock limit per job in seconds (official `execute_max_timeout`); the induction probe
     # grants it per hidden pair.
     timeout_s: float = 10.0
@@ -46,27 +59,31 @@ class JobOptions:
     static_checks: bool = True
     # Modules whose import rejects the program (only used when static_checks is on).
     banned_modules: tuple[str, ...] = OFFICIAL_BANNED_MODULES
-    # Official `reject_multiple_functions=True`: exactly one `def` in the whole program (nested
-    # functions and methods count) and it is the top-level `f`. False allows helpers and classes.
+    # Official `reject_multiple_functions=True`: one function definition in the program and it is
+    # the top-level `f` (counted as the official parser counts, see static_checks.py). False allows
+    # helpers and classes.
     single_function: bool = True
-    # Two calls of f in the same child compared with `==` (official determinism check, §3 item 7).
+    # Two calls of f in the same child compared with `!=` (official determinism check, §3 item 7).
     determinism: bool = True
-    # Largest accepted repr of a returned value; longer ones give status `output_too_large`.
+    # Largest accepted repr of a returned value when outputs are kept whole (strict); longer ones
+    # give status `output_too_large`.
     max_repr_chars: int = 4096
-    # Official quirk: keep reprs longer than 2*truncate_keep_chars as head + "..." + tail instead of
-    # rejecting them (azr_method.md §10.2). Off by default: such outputs are unsolvable.
-    truncate_repr: bool = False
+    # Keep reprs longer than 2*truncate_keep_chars as head + "..." + tail (azr_method.md §10.2)
+    # instead of refusing them. None: as the semantics says (official: yes, strict: no).
+    truncate_repr: bool | None = None
     truncate_keep_chars: int = 200
     # Captured stdout bound; a job that prints more gets status `output_too_large`.
     max_stdout_chars: int = 1 << 20
-    # Official item 9: the returned value must be picklable (values of classes defined in the
-    # program are not, since they live in an exec namespace).
-    require_picklable: bool = True
-    # When the gold text cannot be evaluated (e.g. `[inf]`, `dict_keys([1])`), accept an answer whose
-    # repr (or, for deduction, text) equals it. Official behaviour is False: such tasks are unsolvable.
+    # Also require the returned value itself to pickle (the official executor pickles only the
+    # repr string, which always succeeds). Off by default.
+    require_picklable: bool = False
+    # When the gold text is not data (e.g. `[inf]`, `dict_keys([1])`), accept an answer whose repr
+    # (deduction: whose text) equals it. Official behaviour is False: such tasks are unsolvable.
     repr_fallback: bool = False
 
     def __post_init__(self) -> None:
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.memory_mb < 64:
@@ -77,13 +94,24 @@ class JobOptions:
             raise TypeError("banned_modules must be a sequence of module names, not one string")
         object.__setattr__(self, "banned_modules", tuple(self.banned_modules))
 
+    @property
+    def official(self) -> bool:
+        return self.semantics == "official"
+
+    @property
+    def truncates(self) -> bool:
+        """Whether stored outputs are cut to head + "..." + tail (truncate_repr, else the semantics)."""
+        return self.official if self.truncate_repr is None else self.truncate_repr
+
 
 @dataclass(frozen=True)
 class IsolationConfig:
     """Which isolation layers the workers try to enable; each degrades gracefully when unavailable."""
 
-    # Run each child under its own unprivileged uid/gid (needs root). Worker slot i uses
-    # uid_base + (farm offset + i) % uid_span, so children of different workers cannot signal each other.
+    # Run each child under its own unprivileged uid/gid (needs root). Worker slot i owns the block
+    # of UIDS_PER_WORKER uids starting at uid_base + ((farm offset + i) * UIDS_PER_WORKER) % uid_span,
+    # and its children take them in turn, so no two live children (of any worker) share a uid and
+    # none can signal another.
     drop_privileges: bool = True
     uid_base: int = 64000
     uid_span: int = 1000
@@ -107,10 +135,16 @@ class IsolationConfig:
     alarm_grace_s: float = 0.5
     # Size of the tmpfs that holds the jail skeleton and the per-job working directories.
     jail_tmpfs_mb: int = 16
+    # Each worker gets a private SysV IPC / POSIX message-queue namespace (the seccomp filter also
+    # refuses every SysV IPC and mqueue call), and each child a new one of its own.
+    ipc_namespace: bool = True
+    # Each worker's children live in a new pid namespace whose init is the worker's zygote: a job
+    # sees no host pid, and everything in it dies with the zygote.
+    pid_namespace: bool = True
 
     def __post_init__(self) -> None:
-        if self.uid_base <= 0 or self.uid_span <= 0:
-            raise ValueError("uid_base and uid_span must be positive")
+        if self.uid_base <= 0 or self.uid_span < UIDS_PER_WORKER:
+            raise ValueError(f"uid_base must be positive and uid_span >= {UIDS_PER_WORKER}")
         if self.max_open_files < 16:
             raise ValueError("max_open_files must be >= 16")
 
@@ -135,44 +169,19 @@ class FarmConfig:
     hash_seed: int = 1234
     alt_hash_seed: int = 4321
     num_alt_workers: int = 1
-    # Modules imported once in each worker so forked children do not pay for them.
-    preload_modules: tuple[str, ...] = (
-        "math",
-        "cmath",
-        "collections",
-        "itertools",
-        "functools",
-        "heapq",
-        "bisect",
-        "re",
-        "string",
-        "typing",
-        "dataclasses",
-        "copy",
-        "operator",
-        "statistics",
-        "fractions",
-        "decimal",
-        "json",
-        "pickle",
-        "array",
-        "enum",
-        "abc",
-        "numbers",
-        "textwrap",
-        "unicodedata",
-        "base64",
-        "zlib",
-        "struct",
-        "queue",
-        "io",
-        "contextlib",
-    )
+    # Modules imported once in each worker's zygote, so the children forked from it do not pay
+    # for them. Every module also makes each fork dearer (the zygote's image is copied per job):
+    # the default keeps to small, often imported ones (benchmarks/RESULTS.md, sandbox section).
+    preload_modules: tuple[str, ...] = ("math", "itertools", "collections", "heapq", "bisect")
     # Seconds to wait for workers to start (they build their jail) and to exit on close().
     start_timeout_s: float = 60.0
     close_timeout_s: float = 5.0
-    # Dead workers are replaced, at most this many times over the farm's life (a crash loop stops).
+    # Dead workers are replaced, at most this many times over the farm's life (a crash loop stops);
+    # then submit() raises and every queued job resolves as `killed`.
     max_worker_restarts: int = 100
+    # A worker whose current job has run this many seconds past the job's own budget is declared
+    # wedged: it is killed and replaced, and its job resolves as `killed` (no result wait hangs).
+    watchdog_grace_s: float = 30.0
     isolation: IsolationConfig = field(default_factory=IsolationConfig)
 
     def __post_init__(self) -> None:
@@ -180,6 +189,8 @@ class FarmConfig:
             raise ValueError("num_workers and num_alt_workers must be >= 1")
         if self.jobs_per_message < 1 or self.max_inflight_per_worker < self.jobs_per_message:
             raise ValueError("need 1 <= jobs_per_message <= max_inflight_per_worker")
+        if not self.watchdog_grace_s > 0:
+            raise ValueError("watchdog_grace_s must be > 0")
         if self.hash_seed == self.alt_hash_seed:
             raise ValueError("alt_hash_seed must differ from hash_seed")
         for seed in (self.hash_seed, self.alt_hash_seed):

@@ -6,7 +6,9 @@ tiny bootstrap that loads this package by file path, so they never import jax or
 most `max_inflight_per_worker` jobs, sent `jobs_per_message` at a time, so a slow job delays at
 most a few others. Each worker has a writer thread (so a full pipe never blocks the caller) and a
 reader thread that resolves futures. A worker that dies is replaced; the job it was running comes
-back `killed` and the jobs queued behind it are re-dispatched.
+back `killed` and the jobs queued behind it are re-dispatched. A watchdog replaces a worker whose
+job runs far past its own budget, so every future resolves; once workers can no longer be
+started, queued jobs resolve as `killed` and `submit()` raises at once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from concurrent.futures import Future
 from typing import Any
 from collections.abc import Iterable, Sequence
 
-from .config import FarmConfig
+from .config import UIDS_PER_WORKER, FarmConfig
 from .isolation import CLEAN_ENV
 from .jobs import PROBE_PAIRS, STATUS_KILLED, Job, Result
 from .protocol import FrameReader, ProtocolError, encode_frame, write_all
@@ -52,7 +54,9 @@ WORKER_BOOTSTRAP = (
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _MAIN, _ALT = "main", "alt"
 # Order of the layers in the one-line isolation report.
-_LAYER_ORDER = ("setuid", "netns", "jail", "seccomp", "rlimits", "pdeathsig")
+_LAYER_ORDER = ("setuid", "netns", "ipcns", "pidns", "jail", "seccomp", "rlimits", "pdeathsig")
+# Seconds between two watchdog looks at the workers' current jobs.
+_WATCHDOG_PERIOD_S = 1.0
 
 
 def _lost(job: Job, detail: str) -> Result:
@@ -68,6 +72,12 @@ class _Pending:
     id: int
     job: Job
     future: Future
+    started: float = 0.0  # when the worker began it (the previous result arrived), for the watchdog
+
+
+def _allowance(job: Job) -> float:
+    """Wall seconds a worker may spend on a job: its steps' budgets (two at most) plus start-up."""
+    return 2 * job.options.timeout_s * job.units + 5.0
 
 
 class _Worker:
@@ -85,7 +95,7 @@ class _Worker:
         self.scratch = tempfile.mkdtemp(prefix="azr-sandbox-")
         os.chmod(self.scratch, 0o755)  # children under another uid must traverse it when there is no jail
         seed = cfg.hash_seed if group == _MAIN else cfg.alt_hash_seed
-        env = dict(CLEAN_ENV, PYTHONHASHSEED=str(seed))
+        env = dict(CLEAN_ENV)
         self.proc = subprocess.Popen(
             [farm.python, "-s", "-B", "-c", WORKER_BOOTSTRAP, _PACKAGE_DIR],
             stdin=subprocess.PIPE,
@@ -96,13 +106,16 @@ class _Worker:
             start_new_session=True,
         )
         iso = cfg.isolation
-        self.uid = iso.uid_base + (farm.uid_offset + slot) % iso.uid_span
+        first = ((farm.uid_offset + slot) * UIDS_PER_WORKER) % (iso.uid_span - iso.uid_span % UIDS_PER_WORKER)
+        self.uids = [iso.uid_base + first + k for k in range(UIDS_PER_WORKER)]
         init = {
             "type": "init",
             "isolation": dataclasses.asdict(iso),
-            "uid": self.uid,
+            "uids": self.uids,
             "preload": list(cfg.preload_modules),
             "scratch": self.scratch,
+            "python": farm.python,
+            "hash_seed": seed,
         }
         self.sendq.put(encode_frame(init))
         self.writer = threading.Thread(target=self._write_loop, name=f"azr-sandbox-w{slot}-tx", daemon=True)
@@ -133,6 +146,8 @@ class _Worker:
                 message = reader.read()
                 if message is None:
                     break
+                if not isinstance(message, dict):
+                    raise ProtocolError("worker message is not an object")
                 kind = message.get("type")
                 if kind == "result":
                     self.farm._on_result(self, message)
@@ -142,8 +157,9 @@ class _Worker:
                 elif kind == "fatal":
                     self.fatal = str(message.get("error"))
                     break
-        except (OSError, ProtocolError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - anything wrong in the stream: replace the worker
             logger.warning("sandbox worker %d: bad message stream (%s); restarting it", self.proc.pid, exc)
+            self.kill()
         finally:
             self.ready.set()  # wake a farm waiting for start-up even on failure
             self.farm._on_exit(self)
@@ -167,7 +183,7 @@ class SandboxFarm:
             config = dataclasses.replace(config, num_workers=num_workers)
         self.config = config
         self.python = sys.executable
-        self.uid_offset = random.SystemRandom().randrange(config.isolation.uid_span)
+        self.uid_offset = random.SystemRandom().randrange(config.isolation.uid_span // UIDS_PER_WORKER)
         self._lock = threading.Lock()
         self._closed = False
         self._next_id = 0
@@ -175,6 +191,8 @@ class SandboxFarm:
         self._pending: dict[str, collections.deque[_Pending]] = {_MAIN: collections.deque(), _ALT: collections.deque()}
         self._workers: dict[str, list[_Worker]] = {_MAIN: [], _ALT: []}
         self._all_workers: list[_Worker] = []
+        self._dead: dict[str, str] = {}  # group -> why it has no workers and gets none
+        self._stop = threading.Event()
         self.isolation: dict[str, str] = {}
         self.isolation_report = ""
         try:
@@ -184,6 +202,8 @@ class SandboxFarm:
         except BaseException:
             self.close()
             raise
+        self._watchdog = threading.Thread(target=self._watch, name="azr-sandbox-watchdog", daemon=True)
+        self._watchdog.start()
         _LIVE_FARMS.add(self)
         first = self._workers[_MAIN][0].hello
         self.isolation = dict(first.get("layers", {}))
@@ -205,10 +225,26 @@ class SandboxFarm:
         with self._lock:
             return [w.scratch for w in self._all_workers]
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the live workers, their zygotes and every child
+        the zygotes have reaped: the farm's cost outside the calling process (Linux /proc)."""
+        with self._lock:
+            pids = [w.proc.pid for w in self._all_workers if not w.dead]
+            pids += [w.hello.get("zygote_pid") for w in self._all_workers if not w.dead and w.hello.get("zygote_pid")]
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+        return total
+
     def sandbox_uids(self) -> set[int]:
         """The uids this farm's children run under (when the setuid layer is on)."""
         with self._lock:
-            return {w.uid for w in self._all_workers}
+            return {uid for w in self._all_workers for uid in w.uids}
 
     def submit(self, jobs: Iterable[Job]) -> list[Future]:
         """Queue jobs without blocking; one Future[Result] per job, in the given order."""
@@ -220,6 +256,9 @@ class SandboxFarm:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the sandbox farm is closed")
+            wanted = {_ALT if job.alt_seed else _MAIN for job in jobs}
+            for group in wanted & set(self._dead):
+                raise RuntimeError(f"the sandbox farm cannot run jobs any more: {self._dead[group]}")
             groups = set()
             for job in jobs:
                 future: Future = Future()
@@ -247,6 +286,7 @@ class SandboxFarm:
             if self._closed:
                 return
             self._closed = True
+            self._stop.set()
             cancelled = [p for q in self._pending.values() for p in q]
             for q in self._pending.values():
                 q.clear()
@@ -322,6 +362,8 @@ class SandboxFarm:
             batch = [p for p in batch if not p.future.cancelled()]
             if not batch:
                 continue
+            if not worker.inflight:
+                batch[0].started = time.monotonic()
             worker.inflight.extend(batch)
             worker.sendq.put({"type": "jobs", "jobs": [[p.id, p.job.to_wire()] for p in batch]})
 
@@ -332,12 +374,13 @@ class SandboxFarm:
                 self._pump(worker.group)
 
     def _on_result(self, worker: _Worker, message: dict[str, Any]) -> None:
-        data = message["result"]
-        result = Result.from_wire(data, float(data.get("wall_s", 0.0)))
+        result = Result.from_wire(message.get("result"))
         with self._lock:
             if not worker.inflight or worker.inflight[0].id != message.get("id"):
                 raise ProtocolError(f"result for unexpected job {message.get('id')}")
             pending = worker.inflight.popleft()
+            if worker.inflight:
+                worker.inflight[0].started = time.monotonic()
             if not self._closed:
                 self._pump(worker.group)
         _resolve(pending.future, result)
@@ -363,10 +406,10 @@ class SandboxFarm:
                 logger.warning("sandbox worker %d died; starting a replacement", worker.proc.pid)
                 self._start_worker(worker.slot, worker.group)
             else:
-                logger.error(
-                    "sandbox worker %d exited (%s); not replaced", worker.proc.pid, worker.fatal or "no restarts left"
-                )
+                why = worker.fatal or f"no restarts left (max_worker_restarts={self.config.max_worker_restarts})"
+                logger.error("sandbox worker %d exited (%s); not replaced", worker.proc.pid, why)
                 if not self._workers[worker.group]:
+                    self._dead[worker.group] = f"every {worker.group} worker is gone; last one: {why}"
                     lost.extend(self._pending[worker.group])
                     self._pending[worker.group].clear()
         try:
@@ -377,6 +420,23 @@ class SandboxFarm:
         shutil.rmtree(worker.scratch, ignore_errors=True)
         for p in lost:
             _resolve(p.future, _lost(p.job, "sandbox worker died"))
+
+
+    def _watch(self) -> None:
+        """Replace a worker whose current job runs far past its own budget (it is wedged)."""
+        grace = self.config.watchdog_grace_s
+        while not self._stop.wait(_WATCHDOG_PERIOD_S):
+            now = time.monotonic()
+            with self._lock:
+                wedged = [
+                    w
+                    for w in self._all_workers
+                    if not w.dead and w.inflight and w.inflight[0].started
+                    and now - w.inflight[0].started > _allowance(w.inflight[0].job) + grace
+                ]
+            for w in wedged:
+                logger.error("sandbox worker %d is wedged on a job; replacing it", w.proc.pid)
+                w.kill()
 
 
 # Farms not yet closed, closed at interpreter exit so their temporary directories go too (the

@@ -12,22 +12,23 @@ from typing import Any
 
 from .config import JobOptions
 
-# Probe kinds understood by the child harness.
-PROBE_OUTPUT = "output"  # repr(f(<args[0]>)), with the determinism check
-PROBE_EQUAL = "equal"  # eval(args[0]) == eval(args[1]) (deduction answer check)
-PROBE_CALL_EQUAL = "call_equal"  # eval(args[0]) == f(<args[1]>) (abduction answer check)
-PROBE_PAIRS = "pairs"  # args = (in_0, out_0, in_1, out_1, ...): eval(out_k) == f(<in_k>) (induction)
-PROBE_SCRIPT = "script"  # exec the whole program; ok if it finishes without an exception
-PROBES = (PROBE_OUTPUT, PROBE_EQUAL, PROBE_CALL_EQUAL, PROBE_PAIRS, PROBE_SCRIPT)
-
-# Status strings (the `error:` and `rejected:` ones carry a suffix).
-STATUS_OK = "ok"
-STATUS_TIMEOUT = "timeout"
-STATUS_MEMORY = "memory"
-STATUS_KILLED = "killed"
-STATUS_OUTPUT_TOO_LARGE = "output_too_large"
-ERROR_PREFIX = "error: "
-REJECTED_PREFIX = "rejected: "
+from .wire import (  # noqa: F401 - re-exported
+    CHECKING_PROBES,
+    ERROR_PREFIX,
+    PROBE_CALL_EQUAL,
+    PROBE_EQUAL,
+    PROBE_OUTPUT,
+    PROBE_PAIRS,
+    PROBE_SCRIPT,
+    PROBES,
+    REJECTED_PREFIX,
+    STATUS_KILLED,
+    STATUS_MEMORY,
+    STATUS_OK,
+    STATUS_OUTPUT_TOO_LARGE,
+    STATUS_TIMEOUT,
+    error_status,
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,11 @@ class Result:
         return self.status == STATUS_OK
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any], wall_s: float) -> Result:
-        """Build a Result from a child's message, refusing anything that is not the expected shape."""
+    def from_wire(cls, data: Any, wall_s: Any = None) -> Result:
+        """Build a Result from a wire dict, refusing anything that is not exactly the expected shape
+        (ValueError): a malformed message never becomes a Result or an exception of another type."""
+        if not isinstance(data, dict):
+            raise ValueError("result must be a JSON object")
         status = data.get("status")
         if not isinstance(status, str) or not status:
             raise ValueError("result without a status")
@@ -111,19 +115,30 @@ class Result:
             raise ValueError("verdict must be a bool or null")
         pv = data.get("pair_verdicts") or []
         ps = data.get("pair_statuses") or []
+        if not isinstance(pv, list) or not isinstance(ps, list):
+            raise ValueError("per-pair outcomes must be lists")
         if not all(v is None or isinstance(v, bool) for v in pv) or not all(isinstance(s, str) for s in ps):
             raise ValueError("malformed per-pair outcomes")
         stdout = data.get("stdout") or ""
         detail = data.get("detail") or ""
         if not isinstance(stdout, str) or not isinstance(detail, str):
             raise ValueError("stdout/detail must be strings")
-        return cls(status, value, stdout, wall_s, verdict, tuple(pv), tuple(ps), detail)
+        wall = data.get("wall_s", 0.0) if wall_s is None else wall_s
+        if isinstance(wall, bool) or not isinstance(wall, (int, float)):
+            raise ValueError("wall_s must be a number")
+        return cls(status, value, stdout, float(wall), verdict, tuple(pv), tuple(ps), detail)
 
     def to_wire(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["pair_verdicts"] = list(self.pair_verdicts)
-        d["pair_statuses"] = list(self.pair_statuses)
-        return d
+        return {
+            "status": self.status,
+            "value": self.value,
+            "stdout": self.stdout,
+            "wall_s": self.wall_s,
+            "verdict": self.verdict,
+            "pair_verdicts": list(self.pair_verdicts),
+            "pair_statuses": list(self.pair_statuses),
+            "detail": self.detail,
+        }
 
 
 @functools.lru_cache(maxsize=64)
@@ -132,13 +147,12 @@ def _options_wire(options: JobOptions) -> dict[str, Any]:
     return asdict(options)
 
 
-def error_status(exc_type: str, message: str, limit: int = 500) -> str:
-    """`error: <ExceptionType>: <message>` (message shortened to `limit` characters)."""
-    message = message if len(message) <= limit else message[: limit - 3] + "..."
-    return f"{ERROR_PREFIX}{exc_type}: {message}" if message else f"{ERROR_PREFIX}{exc_type}"
-
-
 def options_from_wire(data: dict[str, Any]) -> JobOptions:
-    data = dict(data)
-    data["banned_modules"] = tuple(data.get("banned_modules", ()))
-    return JobOptions(**data)
+    items = tuple((k, tuple(v) if type(v) is list else v) for k, v in data.items())
+    return _options_from_items(items)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_from_items(items: tuple) -> JobOptions:
+    """Jobs of one batch share their options: build (and validate) each distinct one once."""
+    return JobOptions(**dict(items))

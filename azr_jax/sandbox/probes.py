@@ -2,7 +2,8 @@
 
 Two layers: `*_job` builders return `Job`s for batch submission (`farm.submit`/`farm.run`), and
 farm-taking helpers (`run_output`, `check_deduction`, ...) run one probe and return its `Result`.
-Every comparison of model text happens inside the sandbox: the trainer never evaluates it.
+Verdicts are decided by the workers on values read as data (judge.py): the trainer never
+evaluates model text, and no answer or stored gold is executed where it is judged.
 `submit_outputs` adds the optional cross-seed determinism check, which re-runs a task on the
 alternate-hash-seed workers and compares the two values there.
 """
@@ -15,6 +16,8 @@ from typing import Protocol
 from collections.abc import Sequence
 
 from .config import JobOptions
+from .static_checks import program_source
+from .values import NotData, names_of_program, parse_literal, same_value
 from .jobs import (
     PROBE_CALL_EQUAL,
     PROBE_EQUAL,
@@ -57,7 +60,9 @@ def deduction_job(
     imports: Sequence[str] = (),
     options: JobOptions = DEFAULT_OPTIONS,
 ) -> Job:
-    """eval(gold) == eval(predicted), in the namespace of the program (if given) so its classes resolve."""
+    """gold == predicted value. The prediction is evaluated without the program (an answer cannot call
+    or read anything the program defines); `program`/`imports` only resolve the official string
+    fallback's names (e.g. `Counter` imported by the program)."""
     return Job(PROBE_EQUAL, program, tuple(imports), (gold_output, predicted_output), options)
 
 
@@ -68,7 +73,8 @@ def abduction_job(
     imports: Sequence[str] = (),
     options: JobOptions = DEFAULT_OPTIONS,
 ) -> Job:
-    """eval(gold) == f(<predicted_input>): any input reproducing the output counts."""
+    """gold == f(<predicted_input>): any input reproducing the output counts. The input is read as
+    data (or evaluated apart from the program, with its import lines only) and passed to f as data."""
     return Job(PROBE_CALL_EQUAL, program, tuple(imports), (gold_output, predicted_input), options)
 
 
@@ -78,8 +84,9 @@ def induction_job(
     imports: Sequence[str] = (),
     options: JobOptions = INDUCTION_OPTIONS,
 ) -> Job:
-    """eval(output_k) == f_agent(<input_k>) for every hidden pair, each in a fresh namespace with its
-    own timeout; the original program's import lines are prepended to the agent's code."""
+    """output_k == f_agent(<input_k>) for every hidden pair, each in a fresh namespace with its own
+    timeout; the original program's import lines are prepended to the agent's code. The hidden
+    outputs never reach the agent's process."""
     if not hidden_pairs:
         raise ValueError("induction check needs at least one hidden (input, output) pair")
     flat: list[str] = []
@@ -96,16 +103,25 @@ def program_job(code: str, *, stdin: str = "", options: JobOptions = PROGRAM_OPT
 
 
 def _cross_seed_job(first: Result, job: Job) -> Job:
-    """Second half of the cross-seed check, run on the alternate-hash-seed workers."""
-    if job.options.truncate_repr:  # a truncated repr cannot be evaluated: compare the stored texts
-        return dataclasses.replace(job, alt_seed=True, options=dataclasses.replace(job.options, determinism=False))
-    opts = dataclasses.replace(job.options, repr_fallback=True)
-    return Job(PROBE_CALL_EQUAL, job.program, job.imports, (first.value or "", job.args[0]), opts, alt_seed=True)
+    """Second half of the cross-seed check: the same proposal on the alternate-hash-seed workers."""
+    return dataclasses.replace(job, alt_seed=True)
 
 
-def _combine(first: Result, second: Result) -> Result:
-    same = second.verdict is True or (second.verdict is None and second.ok and second.value == first.value)
-    if same:
+def _same_output(job: Job, first: str | None, second: str | None) -> bool:
+    """Stored outputs that are equal text, or equal values read as data (set/dict order may differ)."""
+    if first == second:
+        return True
+    if first is None or second is None:
+        return False
+    names = names_of_program(program_source(job.program, job.imports, job.options.semantics))
+    try:
+        return same_value(parse_literal(first, names), parse_literal(second, names))
+    except NotData:
+        return False
+
+
+def _combine(first: Result, second: Result, job: Job) -> Result:
+    if second.ok and _same_output(job, first.value, second.value):
         return first
     detail = f"under another hash seed: status {second.status!r}, value {second.value!r}"
     return dataclasses.replace(
@@ -136,7 +152,7 @@ def submit_outputs(farm: Submitter, jobs: Sequence[Job], *, cross_seed: bool = F
                     outer.set_result(first)
                     return
                 (second,) = farm.submit([_cross_seed_job(first, job)])
-                second.add_done_callback(lambda s: _finish(outer, first, s))
+                second.add_done_callback(lambda s: _finish(outer, first, s, job))
             except BaseException as exc:  # noqa: BLE001 - surface farm errors to the waiter
                 if not outer.done():
                     outer.set_exception(exc)
@@ -146,9 +162,9 @@ def submit_outputs(farm: Submitter, jobs: Sequence[Job], *, cross_seed: bool = F
     return outers
 
 
-def _finish(outer: Future, first: Result, second: Future) -> None:
+def _finish(outer: Future, first: Result, second: Future, job: Job) -> None:
     try:
-        outer.set_result(_combine(first, second.result()))
+        outer.set_result(_combine(first, second.result(), job))
     except BaseException as exc:  # noqa: BLE001
         if not outer.done():
             outer.set_exception(exc)

@@ -1,4 +1,4 @@
-"""A seccomp-bpf filter, built with ctypes, that a sandbox child installs on itself.
+"""A seccomp-bpf filter, compiled by the worker, that every sandbox child installs on itself.
 
 It is the one isolation layer that also works without root (with no_new_privs), so it carries the
 "no network, no new processes, no file writes" guarantees on a laptop too. What it refuses (EPERM
@@ -6,13 +6,12 @@ unless noted): socket() (socketpair stays, asyncio needs it), fork/vfork/execve 
 CLONE_THREAD (clone3 answers ENOSYS so libc falls back to clone, whose flags we can see), opening a
 file for writing or creating it, every call that creates/removes/renames/links/chmods/chowns/
 truncates a path, and the system-administration calls (mount, ptrace, namespaces, modules, bpf,
-keyrings, io_uring, ...). Syscall numbers are per architecture; other architectures get no filter.
+keyrings, io_uring, ...), and every SysV IPC (shared memory, semaphores, message queues) and
+POSIX message-queue call. Syscall numbers are per architecture; other architectures get no filter.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import platform
 import struct
 
@@ -31,11 +30,8 @@ _EPERM, _ENOSYS = 1, 38
 _WRITE_OPEN_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000
 _CLONE_THREAD = 0x00010000
 _X32_SYSCALL_BIT = 0x40000000
-# prctl / seccomp(2) constants.
-PR_SET_NO_NEW_PRIVS = 38
+# prctl option the filter protects (the parent-death signal).
 _PR_SET_PDEATHSIG = 1
-PR_SET_SECCOMP = 22
-SECCOMP_MODE_FILTER = 2
 
 _DENIED_NAMES = (
     "socket",
@@ -123,6 +119,24 @@ _DENIED_NAMES = (
     "syslog",
     "pidfd_getfd",
     "pidfd_send_signal",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "semget",
+    "semop",
+    "semctl",
+    "semtimedop",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
 )
 # Signal-sending calls whose first argument is a pid/tgid: only the caller itself (or, for kill and
 # rt_sigqueueinfo, its own process group, pid 0) may be targeted. Without this, a child running under
@@ -230,6 +244,24 @@ _X86_64 = {
     "fspick": 433,
     "syslog": 103,
     "pidfd_getfd": 438,
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
+    "shmdt": 67,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "semtimedop": 220,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
 }
 _AARCH64 = {  # asm-generic numbering; no legacy open/fork/mkdir/... calls exist there
     "arch": 0xC00000B7,
@@ -312,16 +344,26 @@ _AARCH64 = {  # asm-generic numbering; no legacy open/fork/mkdir/... calls exist
     "fspick": 433,
     "syslog": 116,
     "pidfd_getfd": 438,
+    "shmget": 194,
+    "shmat": 196,
+    "shmctl": 195,
+    "shmdt": 197,
+    "semget": 190,
+    "semop": 193,
+    "semctl": 191,
+    "semtimedop": 192,
+    "msgget": 186,
+    "msgsnd": 189,
+    "msgrcv": 188,
+    "msgctl": 187,
+    "mq_open": 180,
+    "mq_unlink": 181,
+    "mq_timedsend": 182,
+    "mq_timedreceive": 183,
+    "mq_notify": 184,
+    "mq_getsetattr": 185,
 }
 _TABLES = {"x86_64": _X86_64, "amd64": _X86_64, "aarch64": _AARCH64, "arm64": _AARCH64}
-
-
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
 def syscall_table(machine: str | None = None) -> dict[str, int] | None:
@@ -329,9 +371,23 @@ def syscall_table(machine: str | None = None) -> dict[str, int] | None:
     return _TABLES.get((machine or platform.machine()).lower())
 
 
-def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions. Linear: every test jumps over one RET."""
+# Refused only in the children: the zygote needs them to fork and lock down each child.
+_CHILD_ONLY = ("fork", "vfork", "chroot")
+PARTS = ("all", "zygote", "child")
+
+
+def build_program(table: dict[str, int], allow_threads: bool, part: str = "all") -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions. Linear: every test jumps over one RET.
+
+    `part` splits it in two stacked filters with the same effect on a child: "zygote" (installed
+    once by the zygote, inherited by every child: everything but what forking and locking down a
+    child needs) and "child" (the short rest, installed by each child: no processes, no exec, no
+    signals to others, keep the parent-death signal). The kernel compiles a filter when it is
+    installed, so a short per-child part makes each child cheaper."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}")
     deny = _RET_ERRNO | _EPERM
+    names = _DENIED_NAMES if part == "all" else tuple(n for n in _DENIED_NAMES if (n in _CHILD_ONLY) == (part == "child"))
     prog: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 1, 0, table["arch"]),
@@ -340,21 +396,24 @@ def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int,
     ]
     if table is _X86_64:
         prog += [(_JGE_K, 0, 1, _X32_SYSCALL_BIT), (_RET_K, 0, 0, deny)]
-    for name in _DENIED_NAMES:
+    for name in names:
         if name in table:
             prog += [(_JEQ_K, 0, 1, table[name]), (_RET_K, 0, 0, deny)]
     if "clone3" in table:  # flags live in a struct we cannot read: make libc fall back to clone()
         prog += [(_JEQ_K, 0, 1, table["clone3"]), (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)]
-    if "openat2" in table:
+    if "openat2" in table and part != "child":
         prog += [(_JEQ_K, 0, 1, table["openat2"]), (_RET_K, 0, 0, _RET_ERRNO | _ENOSYS)]
     # Argument checks. A block that matches always returns, so the accumulator still holds nr for
     # the next block when it does not match.
-    arg_checks = [("openat", 2, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW)]
-    if "open" in table:
-        arg_checks.append(("open", 1, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
-    clone_thread = _RET_ALLOW if allow_threads else deny
-    arg_checks.append(("clone", 0, _CLONE_THREAD, clone_thread, deny))
-    for name, arg, value, if_equal in (("prctl", 0, _PR_SET_PDEATHSIG, deny),):
+    arg_checks = []
+    if part != "child":
+        arg_checks.append(("openat", 2, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
+        if "open" in table:
+            arg_checks.append(("open", 1, _WRITE_OPEN_FLAGS, deny, _RET_ALLOW))
+    if part != "zygote":
+        clone_thread = _RET_ALLOW if allow_threads else deny
+        arg_checks.append(("clone", 0, _CLONE_THREAD, clone_thread, deny))
+    for name, arg, value, if_equal in (("prctl", 0, _PR_SET_PDEATHSIG, deny),) if part != "zygote" else ():
         # The child must keep its parent-death signal, or it could outlive a killed worker.
         prog += [
             (_JEQ_K, 0, 4, table[name]),
@@ -363,7 +422,7 @@ def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int,
             (_RET_K, 0, 0, if_equal),
             (_RET_K, 0, 0, _RET_ALLOW),
         ]
-    for name in _SIGNAL_CALLS:
+    for name in _SIGNAL_CALLS if part != "zygote" else ():
         prog += [
             (_JEQ_K, 0, 5, table[name]),
             (_LD_W_ABS, 0, 0, _OFF_ARGS),
@@ -385,27 +444,20 @@ def build_program(table: dict[str, int], allow_threads: bool) -> list[tuple[int,
 
 
 class CompiledFilter:
-    """A filter ready to install: built once in the worker, installed by each forked child."""
+    """A filter ready to install: built once by the worker, installed by each sandboxed child
+    (lockdown.install_seccomp patches the child's own pid into `pid_slots`)."""
 
-    def __init__(self, table: dict[str, int], allow_threads: bool):
-        prog = build_program(table, allow_threads)
-        self._array = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
-        self._pid_slots = [i for i, ins in enumerate(prog) if ins[0] == _JEQ_K and ins[3] == _OWN_PID_PLACEHOLDER]
-        self._fprog = _SockFprog(len(prog), ctypes.cast(self._array, ctypes.POINTER(_SockFilter)))
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    def __init__(self, table: dict[str, int], allow_threads: bool, part: str = "all"):
+        prog = build_program(table, allow_threads, part)
+        self.program = pack_program(prog)
+        self.pid_slots = [i for i, ins in enumerate(prog) if ins[0] == _JEQ_K and ins[3] == _OWN_PID_PLACEHOLDER]
         self.length = len(prog)
 
     def install(self) -> None:
         """Apply no_new_privs and the filter to the calling process (irreversible)."""
-        pid = os.getpid()
-        for i in self._pid_slots:
-            self._array[i].k = pid
-        if self._libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
-        addr = ctypes.addressof(self._fprog)
-        if self._libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, addr, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+        from .lockdown import install_seccomp
+
+        install_seccomp(self.program, self.pid_slots)
 
 
 def pack_program(prog: list[tuple[int, int, int, int]]) -> bytes:

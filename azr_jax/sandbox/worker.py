@@ -1,35 +1,35 @@
-"""The worker process: a warm, jax-free Python that forks one locked-down child per job.
+"""The worker process: judges jobs, and has each of their steps run by a fresh sandboxed child.
 
 Started by the farm (farm.py) with a scrubbed environment; talks to it over stdin/stdout frames
-(protocol.py). The worker itself never runs job code: it creates the working directory, forks,
-waits for the child's JSON result with a wall-clock deadline, kills the child's process group on
-timeout, and reports. While it waits it also watches stdin, so a vanished farm (EOF) makes it kill
-its child and exit at once.
+(protocol.py). At start it builds its namespaces and jail (isolation.py) and starts its zygote
+(zygote.py), the small clean interpreter that forks the children. Per job it runs the judge
+(judge.py): the judge's steps go to children one at a time, each with a wall-clock deadline; the
+worker reads what a child writes (bounded), kills it at the deadline, and turns every outcome, any
+bytes at all, into a status for that job. The worker itself never runs job code, so golds, other
+jobs' data and the comparison live where no model-written code has run. While it waits it also
+watches stdin, so a vanished farm (EOF) makes it kill its children and exit at once.
 """
 
 from __future__ import annotations
 
-import errno
-import gc
-import importlib
-import io
-import json
+import collections
+import dataclasses
+import marshal
 import os
 import select
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from typing import Any
 
-from . import harness
+from . import judge as judging
+from . import zygote
 from .config import IsolationConfig
-from .isolation import RESULT_FD, SandboxSetupError, WorkerIsolation, lock_down_child, prepare_worker
+from .isolation import CLEAN_ENV, WorkerIsolation, prepare_worker
 from .jobs import (
-    PROBE_CALL_EQUAL,
-    PROBE_EQUAL,
-    PROBE_PAIRS,
     STATUS_KILLED,
     STATUS_OUTPUT_TOO_LARGE,
     STATUS_TIMEOUT,
@@ -38,37 +38,26 @@ from .jobs import (
     error_status,
     options_from_wire,
 )
+from .lockdown import READY
 from .protocol import FrameReader, encode_frame, write_all
 
-# Result bytes we accept from a child beyond its stdout and repr budgets (JSON escapes can take six
-# bytes per character).
-_RESULT_SLACK_BYTES = 1 << 16
+# Result bytes accepted from a child beyond its stdout budget and its value budget (a wire tree of
+# judging.VALUE_NODES nodes; JSON escapes can take six bytes per character).
+_RESULT_SLACK_BYTES = 16 << 20
 _JSON_BYTES_PER_CHAR = 6
-# Fallback statuses written when the child cannot even build its result.
-_MEMORY_STATUS = "memory"
-_INTERNAL_STATUS = "error: SandboxError: the harness failed to report"
-# Random bytes of the per-job token that authenticates a child's result (see _child_main).
-_TOKEN_BYTES = 16
-# Polling period for a child that closed its result pipe, when pidfd_open is unavailable.
-_POLL_S = 0.002
-# The layer probe at worker start: its limits, and a small stdlib module no worker preloads.
-_PROBE_TIMEOUT_S = 10.0
-_PROBE_MEMORY_MB = 512
-_PROBE_MODULE = "colorsys"
+# How long the zygote may take to answer (a ready child, an exit report) before it is considered broken.
+_ZYGOTE_REPLY_S = 30.0
+_KILL_REPORT_S = 10.0
+_LAYER_PROBE_S = 20.0
+_LAYER_PROBE_MB = 512
 
 
 class FarmGone(Exception):
     """stdin reached EOF: the farm closed us or died."""
 
 
-class _Sink(io.TextIOBase):
-    """stderr of a child: accepted and dropped."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        return len(s)
+class ZygoteGone(RuntimeError):
+    """The zygote stopped answering: the worker cannot run jobs any more."""
 
 
 def job_from_wire(data: dict[str, Any]) -> Job:
@@ -82,330 +71,364 @@ def job_from_wire(data: dict[str, Any]) -> Job:
     )
 
 
-def _write_result(payload: bytes) -> None:
-    try:
-        write_all(RESULT_FD, payload)
-    except OSError:
-        pass
+@dataclasses.dataclass
+class _Child:
+    zpid: int
+    job_w: int
+    res_r: int
+    pidfd: int
 
 
-def _child_main(
-    job: Job, codes: harness.CodeCache, iso: WorkerIsolation, result_w: int, workdir: str, budget_s: float, token: str
-) -> None:
-    """Runs in the forked child. Never returns.
+class ZygoteLink:
+    """The worker's end of its zygote: start it, configure it, take ready children, hear of exits."""
 
-    The result carries `token`, which the worker checks: job code that writes a made-up result to
-    the pipe and exits is not believed unless it digs the token out of this process's memory.
-    """
-    memory_message = json.dumps({"status": _MEMORY_STATUS, "token": token}).encode()
-    internal_message = json.dumps({"status": _INTERNAL_STATUS, "token": token}).encode()
-    try:
+    def __init__(self, python: str, package_dir: str, hash_seed: int, preload: list[str]):
+        self.args = (python, package_dir, hash_seed, preload)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        path = [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
+        env = dict(CLEAN_ENV, PYTHONHASHSEED=str(hash_seed), PYTHONDONTWRITEBYTECODE="1")
+        self.proc = subprocess.Popen(
+            [python, "-S", "-B", "-c", zygote.BOOTSTRAP, package_dir, marshal.dumps(path).hex(), str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+        )
+        theirs.close()
+        self.sock = ours
+        self.preload = preload
+        self.generation = 0
+        self.ready: collections.deque[_Child] = collections.deque()
+        self.watching: int | None = None  # zpid of the child whose exit status we wait for
+        self.exit_status: int | None = None
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _receive(self, timeout: float) -> None:
+        """Handle one message from the zygote (waiting at most `timeout`)."""
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            raise ZygoteGone(f"zygote did not answer within {timeout:.0f} s")
         try:
-            lock_down_child(iso, result_w, workdir, budget_s, job.options.memory_mb)
-        except SandboxSetupError as exc:
-            msg = {"status": error_status("SandboxSetupError", str(exc)), "detail": "setup", "token": token}
-            data = json.dumps(msg).encode()
-            for fd in (RESULT_FD, result_w):
-                try:
-                    write_all(fd, data)
-                    break
-                except OSError:
-                    continue
-            return
-        stdout = harness.BoundedWriter(job.options.max_stdout_chars)
-        sys.stdout, sys.stderr, sys.stdin = stdout, _Sink(), io.StringIO(job.stdin)
-        out = harness.run_job(job, stdout, codes, checked=True)
-        out["token"] = token
-        try:
-            _write_result(json.dumps(out).encode())
-        except MemoryError:
-            _write_result(memory_message)
-    except MemoryError:
-        _write_result(memory_message)
-    except BaseException:  # noqa: BLE001 - the child must always end in os._exit
-        _write_result(internal_message)
-    finally:
-        os._exit(0)
+            data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
+        except OSError as exc:
+            raise ZygoteGone(f"zygote unreachable: {exc}") from None
+        if not data:
+            raise ZygoteGone(f"zygote exited (code {self.proc.poll()})")
+        message = marshal.loads(data)
+        op = message.get("op")
+        if op == "child":
+            if message["gen"] == self.generation and len(fds) == 3:
+                self.ready.append(_Child(message["zpid"], *fds))
+            else:  # a child of an older configuration: dropped (it sees EOF and exits)
+                for fd in fds:
+                    os.close(fd)
+        elif op == "exit":
+            if message["zpid"] == self.watching:
+                self.exit_status = message["status"]
+        elif op == "configured":
+            self.configured_gen = message["gen"]
 
+    def pump(self) -> None:
+        """Handle every message waiting, without blocking."""
+        while select.select([self.sock], [], [], 0)[0]:
+            self._receive(0)
 
-def _kill(pid: int) -> None:
-    for fn in (os.killpg, os.kill):
+    def configure(self, cfg: dict) -> None:
+        self.generation += 1
+        message = {"op": "config", "cfg": cfg, "gen": self.generation}
+        if self.generation == 1:
+            message["preload"] = self.preload
+        self._drop_ready()
         try:
-            fn(pid, signal.SIGKILL)
-        except OSError:
-            pass
+            self.sock.sendmsg([marshal.dumps(message)])
+        except OSError as exc:
+            raise ZygoteGone(f"zygote unreachable: {exc}") from None
+        deadline = time.monotonic() + _ZYGOTE_REPLY_S * 2
+        self.configured_gen = 0
+        while self.configured_gen != self.generation:
+            self._receive(max(0.0, deadline - time.monotonic()))
+
+    def _drop_ready(self) -> None:
+        while self.ready:
+            child = self.ready.popleft()
+            for fd in (child.job_w, child.res_r, child.pidfd):
+                os.close(fd)
+
+    def take(self) -> _Child:
+        """A ready child (locked down, waiting for its payload); its exit status will be recorded."""
+        self.pump()
+        deadline = time.monotonic() + _ZYGOTE_REPLY_S
+        while not self.ready:
+            self._receive(max(0.0, deadline - time.monotonic()))
+        child = self.ready.popleft()
+        self.watching, self.exit_status = child.zpid, None
+        return child
+
+    def wait_exit(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.exit_status is None:
+            self._receive(max(0.0, deadline - time.monotonic()))
+        return self.exit_status
+
+    def restart(self) -> ZygoteLink:
+        """A new zygote (one that installed a seccomp filter cannot drop it)."""
+        self.close()
+        return ZygoteLink(*self.args)
+
+    def close(self) -> None:
+        try:
+            self._drop_ready()
+            self.sock.close()
+        finally:
+            try:
+                self.proc.kill()  # its pid namespace, and so every child, goes with it
+            except OSError:
+                pass
+            self.proc.wait()
 
 
 class Worker:
     """One worker's state and job loop."""
 
-    def __init__(self, iso: WorkerIsolation, reader: FrameReader, out_fd: int):
+    def __init__(self, iso: WorkerIsolation, reader: FrameReader, out_fd: int, link: ZygoteLink):
         self.iso = iso
         self.reader = reader
         self.out_fd = out_fd
+        self.link = link
         self.counter = 0
-        self.has_pidfd = hasattr(os, "pidfd_open")
 
     def send(self, message: Any) -> None:
         write_all(self.out_fd, encode_frame(message))
 
-    def _watch_stdin(self, readable: list[int]) -> None:
-        if self.reader.fd in readable:
-            self.reader.fill()
-            if self.reader.eof:
-                raise FarmGone()
-
-    def run_one(self, job_wire: dict[str, Any]) -> Result:
-        """Fork, supervise and reap one child."""
+    # ------------------------------------------------------------------------------------ jobs
+    def run_one(self, job_wire: Any) -> Result:
+        """Judge one job; any failure of ours becomes a status for this job, never a dead worker."""
         t0 = time.monotonic()
         try:
             job = job_from_wire(job_wire)
-        except (KeyError, TypeError, ValueError) as exc:
-            return Result(error_status("SandboxError", f"malformed job: {exc}"))
-        rejected = harness.rejection(job)
-        if rejected is not None:  # refused without forking
-            return Result.from_wire(rejected, time.monotonic() - t0)
-        codes = harness.precompile(job)
-        opts = job.options
-        units = job.units
-        budget = opts.timeout_s * units + (self.iso.config.alarm_grace_s if units > 1 else 0.0)
-        max_bytes = (opts.max_repr_chars + opts.max_stdout_chars) * _JSON_BYTES_PER_CHAR + _RESULT_SLACK_BYTES
-        self.counter += 1
-        workdir = os.path.join(self.iso.work_base, f"job-{self.counter}")
-        os.mkdir(workdir, 0o755)
-        token = os.urandom(_TOKEN_BYTES).hex()
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            _child_main(job, codes, self.iso, w, workdir, budget, token)
-        os.close(w)
+        except Exception as exc:  # noqa: BLE001 - KeyError, TypeError, ValueError...
+            return Result(error_status("SandboxError", f"malformed job: {type(exc).__name__}: {exc}"))
         try:
-            return self._supervise(pid, r, t0, budget, max_bytes, job, token)
-        finally:
-            os.close(r)
-            try:
-                os.rmdir(workdir)  # the usual case: the job could not write into it
-            except OSError:
-                shutil.rmtree(workdir, ignore_errors=True)
+            out = self._judge(job)
+        except (FarmGone, ZygoteGone):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug here must not take the worker down
+            out = judging.failed(
+                job, judging.Outcome({}, error_status("SandboxError", f"worker: {type(exc).__name__}: {exc}"), infra=True)
+            )
+        out["wall_s"] = time.monotonic() - t0
+        try:
+            return Result.from_wire(out)
+        except ValueError as exc:
+            return Result(error_status("SandboxError", f"worker built a malformed result: {exc}"))
 
-    def _supervise(self, pid: int, r: int, t0: float, budget: float, max_bytes: int, job: Job, token: str) -> Result:
-        """Collect the child's result until it exits, the deadline passes or it writes too much."""
-        deadline = t0 + budget
-        pidfd = os.pidfd_open(pid) if self.has_pidfd else -1
-        chunks: list[bytes] = []
-        size = 0
-        pipe_open, wait_status, outcome = True, None, None
+    def _judge(self, job: Job) -> dict:
+        gen = judging.judge(job)
         try:
-            while wait_status is None or pipe_open:
+            step = next(gen)
+            while True:
+                step = gen.send(self.run_step(step, job))
+        except StopIteration as stop:
+            return stop.value
+
+    def run_step(self, step: judging.Step, job: Job) -> judging.Outcome:
+        """Spawn a child for one step, feed it, supervise it, read what it wrote."""
+        workdir = None
+        if self.iso.per_job_workdir:
+            self.counter += 1
+            workdir = os.path.join(self.iso.work_base, f"job-{self.counter}")
+            os.mkdir(workdir, 0o755)
+            step.payload["limits"]["workdir"] = self.iso.child_path(workdir)
+        try:
+            opts = job.options
+            max_bytes = opts.max_stdout_chars * _JSON_BYTES_PER_CHAR + _RESULT_SLACK_BYTES
+            return self._supervise(step, max_bytes)
+        finally:
+            if workdir is not None:
+                try:
+                    os.rmdir(workdir)  # the usual case: the job could not write into it
+                except OSError:
+                    shutil.rmtree(workdir, ignore_errors=True)
+
+    def _supervise(self, step: judging.Step, max_bytes: int) -> judging.Outcome:
+        """Give a ready child the step's payload; collect what it writes until it closes its pipe,
+        exits, passes its deadline or writes too much; then make sure it is gone."""
+        link = self.link
+        child = link.take()
+        deadline = time.monotonic() + step.budget_s
+        kind = step.payload.get("kind", "")
+        token = os.urandom(8).hex()  # echoed by the harness: a frame job code writes blind is refused
+        step.payload["token"] = token
+        todo = memoryview(judging.payload_bytes(step.payload))
+        os.set_blocking(child.job_w, False)
+        os.set_blocking(child.res_r, False)
+        chunks: list[bytes] = []
+        size, eof, outcome = 0, False, None
+        try:
+            written, job_open = self._feed(child, todo)
+            todo = todo[written:]
+            while True:
+                size, eof = self._read_available(child.res_r, chunks, size)
+                if size > max_bytes:
+                    outcome = judging.Outcome({}, STATUS_OUTPUT_TOO_LARGE, "stopped by the worker")
+                    break
+                if eof:
+                    break
+                if link.exit_status is not None:  # exited, and a stray holder keeps the pipe open
+                    size, _ = self._read_available(child.res_r, chunks, size)
+                    break
                 now = time.monotonic()
                 if now >= deadline:
-                    outcome = STATUS_TIMEOUT
+                    outcome = judging.Outcome({}, STATUS_TIMEOUT, "stopped by the worker")
                     break
-                watch = [self.reader.fd]
-                if pipe_open:
-                    watch.append(r)
-                if wait_status is None and pidfd >= 0:
-                    watch.append(pidfd)
-                wait = deadline - now
-                if pidfd < 0 and wait_status is None and not pipe_open:
-                    wait = min(wait, _POLL_S)  # no pidfd: poll for the exit of a child that closed its pipe
-                readable, _, _ = select.select(watch, [], [], wait)
-                self._watch_stdin(readable)
-                if r in readable:
-                    data = os.read(r, 1 << 16)
-                    if data:
-                        size += len(data)
-                        chunks.append(data)
-                        if size > max_bytes:
-                            outcome = STATUS_OUTPUT_TOO_LARGE
-                            break
-                    else:
-                        pipe_open = False
-                if wait_status is None and (pidfd < 0 or pidfd in readable):
-                    got, status = os.waitpid(pid, os.WNOHANG)
-                    wait_status = status if got == pid else None
-                if wait_status is not None and pipe_open:
-                    size += self._drain(r, chunks)
-                    pipe_open = False
-        except FarmGone:
-            _kill(pid)
-            if wait_status is None:
-                os.waitpid(pid, 0)
-            raise
+                reads = [self.reader.fd, link.fileno(), child.res_r]
+                readable, writable, _ = select.select(reads, [child.job_w] if job_open else [], [], deadline - now)
+                if self.reader.fd in readable:
+                    self.reader.fill()
+                    if self.reader.eof:
+                        raise FarmGone()
+                if link.fileno() in readable:
+                    link.pump()
+                if writable:
+                    written, job_open = self._feed(child, todo)
+                    todo = todo[written:]
         finally:
-            if pidfd >= 0:
-                os.close(pidfd)
-        wall = time.monotonic() - t0
+            self._kill(child)  # nothing a step started outlives it
+            for fd in (child.job_w, child.res_r, child.pidfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         if outcome is not None:
-            _kill(pid)
-            if wait_status is None:
-                os.waitpid(pid, 0)
-            return _failed(job, outcome, wall, "stopped by the worker")
-        return _interpret(b"".join(chunks), wait_status, wall, job, token)
+            return outcome
+        data = b"".join(chunks)
+        if len(data) > len(READY):
+            return _interpret(kind, data, None, token)
+        return _interpret(kind, data, link.wait_exit(_KILL_REPORT_S), token)
 
     @staticmethod
-    def _drain(r: int, chunks: list[bytes]) -> int:
-        """Read what an exited child left in its pipe, without blocking (a stray grandchild may hold it)."""
-        os.set_blocking(r, False)
-        size = 0
+    def _read_available(fd: int, chunks: list[bytes], size: int) -> tuple[int, bool]:
+        """Read what the pipe holds now (non-blocking). Returns (total size, end of file)."""
         try:
-            while data := os.read(r, 1 << 16):
+            while True:
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    return size, True
                 chunks.append(data)
                 size += len(data)
         except BlockingIOError:
-            pass
-        return size
+            return size, False
 
-
-def _failed(job: Job, status: str, wall: float, detail: str) -> Result:
-    """A result the job never reported itself; answer checks count it as a wrong answer."""
-    checking = job.probe in (PROBE_EQUAL, PROBE_CALL_EQUAL, PROBE_PAIRS)
-    n = job.units if job.probe == PROBE_PAIRS else 0
-    return Result(
-        status,
-        wall_s=wall,
-        verdict=False if checking else None,
-        pair_verdicts=(False,) * n,
-        pair_statuses=(status,) * n,
-        detail=detail,
-    )
-
-
-def _interpret(data: bytes, wait_status: int, wall: float, job: Job, token: str) -> Result:
-    """Turn the child's message (or its death) into a Result."""
-    if data:
+    @staticmethod
+    def _feed(child: _Child, todo: memoryview) -> tuple[int, bool]:
+        """Write what the pipe takes of the payload; close it once complete. (written, still open)"""
         try:
-            message = json.loads(data)
-            if not isinstance(message, dict) or message.pop("token", None) != token:
-                return _failed(job, error_status("SandboxError", "unauthenticated result from the child"), wall, "")
-            return Result.from_wire(message, wall)
-        except ValueError as exc:
-            return _failed(job, error_status("SandboxError", "unreadable result from the child"), wall, str(exc)[:200])
+            written = os.write(child.job_w, todo[: 1 << 16]) if todo else 0
+        except BlockingIOError:
+            return 0, True
+        except OSError:  # the child is gone (EPIPE): its exit explains the rest
+            written = len(todo)
+        if written == len(todo):
+            os.close(child.job_w)
+            child.job_w = -1
+            return written, False
+        return written, True
+
+    @staticmethod
+    def _kill(child: _Child) -> None:
+        try:
+            signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _interpret(kind: str, data: bytes, wait_status: int | None, token: str | None = None) -> judging.Outcome:
+    """Turn what a child wrote (or its death) into an Outcome; any bytes at all are handled."""
+    if not data.startswith(READY):
+        # The child never completed its lockdown: the sandbox failed, not the job.
+        status = error_status("SandboxSetupError", "the child failed before running the job")
+        try:
+            import json
+
+            message = json.loads(data) if data else {}
+            if isinstance(message, dict) and isinstance(message.get("status"), str):
+                status = message["status"]
+        except Exception:  # noqa: BLE001
+            pass
+        return judging.Outcome({}, status, _death(wait_status), infra=True)
+    data = data[len(READY) :]
+    if data:
+        return judging.read_message(kind, data, token)
+    if os.WIFSIGNALED(wait_status) and os.WTERMSIG(wait_status) == signal.SIGXCPU:
+        return judging.Outcome({}, STATUS_TIMEOUT, "CPU time limit")
+    return judging.Outcome({}, STATUS_KILLED, _death(wait_status))
+
+
+def _death(wait_status: int | None) -> str:
+    if wait_status is None:
+        return ""
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
-        if sig == signal.SIGXCPU:
-            return _failed(job, STATUS_TIMEOUT, wall, "CPU time limit")
         try:
             name = signal.Signals(sig).name
         except ValueError:
             name = str(sig)
-        return _failed(job, STATUS_KILLED, wall, f"terminated by {name}")
-    return _failed(
-        job, STATUS_KILLED, wall, f"exited with code {os.waitstatus_to_exitcode(wait_status)} without a result"
-    )
+        return f"terminated by {name}"
+    return f"exited with code {os.waitstatus_to_exitcode(wait_status)} without a result"
 
 
-def _layer_probe() -> dict[str, Any]:
-    """Runs in a locked-down child: observe which guarantees actually hold."""
-    out: dict[str, Any] = {"uid": os.getuid()}
-    out["host_fs_hidden"] = not os.path.exists("/etc/passwd") and not os.path.exists("/proc/self")
-    sys.modules.pop(_PROBE_MODULE, None)
-    try:
-        importlib.import_module(_PROBE_MODULE)
-        out["stdlib"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        out["stdlib"] = f"{type(exc).__name__}: {exc}"
-    out["socket"] = _attempt(lambda: socket.socket().close())
-    out["file_write"] = _attempt(lambda: os.close(os.open("azr-layer-probe", os.O_WRONLY | os.O_CREAT, 0o600)))
-    out["fork"] = _attempt(_fork_and_reap)
-    out["signal_worker"] = _attempt(lambda: os.kill(os.getppid(), 0))  # signal 0: permission check only
-    return out
+# -------------------------------------------------------------------------------- layer checks
+def _probe(worker: Worker) -> dict[str, Any]:
+    """Run the layer probe in a real locked-down child."""
+    step = judging.Step({"kind": "layers", "limits": {"timeout": _LAYER_PROBE_S, "memory_mb": _LAYER_PROBE_MB}}, _LAYER_PROBE_S)
+    outcome = worker._supervise(step, 1 << 20)
+    if outcome.infra:
+        return {"setup_error": outcome.status.split("SandboxSetupError: ", 1)[-1]}
+    if outcome.status != "ok":
+        return {"setup_error": f"layer probe: {outcome.status} ({outcome.detail})"}
+    return outcome.message
 
 
-def _fork_and_reap() -> None:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-
-
-def _attempt(fn) -> str:
-    try:
-        fn()
-        return "allowed"
-    except OSError as exc:
-        return errno.errorcode.get(exc.errno, str(exc.errno))
-
-
-def _run_layer_probe(iso: WorkerIsolation) -> dict[str, Any]:
-    workdir = os.path.join(iso.work_base, "layer-probe")
-    os.makedirs(workdir, 0o755, exist_ok=True)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            try:
-                lock_down_child(iso, w, workdir, _PROBE_TIMEOUT_S, _PROBE_MEMORY_MB)
-                payload = _layer_probe()
-            except SandboxSetupError as exc:
-                payload = {"setup_error": str(exc)}
-            data = json.dumps(payload).encode()
-            for fd in (RESULT_FD, w):
-                try:
-                    write_all(fd, data)
-                    break
-                except OSError:
-                    continue
-        except BaseException:  # noqa: BLE001
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    deadline = time.monotonic() + _PROBE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([r], [], [], deadline - time.monotonic())
-        if not readable:
-            break
-        data = os.read(r, 1 << 16)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(r)
-    _kill(pid)
-    os.waitpid(pid, 0)
-    shutil.rmtree(workdir, ignore_errors=True)
-    try:
-        return json.loads(b"".join(chunks))
-    except ValueError:
-        return {"setup_error": "layer probe child died"}
-
-
-def verify_layers(iso: WorkerIsolation) -> None:
+def verify_layers(worker: Worker) -> None:
     """Probe a real locked-down child; switch off layers that fail, record what holds."""
+    iso = worker.iso
     layers = iso.layers
-    for _ in range(4):
-        probe = _run_layer_probe(iso)
+    for _ in range(6):
+        worker.link.configure(iso.zygote_config())
+        probe = _probe(worker)
         err = probe.get("setup_error")
         if err is None:
-            if iso.uid is not None and probe.get("stdlib") != "ok":
-                iso.uid = None
+            if iso.uids and probe.get("stdlib") != "ok":
+                iso.uids = None
                 layers["setuid"] = f"off: python install unreadable by the sandbox uid ({probe.get('stdlib')})"
                 continue
             break
         step = err.split(":", 1)[0]
         if step == "jail" and iso.jail:
-            iso.jail = None
+            iso.jail = None  # children stay in the worker's view of the same directories
             layers["jail"] = f"off: {err}"
-        elif step == "setuid" and iso.uid is not None:
-            iso.uid = None
+        elif step == "setuid" and iso.uids:
+            iso.uids = None
             layers["setuid"] = f"off: {err}"
         elif step == "seccomp" and iso.seccomp is not None:
-            iso.seccomp = None
+            iso.seccomp = iso.seccomp_zygote = None
+            iso.per_job_workdir = True
             layers["seccomp"] = f"off: {err}"
+            worker.link = worker.link.restart()
+        elif step == "ipc" and iso.ipc_per_child:
+            iso.ipc_per_child = False
         else:
             raise RuntimeError(f"sandbox child cannot be set up: {err}")
     else:
         raise RuntimeError("sandbox layer probing did not converge")
-    if iso.uid is not None:
-        layers["setuid"] = "on" if probe["uid"] == iso.uid else f"off: child uid is {probe['uid']}"
+    if iso.uids:
+        layers["setuid"] = "on" if probe["uid"] in iso.uids else f"off: child uid is {probe['uid']}"
     if iso.jail:
         layers["jail"] = "on" if probe["host_fs_hidden"] else "off: host files visible in the jail"
     if iso.seccomp is not None:
-        blocked = probe["socket"] == "EPERM" and probe["file_write"] == "EPERM" and probe["fork"] == "EPERM"
+        blocked = all(probe[k] == "EPERM" for k in ("socket", "file_write", "sysv_ipc", "mqueue")) and probe["fork"] != "allowed"
         layers["seccomp"] = "on" if blocked else f"off: filter not effective ({probe})"
     layers["rlimits"] = "on"
     layers["pdeathsig"] = "on"
@@ -417,6 +440,10 @@ def verify_layers(iso: WorkerIsolation) -> None:
     layers["guarantee_file_writes"] = "blocked" if probe["file_write"] != "allowed" else "empty files only (FSIZE=0)"
     layers["guarantee_host_files"] = "hidden" if probe["host_fs_hidden"] else "readable (permissions only)"
     layers["guarantee_signal_others"] = "blocked" if probe["signal_worker"] != "allowed" else "OPEN"
+    ipc_open = probe["sysv_ipc"] == "allowed" or probe["mqueue"] == "allowed"
+    private = layers.get("ipcns") == "on"
+    layers["guarantee_ipc"] = "blocked" if not ipc_open else ("private per job" if iso.ipc_per_child else "private per worker" if private else "OPEN")
+    layers["guarantee_host_pids"] = "hidden" if probe["visible_pids"] <= 8 else f"{probe['visible_pids']} visible"
 
 
 def main() -> None:
@@ -428,25 +455,26 @@ def main() -> None:
     init = reader.read()
     if init is None:
         return
-    cfg = IsolationConfig(**init["isolation"])
-    for name in init.get("preload", ()):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a missing optional module only costs speed
-            pass
+    link = None
     try:
-        iso = prepare_worker(cfg, init.get("uid"), init["scratch"])
-        verify_layers(iso)
+        cfg = IsolationConfig(**init["isolation"])
+        iso = prepare_worker(cfg, init.get("uids"), init["scratch"])
+        link = ZygoteLink(init.get("python", sys.executable), os.path.dirname(os.path.abspath(__file__)),
+                          int(init.get("hash_seed", 0)), list(init.get("preload", ())))
+        worker = Worker(iso, reader, proto_out, link)
+        verify_layers(worker)
     except Exception as exc:  # noqa: BLE001
         write_all(proto_out, encode_frame({"type": "fatal", "error": f"{type(exc).__name__}: {exc}"}))
+        if link is not None:
+            link.close()
         return
-    worker = Worker(iso, reader, proto_out)
-    gc.freeze()  # keep the collector from dirtying (copy-on-write) the worker's objects in every child
-    worker.send({"type": "hello", "pid": os.getpid(), "layers": iso.layers, "uid": iso.uid})
+    link = worker.link
+    hello = {"type": "hello", "pid": os.getpid(), "zygote_pid": link.proc.pid, "layers": iso.layers, "uids": iso.uids}
+    worker.send(hello)
     try:
         while True:
             message = reader.read()
-            if message is None or message.get("type") == "shutdown":
+            if not isinstance(message, dict) or message.get("type") == "shutdown":
                 break
             if message.get("type") == "jobs":
                 for job_id, job_wire in message["jobs"]:
@@ -454,3 +482,12 @@ def main() -> None:
                     worker.send({"type": "result", "id": job_id, "result": result.to_wire()})
     except (FarmGone, BrokenPipeError):
         pass
+    except ZygoteGone as exc:
+        try:
+            worker.send({"type": "fatal", "error": f"ZygoteGone: {exc}"})
+        except OSError:
+            pass
+    finally:
+        link.close()
+
+
