@@ -56,7 +56,10 @@ def host_state() -> dict:
     # Other programs share /tmp: only names our attacks use (the farm's own scratch directories are
     # checked by test_sandbox_farm).
     state["tmp"] = sorted(p for p in os.listdir(tempfile.gettempdir()) if p.startswith("azr-hostile-") and "target" not in p)
-    state["dev_shm"] = sorted(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else []
+    # /dev/shm holds other processes' POSIX semaphores (multiprocessing's sem.mp-*, e.g. a parallel
+    # test worker's): only the names our attacks use.
+    shm = os.listdir("/dev/shm") if os.path.isdir("/dev/shm") else []
+    state["dev_shm"] = sorted(p for p in shm if p.startswith("azr-hostile"))
     return state
 
 
