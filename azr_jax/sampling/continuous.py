@@ -1,0 +1,350 @@
+"""The continuous engine: one jitted program that decodes a whole queue of rows in a fixed
+number of slots, refilling a slot as soon as its row ends.
+
+Each iteration of the program's `while_loop`:
+1. admits queued rows into free slots, one row at a time: the first row of a prompt prefills
+   it (on the stacked weights, `prefill_chunk` tokens per pass, into a scratch cache that is
+   then copied into prompt pages) and every row draws its first token from that prompt's last
+   hidden state; a row that ends there (stop token, budget 1) frees its slot at once;
+2. runs one decode step for every occupied slot (`model.decode.decode_step` with
+   `PagedAttention`) and frees the slots whose rows ended.
+It stops when the queue is empty and no slot is occupied.
+
+The KV cache is two pools of pages (`PagedKV`): prompt pages, shared by all the rows that
+continue a prompt and freed when its last row ends, and generated pages, one row each. Pages
+are taken lowest index first, so the pages in use stay packed at the front of each pool and a
+step reads only up to the highest page in use (in blocks of `DecodePlan.block_pages`): reads
+follow what rows have filled, not the preallocated maximum. Both pools are sized for the worst
+case (every slot at the generation bucket, every slot a distinct prompt at the prompt bucket),
+so allocation never fails.
+
+Randomness is the static engine's: token t of caller row r uses fold_in(fold_in(key, r), t),
+so results do not depend on slots, admission order or timing; greedy and sampled outputs equal
+the static engine's (same key), up to float rounding of the logits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from azr_jax.model import api
+from azr_jax.model.config import ModelConfig
+from azr_jax.model.decode import PagedAttention, PagedKV, PoolView, decode_step
+from azr_jax.model.decoder import KVCache, forward
+from azr_jax.sampling.ops import SamplingMode, sample
+from azr_jax.sampling.plan import DecodePlan
+from sharding.rules import ShardingRules
+
+
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """The static sizes of one continuous program (with the plan: its jit key)."""
+
+    queue: int  # R: queued rows (a bucket; rows past the call's are never admitted)
+    prompts: int  # U: distinct prompts (a bucket)
+    prompt_len: int  # Ps: prompt tokens per prompt, a multiple of the page and prefill chunk
+    gen_len: int  # N: the generation bucket
+    group: int  # most rows one prompt has (prompt pages list that many readers)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramSpec:
+    cfg: ModelConfig
+    rules: ShardingRules | None
+    plan: DecodePlan
+    shapes: Shapes
+    mode: SamplingMode
+    stop_ids: tuple[int, ...]
+    pad_id: int
+
+    @property
+    def prompt_pages(self) -> int:
+        """Pages one prompt can take, and the prompt pool: one prompt per slot, plus one whose
+        first rows ended while later ones still wait in the queue."""
+        return self.shapes.prompt_len // self.plan.page_size
+
+    @property
+    def gen_pages(self) -> int:
+        """Pages one row's generated tokens can take (the last drawn token is never fed back)."""
+        return max(1, -(-(self.shapes.gen_len - 1) // self.plan.page_size))
+
+    def pool_pages(self, per_owner: int, owners: int) -> int:
+        return -(-(per_owner * owners) // self.plan.block_pages) * self.plan.block_pages
+
+
+class Queue(NamedTuple):
+    """The call's rows in queue order (rows of one prompt next to each other)."""
+
+    row_ids: jax.Array  # [R] caller row (its PRNG stream)
+    src: jax.Array  # [R] prompt index
+    budgets: jax.Array  # [R]
+    n_rows: jax.Array  # int32 scalar: real rows
+    tokens: jax.Array  # [U, Ps] right-padded prompts
+    lengths: jax.Array  # [U]
+    refs: jax.Array  # [U] rows per prompt
+
+
+class Stats(NamedTuple):
+    steps: jax.Array  # decode steps run
+    tokens: jax.Array  # tokens drawn by decode steps (not the first token of a row)
+    prompt_pages: jax.Array  # prompt pages read, summed over steps (per layer)
+    gen_pages: jax.Array  # generated pages read, summed over steps (per layer)
+
+
+class State(NamedTuple):
+    next: jax.Array  # queue index of the next row to admit
+    # slots [S]
+    slot_row: jax.Array  # queue index, -1 = free
+    slot_prompt: jax.Array
+    last: jax.Array  # the slot's latest token (next decoder input)
+    drawn: jax.Array  # tokens its row has drawn
+    gen_table: jax.Array  # [S, gen_pages] page ids
+    # prompts [U]
+    refs: jax.Array  # rows of the prompt not finished yet
+    resident: jax.Array  # its pages hold its keys/values
+    prompt_table: jax.Array  # [U, prompt_pages]
+    hidden: jax.Array  # [U, D] final hidden state at its last token
+    # pages
+    prompt_owner: jax.Array  # [pool] prompt index, -1 = free
+    prompt_base: jax.Array  # [pool] index of the page's first token in its prompt
+    gen_owner: jax.Array  # [pool] slot, -1 = free
+    gen_base: jax.Array  # [pool] index of the page's first token in its row's generation
+    kv: PagedKV
+    # outputs, by queue index
+    tokens: jax.Array  # [R, N]
+    logprobs: jax.Array  # [R, N]
+    lengths: jax.Array  # [R]
+    stats: Stats
+
+
+def _step_key(key: jax.Array, row: jax.Array, t: jax.Array) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(key, row), t)
+
+
+def _take_free(owner: jax.Array, want: jax.Array) -> jax.Array:
+    """Page ids for requests (want [k] bool, in order): the lowest free pages (owner < 0);
+    requests not wanted get the out-of-range id (writes to it are dropped)."""
+    free = jnp.cumsum(owner < 0)
+    rank = jnp.cumsum(want) - 1
+    ids = jnp.searchsorted(free, rank + 1).astype(jnp.int32)
+    return jnp.where(want, ids, owner.shape[0])
+
+
+def _blocks(owner: jax.Array, block: int) -> jax.Array:
+    """Blocks of `block` pages that cover every page in use."""
+    used = owner >= 0
+    top = jnp.where(used.any(), owner.shape[0] - jnp.argmax(used[::-1]), 0)
+    return (top + block - 1) // block
+
+
+def _release(s: State, prompts: jax.Array, ended: jax.Array) -> State:
+    """One ended row per entry of `prompts` where `ended`: drop its prompt reference and free
+    the pages of prompts nobody needs any more."""
+    refs = s.refs.at[prompts].add(-ended.astype(jnp.int32), mode="drop")
+    owner = s.prompt_owner
+    gone = (owner >= 0) & (jnp.take(refs, owner, mode="clip") <= 0)
+    return s._replace(refs=refs, resident=s.resident & (refs > 0),
+                      prompt_owner=jnp.where(gone, -1, owner))
+
+
+def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: State,
+             rope_table: tuple[jax.Array, jax.Array]) -> State:
+    """Prompt u through the model (`prefill_chunk` tokens per pass, as many passes as its
+    length needs) into fresh prompt pages; keeps its last hidden state."""
+    cfg, Ps, page = spec.cfg, spec.shapes.prompt_len, spec.plan.page_size
+    C = min(spec.plan.prefill_chunk, Ps)
+    n = q.lengths[u]
+    tokens = q.tokens[u][None]
+    mask = (jnp.arange(Ps) < n)[None]
+    positions = jnp.arange(Ps, dtype=jnp.int32)[None]
+    take = lambda a, c: jax.lax.dynamic_slice_in_dim(a, c * C, C, axis=1)
+
+    def last_of(h: jax.Array, c: jax.Array, last: jax.Array) -> jax.Array:
+        at = n - 1 - c * C
+        return jnp.where((at >= 0) & (at < C), h[0, jnp.clip(at, 0, C - 1)], last)
+
+    def chunk(c: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
+        h, cache = forward(cfg, params, take(tokens, c), take(positions, c), take(mask, c),
+                           carry[1], rules=spec.rules, return_hidden=True, rope_table=rope_table)
+        return last_of(h, c, carry[0]), cache
+
+    # the first pass only writes the empty cache
+    h, cache = forward(cfg, params, tokens[:, :C], positions[:, :C], mask[:, :C],
+                       KVCache.zeros(cfg, 1, Ps), rules=spec.rules, return_hidden=True,
+                       fresh_cache=True, rope_table=rope_table)
+    last = last_of(h, jnp.int32(0), jnp.zeros_like(h[0, 0]))
+    last, cache = jax.lax.fori_loop(1, (n + C - 1) // C, chunk, (last, cache))
+
+    index = jnp.arange(spec.prompt_pages, dtype=jnp.int32)
+    ids = _take_free(s.prompt_owner, index * page < n)
+    kv = s.kv._replace(prompt_k=_write_pages(s.kv.prompt_k, ids, cache.k, page),
+                       prompt_v=_write_pages(s.kv.prompt_v, ids, cache.v, page))
+    return s._replace(kv=kv, resident=s.resident.at[u].set(True),
+                      prompt_owner=s.prompt_owner.at[ids].set(u, mode="drop"),
+                      prompt_base=s.prompt_base.at[ids].set(index * page, mode="drop"),
+                      prompt_table=s.prompt_table.at[u].set(ids),
+                      hidden=s.hidden.at[u].set(last.astype(s.hidden.dtype)))
+
+
+def _write_pages(pool, ids: jax.Array, dense: jax.Array, page: int):
+    """A prompt's dense [layers, 1, Ps, K, H] cache into pool pages `ids` (ids out of range:
+    pages past the prompt, dropped)."""
+    pages = lambda x: x[0].reshape(-1, page, *x.shape[2:])
+    if isinstance(pool, tuple):
+        return tuple(p.at[ids].set(pages(d).astype(p.dtype), mode="drop")
+                     for p, d in zip(pool, dense))
+    return pool.at[:, ids].set(jax.vmap(pages)(dense).astype(pool.dtype), mode="drop")
+
+
+def _admit_one(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
+               temperature: jax.Array, top_p: jax.Array,
+               rope_table: tuple[jax.Array, jax.Array]) -> State:
+    """The next queued row into the lowest free slot (its prompt prefilled first if no row
+    before it did); draws its first token. A row that ends there takes no slot."""
+    r = s.next
+    u = q.src[r]
+    s = jax.lax.cond(s.resident[u], lambda s: s,
+                     lambda s: _prefill(spec, params, q, u, s, rope_table), s)
+    logits = api.lm_logits(spec.cfg, params, s.hidden[u][None, None], rules=spec.rules)[:, 0]
+    tok, lp = sample(logits, _step_key(key, q.row_ids[r], 0)[None], temperature, top_p,
+                     spec.mode)
+    tok, lp = tok[0], lp[0]
+    ended = _stops(spec, tok) | (q.budgets[r] <= 1)
+    slot = jnp.where(ended, s.slot_row.shape[0], jnp.argmax(s.slot_row < 0))
+    s = s._replace(
+        next=r + 1, tokens=s.tokens.at[r, 0].set(tok), logprobs=s.logprobs.at[r, 0].set(lp),
+        lengths=s.lengths.at[r].set(1),
+        slot_row=s.slot_row.at[slot].set(r, mode="drop"),
+        slot_prompt=s.slot_prompt.at[slot].set(u, mode="drop"),
+        last=s.last.at[slot].set(tok, mode="drop"), drawn=s.drawn.at[slot].set(1, mode="drop"))
+    return _release(s, u[None], ended[None])
+
+
+def _stops(spec: ProgramSpec, tokens: jax.Array) -> jax.Array:
+    if not spec.stop_ids:
+        return jnp.zeros(tokens.shape, bool)
+    return jnp.isin(tokens, jnp.asarray(spec.stop_ids, jnp.int32))
+
+
+def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[PoolView, PoolView]:
+    """Who reads which page this step, and how many tokens each page holds."""
+    S, page, blk = live.shape[0], spec.plan.page_size, spec.plan.block_pages
+    U = q.lengths.shape[0]
+    # a prompt page is read by every live row of its prompt (ranked by slot)
+    same = live[:, None] & live[None, :] & (s.slot_prompt[:, None] == s.slot_prompt[None, :])
+    rank = jnp.sum(same & (jnp.arange(S)[None, :] < jnp.arange(S)[:, None]), axis=1)
+    table = jnp.full((U, spec.shapes.group), S, jnp.int32).at[
+        jnp.where(live, s.slot_prompt, U), rank].set(jnp.arange(S, dtype=jnp.int32), mode="drop")
+    owner = s.prompt_owner
+    used = owner >= 0
+    readers = jnp.where(used[:, None], jnp.take(table, owner, axis=0, mode="clip"), S)
+    length = jnp.take(q.lengths, owner, mode="clip")
+    fill = jnp.where(used, jnp.clip(length - s.prompt_base, 0, page), 0)
+    prompt = PoolView(readers, fill, _blocks(owner, blk))
+    # a generated page is read by its row, up to the tokens written (this step's included)
+    gen_used = s.gen_owner >= 0
+    drawn = jnp.take(s.drawn, s.gen_owner, mode="clip")
+    gfill = jnp.where(gen_used, jnp.clip(drawn - s.gen_base, 0, page), 0)
+    gen = PoolView(jnp.where(gen_used, s.gen_owner, S)[:, None], gfill,
+                   _blocks(s.gen_owner, blk))
+    return prompt, gen
+
+
+def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
+            temperature: jax.Array, top_p: jax.Array,
+            rope_table: tuple[jax.Array, jax.Array]) -> State:
+    """One decode step for every occupied slot; frees the slots whose rows end."""
+    S, page = s.slot_row.shape[0], spec.plan.page_size
+    live = s.slot_row >= 0
+    t = s.drawn - 1  # index of `last` among the row's fed tokens: where its k/v goes
+    # a row starting a page takes the lowest free generated page
+    need = live & (t % page == 0)
+    fresh = _take_free(s.gen_owner, need)
+    slot_ids = jnp.arange(S, dtype=jnp.int32)
+    col = jnp.clip(t // page, 0, spec.gen_pages - 1)
+    gen_table = s.gen_table.at[jnp.where(need, slot_ids, S), col].set(fresh, mode="drop")
+    s = s._replace(gen_table=gen_table,
+                   gen_owner=s.gen_owner.at[fresh].set(slot_ids, mode="drop"),
+                   gen_base=s.gen_base.at[fresh].set(col * page, mode="drop"))
+    prompt, gen = _views(spec, q, s, live)
+    n_pool = s.gen_owner.shape[0]
+    attention = PagedAttention(
+        spec.cfg, spec.plan.block_pages,
+        write_page=jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool),
+        write_offset=t % page, prompt=prompt, gen=gen)
+    row = jnp.where(live, s.slot_row, 0)
+    position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
+    logits, kv = decode_step(spec.cfg, params, s.last, position, s.kv, attention,
+                             layout=spec.plan.layout, rules=spec.rules, rope_table=rope_table)
+    keys = jax.vmap(_step_key, (None, 0, 0))(key, q.row_ids[row], s.drawn)
+    tok, lp = sample(logits, keys, temperature, top_p, spec.mode)
+    R = q.row_ids.shape[0]
+    at = (jnp.where(live, s.slot_row, R), s.drawn)
+    drawn = s.drawn + live
+    ended = live & (_stops(spec, tok) | (drawn >= q.budgets[row]))
+    blk = spec.plan.block_pages
+    stats = s.stats._replace(steps=s.stats.steps + 1,
+                             tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
+                             prompt_pages=s.stats.prompt_pages + prompt.blocks * blk,
+                             gen_pages=s.stats.gen_pages + gen.blocks * blk)
+    s = s._replace(kv=kv, last=tok, drawn=drawn, stats=stats,
+                   tokens=s.tokens.at[at].set(tok, mode="drop"),
+                   logprobs=s.logprobs.at[at].set(lp, mode="drop"),
+                   lengths=s.lengths.at[at[0]].set(drawn, mode="drop"),
+                   gen_owner=jnp.where((s.gen_owner >= 0)
+                                       & jnp.take(ended, s.gen_owner, mode="clip"),
+                                       -1, s.gen_owner),
+                   slot_row=jnp.where(ended, -1, s.slot_row))
+    return _release(s, s.slot_prompt, ended)
+
+
+def init_state(spec: ProgramSpec, key: jax.Array) -> State:
+    """Empty slots, pools and outputs for `spec`'s shapes."""
+    cfg, plan, sh = spec.cfg, spec.plan, spec.shapes
+    S, page = plan.slots, plan.page_size
+    n_prompt = spec.pool_pages(spec.prompt_pages, min(sh.prompts, S + 1))
+    n_gen = spec.pool_pages(spec.gen_pages, S)
+    dtype = jnp.dtype(cfg.dtype)
+    pool = lambda n: jnp.zeros((cfg.num_layers, n, page, cfg.num_kv_heads, cfg.head_dim), dtype)
+    kv = PagedKV(pool(n_prompt), pool(n_prompt), pool(n_gen), pool(n_gen))
+    if plan.unstack_layers:
+        kv = PagedKV(*(tuple(x) for x in kv))
+    i32 = lambda shape, v: jnp.full(shape, v, jnp.int32)
+    zero = jnp.int32(0)
+    return State(
+        next=zero, slot_row=i32((S,), -1), slot_prompt=i32((S,), 0), last=i32((S,), 0),
+        drawn=i32((S,), 0), gen_table=i32((S, spec.gen_pages), n_gen),
+        refs=i32((sh.prompts,), 0), resident=jnp.zeros((sh.prompts,), bool),
+        prompt_table=i32((sh.prompts, spec.prompt_pages), n_prompt),
+        hidden=jnp.zeros((sh.prompts, cfg.hidden_size), dtype),
+        prompt_owner=i32((n_prompt,), -1), prompt_base=i32((n_prompt,), 0),
+        gen_owner=i32((n_gen,), -1), gen_base=i32((n_gen,), 0), kv=kv,
+        tokens=i32((sh.queue, sh.gen_len), spec.pad_id),
+        logprobs=jnp.zeros((sh.queue, sh.gen_len), jnp.float32),
+        lengths=i32((sh.queue,), 0), stats=Stats(zero, zero, zero, zero))
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def generate(params: api.Params, decode_params: api.Params, queue: Queue, key: jax.Array,
+             temperature: jax.Array, top_p: jax.Array, rope_table: tuple[jax.Array, jax.Array],
+             *, spec: ProgramSpec) -> State:
+    """Decode the whole queue; prefill on `params` (stacked), decode on `decode_params` (the
+    same weights, maybe unstacked)."""
+    state = init_state(spec, key)._replace(refs=queue.refs)
+
+    def admit(s: State) -> State:
+        return jax.lax.while_loop(
+            lambda s: jnp.any(s.slot_row < 0) & (s.next < queue.n_rows),
+            lambda s: _admit_one(spec, params, queue, s, key, temperature, top_p, rope_table), s)
+
+    def step(s: State) -> State:
+        s = admit(s)
+        return jax.lax.cond(jnp.any(s.slot_row >= 0), lambda s: _decode(
+            spec, decode_params, queue, s, key, temperature, top_p, rope_table), lambda s: s, s)
+
+    return jax.lax.while_loop(
+        lambda s: (s.next < queue.n_rows) | jnp.any(s.slot_row >= 0), step, state)

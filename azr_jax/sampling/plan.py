@@ -1,0 +1,73 @@
+"""The decode plan: every platform- and batch-dependent choice of a sampler call, made in one
+function (`make_plan`) from (platform, rows, `SamplerConfig`) and carried as one object.
+
+Each choice is a `SamplerConfig` field (None / "auto" = the rule below), so any of them can be
+forced or turned off from a config file or the command line (`--config.sampler.<field>=...`).
+The rules and the measurements behind them: benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from azr_jax.model.decoder import Layout
+from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
+
+# Tokens per KV page and pages per block of the paged read loop, by platform. Pallas' GPU and
+# TPU paged-attention kernels want pages of 16+ and 64+ tokens (they assume a page fills a
+# tile); the XLA read loop wants blocks large enough that a step runs few loop iterations.
+_PAGE_SIZE = {"cpu": 16, "gpu": 16, "tpu": 64}
+_BLOCK_TOKENS = {"cpu": 1024, "gpu": 4096, "tpu": 4096}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePlan:
+    """How one call (or, for the static engine, one chunk) is decoded; hashable, so it is part
+    of the jit key of the programs it shapes."""
+
+    engine: str  # "static" | "continuous"
+    slots: int  # rows decoded at once: a static chunk's batch bucket, or continuous slots
+    unstack_layers: bool  # decode on per-layer [out, in] weights (else the stacked scan)
+    matmul_splits: int  # decode matmuls in this many batched parts (`decoder._linear`)
+    keys_last: bool  # static engine: slot keys stored [B, K, H, S]
+    share_prompts: bool  # rows that repeat a prompt share its prefill (and its cache reads)
+    prefill_chunk: int  # prompt tokens per prefill pass
+    page_size: int  # continuous engine: tokens per KV page
+    block_pages: int  # continuous engine: pages per block of the read loop
+
+    @property
+    def layout(self) -> Layout:
+        """The decode step's weight layout."""
+        return Layout(out_in=self.unstack_layers,
+                      splits=self.matmul_splits if self.unstack_layers else 1)
+
+
+def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: int = 1,
+              engine: str | None = None) -> DecodePlan:
+    """The plan for `rows` rows on `platform` ("cpu", "gpu" or "tpu"); `engine` forces the
+    engine (the static engine plans each chunk of a call with its own batch).
+
+    - engine: continuous when the queue is longer than the slots (rows > max_batch: a freed
+      slot has a next prompt to take) or off CPU (where reading only filled pages is worth
+      the paged bookkeeping); static for a CPU call that fits one chunk (the dense slot cache
+      with its fused reads is faster there, and nothing could be refilled).
+    - slots: the batch bucket of min(rows, max_batch), a multiple of the mesh's batch split.
+    - unstack_layers: off on TPU (memory), else on.
+    - matmul_splits: 2 on CPU with 2+ slots, else 1.
+    - keys_last: on CPU for the static engine on unstacked weights.
+    """
+    c = config
+    engine = engine or c.engine
+    if engine == "auto":
+        engine = "continuous" if rows > c.max_batch or platform != "cpu" else "static"
+    slots = round_up(pick_bucket(min(rows, c.max_batch), c.batch_buckets, "batch size"),
+                     batch_multiple)
+    unstack = c.unstack_layers if c.unstack_layers is not None else platform != "tpu"
+    splits = c.decode_matmul_splits
+    if splits is None:
+        splits = 2 if platform == "cpu" and slots >= 2 else 1
+    keys_last = c.keys_last if c.keys_last is not None else platform == "cpu" and unstack
+    page = c.page_size or _PAGE_SIZE.get(platform, 16)
+    block = c.kv_block_pages or max(1, _BLOCK_TOKENS.get(platform, 1024) // page)
+    return DecodePlan(engine=engine, slots=slots, unstack_layers=unstack, matmul_splits=splits,
+                      keys_last=keys_last, share_prompts=c.share_prompts,
+                      prefill_chunk=c.prefill_chunk, page_size=page, block_pages=block)
