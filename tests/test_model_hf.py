@@ -162,8 +162,9 @@ def test_shared_prefix_decode_matches_full_forward(tiny, plan):
 def test_paged_decode_matches_full_forward(tiny, plan):
     """`PagedAttention`: 2 prompts in pages of 4 tokens (one page 3/4 full), 3 rows each: rows
     0-2 read prompt 0's pages once per step, rows 3-5 prompt 1's; each row writes its own
-    generated pages (taken out of order from a shuffled pool, read in blocks of 2 pages, some
-    unused). Logits equal one cache-free forward over prompt + continuation."""
+    generated pages (taken out of order from a shuffled pool, some unused); the step reads the
+    prompt pool's first 5 pages (the 6th is past every prompt). Logits equal one cache-free
+    forward over prompt + continuation."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     page, steps, U, R = 4, 6, 2, 3
@@ -176,7 +177,7 @@ def test_paged_decode_matches_full_forward(tiny, plan):
 
     L, K, H = cfg.num_layers, cfg.num_kv_heads, cfg.head_dim
     n_prompt, n_gen = 6, 16
-    prompt_k = np.zeros((L, n_prompt, page, K, H), np.float32)
+    prompt_k = np.zeros((L, n_prompt, K, page, H), np.float32)
     prompt_v = np.zeros_like(prompt_k)
     prompt_owner = np.full((n_prompt,), -1)
     prompt_base = np.zeros((n_prompt,), np.int32)
@@ -185,16 +186,15 @@ def test_paged_decode_matches_full_forward(tiny, plan):
         pre = _prefill_prefix(cfg, params, [p])[0]
         for j, at in enumerate(placement[u]):
             n = min(page, len(p) - j * page)
-            prompt_k[:, at, :n] = np.asarray(pre.k)[:, 0, j * page:j * page + n]
-            prompt_v[:, at, :n] = np.asarray(pre.v)[:, 0, j * page:j * page + n]
+            prompt_k[:, at, :, :n] = np.asarray(pre.k)[:, 0, j * page:j * page + n].swapaxes(1, 2)
+            prompt_v[:, at, :, :n] = np.asarray(pre.v)[:, 0, j * page:j * page + n].swapaxes(1, 2)
             prompt_owner[at], prompt_base[at] = u, j * page
     readers = np.where(prompt_owner[:, None] >= 0,
                        np.arange(R)[None, :] + R * np.maximum(prompt_owner, 0)[:, None], U * R)
     fill = np.where(prompt_owner >= 0,
                     np.clip(np.array([len(p) for p in prompts])[prompt_owner] - prompt_base,
                             0, page), 0)
-    prompt_view = decode.PoolView(jnp.asarray(readers, jnp.int32), jnp.asarray(fill, jnp.int32),
-                                  jnp.int32(3))
+    prompt_view = decode.PoolView(jnp.asarray(readers, jnp.int32), jnp.asarray(fill, jnp.int32))
     gen_pages = np.random.default_rng(0).permutation(n_gen)[:U * R * 2].reshape(U * R, 2)
 
     def attention_for(kv, t, _):
@@ -205,12 +205,12 @@ def test_paged_decode_matches_full_forward(tiny, plan):
             jnp.where(t >= page, jnp.arange(U * R), U * R))
         base = jnp.zeros((n_gen,), jnp.int32).at[jnp.asarray(gen_pages[:, 1])].set(page)
         gfill = jnp.where(owner < U * R, jnp.clip(t + 1 - base, 0, page), 0)
-        view = decode.PoolView(owner[:, None], gfill, jnp.int32(n_gen // 2))
-        return kv, decode.PagedAttention(cfg, 2, page_of, jnp.full((U * R,), t % page),
+        view = decode.PoolView(owner[:, None], gfill)
+        return kv, decode.PagedAttention(cfg, (5, n_gen), page_of, jnp.full((U * R,), t % page),
                                          prompt_view, view)
 
     run, step, per_layer, _ = _decode_runner(cfg, params, plan, attention_for)
-    gen = np.zeros((L, n_gen, page, K, H), np.float32)
+    gen = np.zeros((L, n_gen, K, page, H), np.float32)
     kv = decode.PagedKV(*(jnp.asarray(x) for x in (prompt_k, prompt_v, gen, gen)))
     if per_layer:
         kv = decode.PagedKV(*(tuple(x) for x in kv))

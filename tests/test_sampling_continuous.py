@@ -25,7 +25,7 @@ TRIGGER = 7  # the eos model's next token is EOS whenever its input token is thi
 # 3 decode slots (a batch bucket of 3), pages of 4 tokens read in blocks of 2 pages, prefill
 # passes of 8 tokens: small enough that prompts span several pages and passes.
 CONFIG = SamplerConfig(prompt_buckets=(8, 16, 32), gen_buckets=(8, 16, 24), max_batch=3,
-                       batch_buckets=(1, 2, 3, 4, 8, 16), page_size=4, kv_block_pages=2,
+                       batch_buckets=(1, 2, 3, 4, 8, 16), page_size=4, read_extents=2,
                        prefill_chunk=8)
 STATIC = dataclasses.replace(CONFIG, engine="static", max_batch=16)
 CONTINUOUS = dataclasses.replace(CONFIG, engine="continuous")

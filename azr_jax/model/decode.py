@@ -9,9 +9,9 @@ the cache is the job of an *attention backend* handed to it, one per cache type:
   once per group, not once per row).
 - `PagedAttention` over a `PagedKV`: the continuous engine's cache, two pools of fixed-size
   pages, one for prompts (a page is read once for all the rows that continue its prompt) and
-  one for generated tokens (a page belongs to one row). A step reads the pools' pages in
-  blocks, up to the highest page in use, so reads follow what rows have actually filled rather
-  than a preallocated maximum.
+  one for generated tokens (a page belongs to one row). A step reads only the pools' first
+  pages, as many as hold every page in use (a static extent the engine picks per step), so
+  reads follow what rows have actually filled rather than a preallocated maximum.
 
 Weights are either stacked ([layers, ...], a `fori_loop` over layers: what TPUs keep) or
 `unstack_layers`' per-layer [out, in] matrices (a Python loop: no per-step copy out of the
@@ -61,9 +61,10 @@ class SlotKV(NamedTuple):
 
 
 class PagedKV(NamedTuple):
-    """The continuous engine's decode cache: per layer, pages [pages, page_size, kv_heads,
+    """The continuous engine's decode cache: per layer, pages [pages, kv_heads, page_size,
     head_dim] of prompt keys/values and of generated keys/values (what fills them, and who
-    reads which page, is the engine's bookkeeping: `PagedAttention`)."""
+    reads which page, is the engine's bookkeeping: `PagedAttention`). Pages and heads lead,
+    so the scores are one batched matmul over (page, head) with no transpose."""
 
     prompt_k: Buffers
     prompt_v: Buffers
@@ -217,17 +218,12 @@ def _prefix_values(probs: jax.Array, pv: jax.Array) -> jax.Array:
 
 # --------------------------------------------------------------------------- paged pools
 class PoolView(NamedTuple):
-    """Who reads a pool's pages this step and how full they are.
-
-    readers: [pages, R] the rows that read each page (R = 1 for generated pages; for prompt
-    pages, up to the most rows one prompt has), B where none; fill: [pages] tokens held;
-    blocks: int32 scalar, how many blocks of `PagedAttention.block_pages` pages hold every
-    page in use (the step reads those and no further).
-    """
+    """Who reads a pool's pages this step and how full they are: readers [pages, R], the rows
+    that read each page (R = 1 for generated pages; for prompt pages, up to the most rows one
+    prompt has), B where none; fill [pages], the tokens each page holds."""
 
     readers: jax.Array
     fill: jax.Array
-    blocks: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,14 +231,15 @@ class PagedAttention:
     """Attention of one new token per row over a `PagedKV` (built by the engine per step).
 
     Each layer first writes the row's new key/value at (write_page, write_offset) of the
-    generated pool (rows with write_page out of range write nothing), then reads both pools
-    block by block: each page's scores against the queries of its readers, a softmax partial
-    (max, sum, weighted values) per page, merged into the rows with the usual rescaling. A
-    prompt page is read once however many rows continue that prompt.
+    generated pool (rows with write_page out of range write nothing), then reads the first
+    `extents` pages of each pool (static: the engine picks the smallest of a few extents that
+    holds every page in use): each page's scores against the queries of its readers, a softmax
+    partial (max, sum, weighted values) per page, merged into the rows. A prompt page is read
+    once however many rows continue that prompt.
     """
 
     cfg: ModelConfig
-    block_pages: int  # static: pages per block of the read loop
+    extents: tuple[int, int]  # static: pages read from the prompt pool and the generated pool
     write_page: jax.Array  # [B]
     write_offset: jax.Array  # [B]
     prompt: PoolView
@@ -251,53 +248,47 @@ class PagedAttention:
     def __call__(self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array,
                  kv: PagedKV) -> tuple[jax.Array, PagedKV]:
         cfg = self.cfg
-        at = (self.write_page, self.write_offset)
+        at = (self.write_page, slice(None), self.write_offset)
         kv = kv._replace(gen_k=_scatter(kv.gen_k, i, at, k[:, 0]),
                          gen_v=_scatter(kv.gen_v, i, at, v[:, 0]))
         qg = _grouped(cfg, q)
-        B, K, G, H = qg.shape
-        acc = (jnp.full((B, K, G), MASK_VALUE, jnp.float32), jnp.zeros((B, K, G), jnp.float32),
-               jnp.zeros((B, K, G, H), jnp.float32))
-        acc = self._pool(qg, _read(kv.prompt_k, i), _read(kv.prompt_v, i), self.prompt, acc)
-        _, total, out = self._pool(qg, _read(kv.gen_k, i), _read(kv.gen_v, i), self.gen, acc)
-        out = out / jnp.maximum(total, 1e-30)[..., None]
+        parts = [self._pages(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
+                 for pk, pv, view, n in ((kv.prompt_k, kv.prompt_v, self.prompt, self.extents[0]),
+                                         (kv.gen_k, kv.gen_v, self.gen, self.extents[1]))]
+        rows, m, total, out = (jnp.concatenate(x, axis=0) for x in zip(*parts))
+        out = _combine(rows, m, total, out, qg.shape[0])
         return out.astype(jnp.dtype(cfg.dtype)).reshape(q.shape), kv
 
-    def _pool(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView,
-              acc: tuple[jax.Array, jax.Array, jax.Array]) -> tuple[jax.Array, ...]:
-        """Fold `view.blocks` blocks of one pool's pages into the rows' running softmax."""
+    def _pages(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
+               ) -> tuple[jax.Array, ...]:
+        """Softmax partials of n pages [n, K, page, H] for their readers: (reader row, max,
+        sum of exp, exp-weighted values), one entry per (page, reader)."""
         dtype = jnp.dtype(self.cfg.dtype)
-        scale = self.cfg.head_dim ** -0.5
-        n = min(self.block_pages, pk.shape[0])
-        page = pk.shape[1]
-        B = qg.shape[0]
-
-        def body(b: jax.Array, acc: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-            take = lambda a: jax.lax.dynamic_slice_in_dim(a, b * n, n, axis=0)
-            k, v, readers, fill = take(pk).astype(dtype), take(pv).astype(dtype), \
-                take(view.readers), take(view.fill)
-            q = jnp.take(qg, readers, axis=0, mode="clip")  # [n, R, K, G, H]
-            s = jnp.einsum("prkgh,pskh->prkgs", q, k, preferred_element_type=jnp.float32) * scale
-            real = (jnp.arange(page)[None, :] < fill[:, None])[:, None, None, None, :]
-            s = jnp.where(real, s, MASK_VALUE)
-            m = jnp.max(s, axis=-1)
-            e = jnp.where(real, jnp.exp(s - m[..., None]), 0.0)
-            o = jnp.einsum("prkgs,pskh->prkgh", e.astype(dtype), v,
-                           preferred_element_type=jnp.float32)
-            return _merge(acc, readers.reshape(-1), m.reshape(-1, *m.shape[2:]),
-                          e.sum(-1).reshape(-1, *m.shape[2:]), o.reshape(-1, *o.shape[2:]), B)
-
-        return jax.lax.fori_loop(0, view.blocks, body, acc)
+        B, K, G, H = qg.shape
+        readers, fill = view.readers[:n], view.fill[:n]
+        R = readers.shape[1]
+        q = jnp.take(qg, readers, axis=0, mode="clip")  # [n, R, K, G, H]
+        q = q.transpose(0, 2, 1, 3, 4).reshape(n, K, R * G, H)
+        s = jnp.einsum("pkqh,pksh->pkqs", q, pk.astype(dtype),
+                       preferred_element_type=jnp.float32) * self.cfg.head_dim ** -0.5
+        real = (jnp.arange(pk.shape[2])[None, :] < fill[:, None])[:, None, None, :]
+        s = jnp.where(real, s, MASK_VALUE)
+        m = jnp.max(s, axis=-1)
+        e = jnp.where(real, jnp.exp(s - m[..., None]), 0.0)
+        o = jnp.einsum("pkqs,pksh->pkqh", e.astype(dtype), pv.astype(dtype),
+                       preferred_element_type=jnp.float32)
+        per_row = lambda x: x.reshape(n, K, R, G, *x.shape[3:]).swapaxes(1, 2).reshape(
+            n * R, K, G, *x.shape[3:])
+        return readers.reshape(-1), per_row(m), per_row(e.sum(-1)), per_row(o)
 
 
-def _merge(acc: tuple[jax.Array, jax.Array, jax.Array], rows: jax.Array, m: jax.Array,
-           total: jax.Array, out: jax.Array, B: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Fold per-page softmax partials (max m, sum of exp, exp-weighted values), each belonging
-    to row `rows[j]` (B = nobody), into the rows' running (max, sum, values)."""
-    M, L, O = acc
-    new_m = M.at[rows].max(m, mode="drop")
-    keep = jnp.exp(M - new_m)
-    w = jnp.exp(m - jnp.take(new_m, rows, axis=0, mode="clip"))
-    L = L * keep + jnp.zeros_like(L).at[rows].add(w * total, mode="drop")
-    O = O * keep[..., None] + jnp.zeros_like(O).at[rows].add(w[..., None] * out, mode="drop")
-    return new_m, L, O
+def _combine(rows: jax.Array, m: jax.Array, total: jax.Array, out: jax.Array, B: int
+             ) -> jax.Array:
+    """Attention outputs [B, K, G, H] from per-page softmax partials (max m, sum of exp,
+    exp-weighted values), entry j belonging to row `rows[j]` (B = nobody)."""
+    row_max = jnp.full((B,) + m.shape[1:], MASK_VALUE, jnp.float32).at[rows].max(m, mode="drop")
+    w = jnp.exp(m - jnp.take(row_max, rows, axis=0, mode="clip"))
+    total = jnp.zeros_like(row_max).at[rows].add(w * total, mode="drop")
+    out = jnp.zeros((B,) + out.shape[1:], jnp.float32).at[rows].add(w[..., None] * out,
+                                                                     mode="drop")
+    return out / jnp.maximum(total, 1e-30)[..., None]

@@ -114,10 +114,11 @@ class SamplerConfig:
     # (faster CPU scores) instead of [B, kv_heads, S, head_dim] (faster on an H200).
     # None = on for CPU only.
     keys_last: bool | None = None
-    # Continuous engine: tokens per KV page, and pages per block of the attention read loop
-    # (a step reads whole blocks up to the highest page in use). None = by platform.
+    # Continuous engine: tokens per KV page, and how many read extents a decode step is
+    # compiled for (the pools' first 1/2^k, k < read_extents; a step reads the smallest extent
+    # that holds every page in use, so at most twice what rows have filled). None = by platform.
     page_size: int | None = None
-    kv_block_pages: int | None = None
+    read_extents: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_buckets", _check_buckets("prompt_buckets", self.prompt_buckets))
@@ -139,7 +140,7 @@ class SamplerConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ValueError(f"{name} must be None or a bool, got {value!r}")
-        for name in ("decode_matmul_splits", "page_size", "kv_block_pages"):
+        for name in ("decode_matmul_splits", "page_size", "read_extents"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
@@ -184,4 +185,4 @@ def sampler_config(section) -> SamplerConfig:
         share_prompts=section.get("share_prompts", True),
         unstack_layers=tristate("unstack_layers"), keys_last=tristate("keys_last"),
         decode_matmul_splits=auto_int("decode_matmul_splits"),
-        page_size=auto_int("page_size"), kv_block_pages=auto_int("kv_block_pages"))
+        page_size=auto_int("page_size"), read_extents=auto_int("read_extents"))

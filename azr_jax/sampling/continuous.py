@@ -12,11 +12,11 @@ It stops when the queue is empty and no slot is occupied.
 
 The KV cache is two pools of pages (`PagedKV`): prompt pages, shared by all the rows that
 continue a prompt and freed when its last row ends, and generated pages, one row each. Pages
-are taken lowest index first, so the pages in use stay packed at the front of each pool and a
-step reads only up to the highest page in use (in blocks of `DecodePlan.block_pages`): reads
-follow what rows have filled, not the preallocated maximum. Both pools are sized for the worst
-case (every slot at the generation bucket, every slot a distinct prompt at the prompt bucket),
-so allocation never fails.
+are taken lowest index first, so the pages in use stay packed at the front of each pool, and a
+step reads the smallest of `DecodePlan.read_extents` extents (the pools' first 1/8, 1/4, ...)
+that holds every page in use: reads follow what rows have filled (within 2x), not the
+preallocated maximum. Both pools are sized for the worst case (every slot at the generation
+bucket, every slot a distinct prompt at the prompt bucket), so allocation never fails.
 
 Randomness is the static engine's: token t of caller row r uses fold_in(fold_in(key, r), t),
 so results do not depend on slots, admission order or timing; greedy and sampled outputs equal
@@ -72,8 +72,11 @@ class ProgramSpec:
         """Pages one row's generated tokens can take (the last drawn token is never fed back)."""
         return max(1, -(-(self.shapes.gen_len - 1) // self.plan.page_size))
 
-    def pool_pages(self, per_owner: int, owners: int) -> int:
-        return -(-(per_owner * owners) // self.plan.block_pages) * self.plan.block_pages
+    def extents(self, prompt_pool: int, gen_pool: int) -> list[tuple[int, int]]:
+        """The (prompt, generated) pages a step may read, smallest first: the pools' first
+        1/2^k, k = read_extents - 1 .. 0 (one compiled step each)."""
+        n = self.plan.read_extents
+        return [(-(-prompt_pool // 2 ** k), -(-gen_pool // 2 ** k)) for k in range(n - 1, -1, -1)]
 
 
 class Queue(NamedTuple):
@@ -134,11 +137,10 @@ def _take_free(owner: jax.Array, want: jax.Array) -> jax.Array:
     return jnp.where(want, ids, owner.shape[0])
 
 
-def _blocks(owner: jax.Array, block: int) -> jax.Array:
-    """Blocks of `block` pages that cover every page in use."""
+def _top(owner: jax.Array) -> jax.Array:
+    """Pages up to and including the highest page in use."""
     used = owner >= 0
-    top = jnp.where(used.any(), owner.shape[0] - jnp.argmax(used[::-1]), 0)
-    return (top + block - 1) // block
+    return jnp.where(used.any(), owner.shape[0] - jnp.argmax(used[::-1]), 0)
 
 
 def _release(s: State, prompts: jax.Array, ended: jax.Array) -> State:
@@ -193,7 +195,7 @@ def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: S
 def _write_pages(pool, ids: jax.Array, dense: jax.Array, page: int):
     """A prompt's dense [layers, 1, Ps, K, H] cache into pool pages `ids` (ids out of range:
     pages past the prompt, dropped)."""
-    pages = lambda x: x[0].reshape(-1, page, *x.shape[2:])
+    pages = lambda x: x[0].reshape(-1, page, *x.shape[2:]).swapaxes(1, 2)  # [n, K, page, H]
     if isinstance(pool, tuple):
         return tuple(p.at[ids].set(pages(d).astype(p.dtype), mode="drop")
                      for p, d in zip(pool, dense))
@@ -232,7 +234,7 @@ def _stops(spec: ProgramSpec, tokens: jax.Array) -> jax.Array:
 
 def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[PoolView, PoolView]:
     """Who reads which page this step, and how many tokens each page holds."""
-    S, page, blk = live.shape[0], spec.plan.page_size, spec.plan.block_pages
+    S, page = live.shape[0], spec.plan.page_size
     U = q.lengths.shape[0]
     # a prompt page is read by every live row of its prompt (ranked by slot)
     same = live[:, None] & live[None, :] & (s.slot_prompt[:, None] == s.slot_prompt[None, :])
@@ -244,13 +246,12 @@ def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[Pool
     readers = jnp.where(used[:, None], jnp.take(table, owner, axis=0, mode="clip"), S)
     length = jnp.take(q.lengths, owner, mode="clip")
     fill = jnp.where(used, jnp.clip(length - s.prompt_base, 0, page), 0)
-    prompt = PoolView(readers, fill, _blocks(owner, blk))
+    prompt = PoolView(readers, fill)
     # a generated page is read by its row, up to the tokens written (this step's included)
     gen_used = s.gen_owner >= 0
     drawn = jnp.take(s.drawn, s.gen_owner, mode="clip")
     gfill = jnp.where(gen_used, jnp.clip(drawn - s.gen_base, 0, page), 0)
-    gen = PoolView(jnp.where(gen_used, s.gen_owner, S)[:, None], gfill,
-                   _blocks(s.gen_owner, blk))
+    gen = PoolView(jnp.where(gen_used, s.gen_owner, S)[:, None], gfill)
     return prompt, gen
 
 
@@ -272,25 +273,32 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
                    gen_base=s.gen_base.at[fresh].set(col * page, mode="drop"))
     prompt, gen = _views(spec, q, s, live)
     n_pool = s.gen_owner.shape[0]
-    attention = PagedAttention(
-        spec.cfg, spec.plan.block_pages,
-        write_page=jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool),
-        write_offset=t % page, prompt=prompt, gen=gen)
-    row = jnp.where(live, s.slot_row, 0)
+    write = (jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool),
+             t % page)
     position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
-    logits, kv = decode_step(spec.cfg, params, s.last, position, s.kv, attention,
-                             layout=spec.plan.layout, rules=spec.rules, rope_table=rope_table)
+    # read the smallest extent of each pool that holds every page in use
+    extents = spec.extents(s.prompt_owner.shape[0], n_pool)
+    fits = [(_top(s.prompt_owner) <= a) & (_top(s.gen_owner) <= b) for a, b in extents]
+    pick = len(extents) - jnp.sum(jnp.stack(fits).astype(jnp.int32))
+
+    def step(extent: tuple[int, int], kv: PagedKV) -> tuple[jax.Array, PagedKV]:
+        attention = PagedAttention(spec.cfg, extent, *write, prompt, gen)
+        return decode_step(spec.cfg, params, s.last, position, kv, attention,
+                           layout=spec.plan.layout, rules=spec.rules, rope_table=rope_table)
+
+    logits, kv = jax.lax.switch(pick, [functools.partial(step, e) for e in extents], s.kv)
+    row = jnp.where(live, s.slot_row, 0)
     keys = jax.vmap(_step_key, (None, 0, 0))(key, q.row_ids[row], s.drawn)
     tok, lp = sample(logits, keys, temperature, top_p, spec.mode)
     R = q.row_ids.shape[0]
     at = (jnp.where(live, s.slot_row, R), s.drawn)
     drawn = s.drawn + live
     ended = live & (_stops(spec, tok) | (drawn >= q.budgets[row]))
-    blk = spec.plan.block_pages
+    read = jnp.asarray(extents, jnp.int32)[pick]
     stats = s.stats._replace(steps=s.stats.steps + 1,
                              tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
-                             prompt_pages=s.stats.prompt_pages + prompt.blocks * blk,
-                             gen_pages=s.stats.gen_pages + gen.blocks * blk)
+                             prompt_pages=s.stats.prompt_pages + read[0],
+                             gen_pages=s.stats.gen_pages + read[1])
     s = s._replace(kv=kv, last=tok, drawn=drawn, stats=stats,
                    tokens=s.tokens.at[at].set(tok, mode="drop"),
                    logprobs=s.logprobs.at[at].set(lp, mode="drop"),
@@ -306,10 +314,10 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
     """Empty slots, pools and outputs for `spec`'s shapes."""
     cfg, plan, sh = spec.cfg, spec.plan, spec.shapes
     S, page = plan.slots, plan.page_size
-    n_prompt = spec.pool_pages(spec.prompt_pages, min(sh.prompts, S + 1))
-    n_gen = spec.pool_pages(spec.gen_pages, S)
+    n_prompt = spec.prompt_pages * min(sh.prompts, S + 1)
+    n_gen = spec.gen_pages * S
     dtype = jnp.dtype(cfg.dtype)
-    pool = lambda n: jnp.zeros((cfg.num_layers, n, page, cfg.num_kv_heads, cfg.head_dim), dtype)
+    pool = lambda n: jnp.zeros((cfg.num_layers, n, cfg.num_kv_heads, page, cfg.head_dim), dtype)
     kv = PagedKV(pool(n_prompt), pool(n_prompt), pool(n_gen), pool(n_gen))
     if plan.unstack_layers:
         kv = PagedKV(*(tuple(x) for x in kv))

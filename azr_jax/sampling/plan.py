@@ -12,11 +12,11 @@ import dataclasses
 from azr_jax.model.decoder import Layout
 from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
 
-# Tokens per KV page and pages per block of the paged read loop, by platform. Pallas' GPU and
-# TPU paged-attention kernels want pages of 16+ and 64+ tokens (they assume a page fills a
-# tile); the XLA read loop wants blocks large enough that a step runs few loop iterations.
+# Tokens per KV page, by platform (a TPU tile holds 64+ rows of a page), and how many read
+# extents a paged decode step is compiled for (the pools' first 1/8, 1/4, 1/2, all: a step
+# reads at most twice the pages in use, at one compiled step per extent).
 _PAGE_SIZE = {"cpu": 16, "gpu": 16, "tpu": 64}
-_BLOCK_TOKENS = {"cpu": 1024, "gpu": 4096, "tpu": 4096}
+_READ_EXTENTS = {"cpu": 2, "gpu": 4, "tpu": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,7 @@ class DecodePlan:
     share_prompts: bool  # rows that repeat a prompt share its prefill (and its cache reads)
     prefill_chunk: int  # prompt tokens per prefill pass
     page_size: int  # continuous engine: tokens per KV page
-    block_pages: int  # continuous engine: pages per block of the read loop
+    read_extents: int  # continuous engine: pool extents a step can read (one program each)
 
     @property
     def layout(self) -> Layout:
@@ -67,7 +67,7 @@ def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: i
         splits = 2 if platform == "cpu" and slots >= 2 else 1
     keys_last = c.keys_last if c.keys_last is not None else platform == "cpu" and unstack
     page = c.page_size or _PAGE_SIZE.get(platform, 16)
-    block = c.kv_block_pages or max(1, _BLOCK_TOKENS.get(platform, 1024) // page)
+    extents = c.read_extents or _READ_EXTENTS.get(platform, 4)
     return DecodePlan(engine=engine, slots=slots, unstack_layers=unstack, matmul_splits=splits,
                       keys_last=keys_last, share_prompts=c.share_prompts,
-                      prefill_chunk=c.prefill_chunk, page_size=page, block_pages=block)
+                      prefill_chunk=c.prefill_chunk, page_size=page, read_extents=extents)
