@@ -110,13 +110,18 @@ DECODE_PLANS = {"stacked": (False, 1, False), "unstacked": (True, 1, False),
 
 
 def _decode_runner(cfg, params, name, attention_for):
-    """A jitted one-token decode step on `params` laid out as DECODE_PLANS[name] says."""
+    """A jitted one-token decode step on `params` laid out as DECODE_PLANS[name] says;
+    `attention_for(kv, extra, keys_last)` gives the backend and the cache it starts from."""
     out_in, splits, keys_last = DECODE_PLANS[name]
     run = api.unstack_layers(params) if out_in else params
     layout = decoder.Layout(out_in=out_in, splits=splits)
-    step = jax.jit(lambda p, t, q, c, extra: decode.decode_step(
-        cfg, p, t, q, *attention_for(c, extra, keys_last), layout=layout))
-    return run, step, out_in, keys_last
+
+    def step(p, t, q, kv, extra):
+        kv, attention = attention_for(kv, extra, keys_last)
+        logits, kv = decode.decode_step(cfg, p, t, q, kv, attention, layout=layout)
+        return logits, attention.end(kv)
+
+    return run, jax.jit(step), out_in, keys_last
 
 
 @pytest.mark.parametrize("plan", sorted(DECODE_PLANS))
@@ -153,7 +158,6 @@ def test_shared_prefix_decode_matches_full_forward(tiny, plan):
     for j in range(steps):
         last = last + 1
         logits, kv = step(run, extra[:, j], last, kv, None)
-        kv = kv._replace(index=kv.index + 1)
         np.testing.assert_allclose(np.asarray(logits), want[:, j], atol=1e-5)
     assert int(kv.index) == steps
 
@@ -204,16 +208,17 @@ def test_paged_decode_matches_full_forward(tiny, plan):
         owner = owner.at[jnp.asarray(gen_pages[:, 1])].set(
             jnp.where(t >= page, jnp.arange(U * R), U * R))
         base = jnp.zeros((n_gen,), jnp.int32).at[jnp.asarray(gen_pages[:, 1])].set(page)
-        gfill = jnp.where(owner < U * R, jnp.clip(t + 1 - base, 0, page), 0)
+        gfill = jnp.where(owner < U * R, jnp.clip(t - base, 0, page), 0)  # written before t
         view = decode.PoolView(owner[:, None], gfill)
-        return kv, decode.PagedAttention(cfg, (5, n_gen), page_of, jnp.full((U * R,), t % page),
-                                         prompt_view, view)
+        attention = decode.PagedAttention(cfg, (5, n_gen), page_of, jnp.full((U * R,), t % page),
+                                          prompt_view, view)
+        return attention.start(kv, U * R), attention
 
     run, step, per_layer, _ = _decode_runner(cfg, params, plan, attention_for)
     gen = np.zeros((L, n_gen, K, page, H), np.float32)
     kv = decode.PagedKV(*(jnp.asarray(x) for x in (prompt_k, prompt_v, gen, gen)))
     if per_layer:
-        kv = decode.PagedKV(*(tuple(x) for x in kv))
+        kv = decode.PagedKV(*(tuple(x) for x in kv[:4]))
     last = np.array([len(p) for p in prompts])[src] - 1
     for j in range(steps):
         last = last + 1

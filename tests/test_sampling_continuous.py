@@ -102,10 +102,10 @@ def test_continuous_equals_static_on_mixed_lengths(eos_model, sp):
 
 def test_queue_longer_than_the_slots_and_its_measurements(qwen):
     """12 rows with forced lengths (stop tokens off) through 3 slots: outputs equal the static
-    engine's, and the decode steps, decode tokens and slot utilisation equal a plain-Python
-    simulation of the schedule (admit the next row into a free slot before each step; a row
-    of budget 1 never takes a slot). The KV bytes read per step lie between what the rows had
-    filled and that rounded up to whole blocks of pages, far below the static engine's."""
+    engine's, and the decode steps, decode tokens, rows computed and slot utilisation equal a
+    plain-Python simulation of the schedule (admit the next row into a free slot before each
+    step; a row of budget 1 never takes a slot; a lone row left runs on a 1-row step). The KV
+    bytes read are at least what the rows had filled, and far below the static engine's."""
     _, cfg, params = qwen
     rows = _rows(1, (6, 14, 3, 9, 22, 5, 11, 7, 18, 2, 13, 8))
     budgets = [24, 3, 17, 1, 9, 24, 2, 12, 5, 20, 1, 8]
@@ -114,20 +114,21 @@ def test_queue_longer_than_the_slots_and_its_measurements(qwen):
     _assert_same(static, cont)
     np.testing.assert_array_equal(cont.lengths, budgets)
 
-    steps, tokens, filled = _simulate(budgets, [len(r) for r in rows], slots=3)
-    assert (cont.decode_steps, cont.decode_tokens) == (steps, tokens)
-    assert cont.slot_steps == 3 * steps
-    assert cont.slot_utilisation == pytest.approx(tokens / (3 * steps))
+    # 3 slots: steps 3 rows wide, or 1 once a single row is left (slots // 2 = 1)
+    steps, tokens, computed, filled = _simulate(budgets, [len(r) for r in rows], 3, (1, 3))
+    assert (cont.decode_steps, cont.decode_tokens, cont.slot_steps) == (steps, tokens, computed)
+    assert cont.slot_utilisation == pytest.approx(tokens / computed)
     assert cont.slot_utilisation > static.slot_utilisation
     per_slot = _kv_bytes_per_slot(cfg)
     assert filled * per_slot <= cont.kv_bytes_read
     assert cont.kv_bytes_per_token < static.kv_bytes_per_token / 2
 
 
-def _simulate(budgets, prompt_lengths, slots):
-    """(decode steps, decode tokens, KV tokens the live rows had filled, summed over steps)."""
+def _simulate(budgets, prompt_lengths, slots, widths):
+    """(decode steps, decode tokens, rows computed: the narrowest of `widths` holding the rows
+    left, KV tokens the live rows had filled), each summed over steps."""
     queue = list(zip(budgets, prompt_lengths))
-    live, steps, tokens, filled = [], 0, 0, 0
+    live, steps, tokens, computed, filled = [], 0, 0, 0, 0
     while queue or live:
         while queue and len(live) < slots:
             budget, n = queue.pop(0)
@@ -136,12 +137,13 @@ def _simulate(budgets, prompt_lengths, slots):
         if live:
             steps += 1
             tokens += len(live)
+            computed += min(w for w in widths if w >= len(live))
             for row in live:
                 row[0] -= 1
                 row[2] += 1
                 filled += row[1] + row[2]
             live = [row for row in live if row[0] > 0]
-    return steps, tokens, filled
+    return steps, tokens, computed, filled
 
 
 def test_shared_prompts_and_a_mesh(qwen):

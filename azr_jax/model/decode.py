@@ -64,12 +64,20 @@ class PagedKV(NamedTuple):
     """The continuous engine's decode cache: per layer, pages [pages, kv_heads, page_size,
     head_dim] of prompt keys/values and of generated keys/values (what fills them, and who
     reads which page, is the engine's bookkeeping: `PagedAttention`). Pages and heads lead,
-    so the scores are one batched matmul over (page, head) with no transpose."""
+    so the scores are one batched matmul over (page, head) with no transpose.
+
+    new_k, new_v: [layers, B, kv_heads, head_dim], the step's own keys/values, which the
+    layers attend directly and `PagedAttention.end` writes into the pages after the step
+    (so a step only reads the pools: the engine can pick among compiled steps with
+    `lax.switch` without XLA copying the pools in and out of the branches).
+    """
 
     prompt_k: Buffers
     prompt_v: Buffers
     gen_k: Buffers
     gen_v: Buffers
+    new_k: jax.Array | None = None
+    new_v: jax.Array | None = None
 
 
 def _read(buf: Buffers, i: int | jax.Array) -> jax.Array:
@@ -84,12 +92,12 @@ def _update(buf: Buffers, i: int | jax.Array, new: jax.Array, at: tuple) -> Buff
     return jax.lax.dynamic_update_slice(buf, new[None].astype(buf.dtype), (i, *at))
 
 
-def _scatter(buf: Buffers, i: int | jax.Array, idx: tuple, new: jax.Array) -> Buffers:
-    """`new` scattered into layer i at index arrays `idx` (out-of-range indices dropped)."""
+def _scatter_all(buf: Buffers, idx: tuple, new: jax.Array) -> Buffers:
+    """new[i] scattered into layer i of `buf` at index arrays `idx`, every layer
+    (out-of-range indices dropped)."""
     if isinstance(buf, tuple):
-        return buf[:i] + (buf[i].at[idx].set(new.astype(buf[i].dtype), mode="drop"),) \
-            + buf[i + 1:]
-    return buf.at[(i, *idx)].set(new.astype(buf.dtype), mode="drop")
+        return tuple(b.at[idx].set(n.astype(b.dtype), mode="drop") for b, n in zip(buf, new))
+    return jax.vmap(lambda b, n: b.at[idx].set(n.astype(b.dtype), mode="drop"))(buf, new)
 
 
 def decode_step(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array,
@@ -230,12 +238,12 @@ class PoolView(NamedTuple):
 class PagedAttention:
     """Attention of one new token per row over a `PagedKV` (built by the engine per step).
 
-    Each layer first writes the row's new key/value at (write_page, write_offset) of the
-    generated pool (rows with write_page out of range write nothing), then reads the first
-    `extents` pages of each pool (static: the engine picks the smallest of a few extents that
-    holds every page in use): each page's scores against the queries of its readers, a softmax
-    partial (max, sum, weighted values) per page, merged into the rows. A prompt page is read
-    once however many rows continue that prompt.
+    Each layer reads the first `extents` pages of each pool (static: the engine picks the
+    smallest of a few extents that holds every page in use) and the row's own new key/value:
+    each page's scores against the queries of its readers, a softmax partial (max, sum,
+    weighted values) per page, merged into the rows. A prompt page is read once however many
+    rows continue that prompt. `end` then writes the new keys/values at (write_page,
+    write_offset) of the generated pool (rows with write_page out of range write nothing).
     """
 
     cfg: ModelConfig
@@ -245,19 +253,35 @@ class PagedAttention:
     prompt: PoolView
     gen: PoolView
 
+    def start(self, kv: PagedKV, batch: int) -> PagedKV:
+        """`kv` ready for a step of `batch` rows (room for their new keys/values)."""
+        shape = (self.cfg.num_layers, batch, self.cfg.num_kv_heads, self.cfg.head_dim)
+        zeros = jnp.zeros(shape, jnp.dtype(self.cfg.dtype))
+        return kv._replace(new_k=zeros, new_v=zeros)
+
+    def end(self, kv: PagedKV) -> PagedKV:
+        """The step's keys/values into the generated pool (in place in a loop carry)."""
+        at = (self.write_page, slice(None), self.write_offset)
+        return kv._replace(gen_k=_scatter_all(kv.gen_k, at, kv.new_k),
+                           gen_v=_scatter_all(kv.gen_v, at, kv.new_v), new_k=None, new_v=None)
+
     def __call__(self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array,
                  kv: PagedKV) -> tuple[jax.Array, PagedKV]:
-        cfg = self.cfg
-        at = (self.write_page, slice(None), self.write_offset)
-        kv = kv._replace(gen_k=_scatter(kv.gen_k, i, at, k[:, 0]),
-                         gen_v=_scatter(kv.gen_v, i, at, v[:, 0]))
+        cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
+        kv = kv._replace(new_k=kv.new_k.at[i].set(k[:, 0].astype(kv.new_k.dtype)),
+                         new_v=kv.new_v.at[i].set(v[:, 0].astype(kv.new_v.dtype)))
         qg = _grouped(cfg, q)
+        B, K, G, H = qg.shape
         parts = [self._pages(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
                  for pk, pv, view, n in ((kv.prompt_k, kv.prompt_v, self.prompt, self.extents[0]),
                                          (kv.gen_k, kv.gen_v, self.gen, self.extents[1]))]
+        own = jnp.einsum("bkgh,bkh->bkg", qg, k[:, 0].astype(dtype),
+                         preferred_element_type=jnp.float32) * cfg.head_dim ** -0.5
+        parts.append((jnp.arange(B), own, jnp.ones_like(own),
+                      jnp.broadcast_to(v[:, 0, :, None].astype(jnp.float32), (B, K, G, H))))
         rows, m, total, out = (jnp.concatenate(x, axis=0) for x in zip(*parts))
-        out = _combine(rows, m, total, out, qg.shape[0])
-        return out.astype(jnp.dtype(cfg.dtype)).reshape(q.shape), kv
+        out = _combine(rows, m, total, out, B)
+        return out.astype(dtype).reshape(q.shape), kv
 
     def _pages(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
                ) -> tuple[jax.Array, ...]:

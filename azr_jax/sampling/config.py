@@ -119,6 +119,9 @@ class SamplerConfig:
     # that holds every page in use, so at most twice what rows have filled). None = by platform.
     page_size: int | None = None
     read_extents: int | None = None
+    # Continuous engine: decode step widths compiled, slots / 2^k for k < decode_widths; once
+    # the queue is empty the rows left run on the narrowest that holds them. None = 3.
+    decode_widths: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_buckets", _check_buckets("prompt_buckets", self.prompt_buckets))
@@ -140,7 +143,7 @@ class SamplerConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 raise ValueError(f"{name} must be None or a bool, got {value!r}")
-        for name in ("decode_matmul_splits", "page_size", "read_extents"):
+        for name in ("decode_matmul_splits", "page_size", "read_extents", "decode_widths"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
@@ -185,4 +188,5 @@ def sampler_config(section) -> SamplerConfig:
         share_prompts=section.get("share_prompts", True),
         unstack_layers=tristate("unstack_layers"), keys_last=tristate("keys_last"),
         decode_matmul_splits=auto_int("decode_matmul_splits"),
-        page_size=auto_int("page_size"), read_extents=auto_int("read_extents"))
+        page_size=auto_int("page_size"), read_extents=auto_int("read_extents"),
+        decode_widths=auto_int("decode_widths"))

@@ -72,6 +72,14 @@ class ProgramSpec:
         """Pages one row's generated tokens can take (the last drawn token is never fed back)."""
         return max(1, -(-(self.shapes.gen_len - 1) // self.plan.page_size))
 
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The decode widths a step can run at, narrowest first: slots / 2^k, k <
+        `plan.decode_widths` (one compiled step each); a narrower one serves once fewer rows
+        are left than it holds (the queue's tail)."""
+        S, n = self.plan.slots, self.plan.decode_widths
+        return tuple(sorted({max(1, S // 2 ** k) for k in range(n)}))
+
     def extents(self, prompt_pool: int, gen_pool: int) -> list[tuple[int, int]]:
         """The (prompt, generated) pages a step may read, smallest first: the pools' first
         1/2^k, k = read_extents - 1 .. 0 (one compiled step each)."""
@@ -93,6 +101,7 @@ class Queue(NamedTuple):
 
 class Stats(NamedTuple):
     steps: jax.Array  # decode steps run
+    slots: jax.Array  # rows the decode steps computed (their widths), summed
     tokens: jax.Array  # tokens drawn by decode steps (not the first token of a row)
     prompt_pages: jax.Array  # prompt pages read, summed over steps (per layer)
     gen_pages: jax.Array  # generated pages read, summed over steps (per layer)
@@ -247,18 +256,33 @@ def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[Pool
     length = jnp.take(q.lengths, owner, mode="clip")
     fill = jnp.where(used, jnp.clip(length - s.prompt_base, 0, page), 0)
     prompt = PoolView(readers, fill)
-    # a generated page is read by its row, up to the tokens written (this step's included)
+    # a generated page is read by its row, up to the tokens written before this step
     gen_used = s.gen_owner >= 0
-    drawn = jnp.take(s.drawn, s.gen_owner, mode="clip")
-    gfill = jnp.where(gen_used, jnp.clip(drawn - s.gen_base, 0, page), 0)
+    written = jnp.take(s.drawn, s.gen_owner, mode="clip") - 1
+    gfill = jnp.where(gen_used, jnp.clip(written - s.gen_base, 0, page), 0)
     gen = PoolView(jnp.where(gen_used, s.gen_owner, S)[:, None], gfill)
     return prompt, gen
+
+
+def _compact(s: State) -> State:
+    """Occupied slots moved to the front, in order (a narrower decode step then covers them)."""
+    order = jnp.argsort((s.slot_row < 0).astype(jnp.int32), stable=True)
+    where = jnp.argsort(order)  # slot i moves to where[i]
+    take = lambda a: jnp.take(a, order, axis=0)
+    owner = s.gen_owner
+    return s._replace(slot_row=take(s.slot_row), slot_prompt=take(s.slot_prompt),
+                      last=take(s.last), drawn=take(s.drawn), gen_table=take(s.gen_table),
+                      gen_owner=jnp.where(owner >= 0, jnp.take(where, owner, mode="clip"), owner))
 
 
 def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
             temperature: jax.Array, top_p: jax.Array,
             rope_table: tuple[jax.Array, jax.Array]) -> State:
-    """One decode step for every occupied slot; frees the slots whose rows end."""
+    """One decode step for every occupied slot; frees the slots whose rows end. The step runs
+    on the narrowest of `spec.widths` that holds the occupied slots (moved to the front) and
+    reads the smallest of `spec.extents` that holds every page in use: one `lax.switch` over
+    the compiled (width, extent) pairs."""
+    s = _compact(s)
     S, page = s.slot_row.shape[0], spec.plan.page_size
     live = s.slot_row >= 0
     t = s.drawn - 1  # index of `last` among the row's fed tokens: where its k/v goes
@@ -276,26 +300,38 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
     write = (jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool),
              t % page)
     position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
-    # read the smallest extent of each pool that holds every page in use
-    extents = spec.extents(s.prompt_owner.shape[0], n_pool)
-    fits = [(_top(s.prompt_owner) <= a) & (_top(s.gen_owner) <= b) for a, b in extents]
-    pick = len(extents) - jnp.sum(jnp.stack(fits).astype(jnp.int32))
-
-    def step(extent: tuple[int, int], kv: PagedKV) -> tuple[jax.Array, PagedKV]:
-        attention = PagedAttention(spec.cfg, extent, *write, prompt, gen)
-        return decode_step(spec.cfg, params, s.last, position, kv, attention,
-                           layout=spec.plan.layout, rules=spec.rules, rope_table=rope_table)
-
-    logits, kv = jax.lax.switch(pick, [functools.partial(step, e) for e in extents], s.kv)
     row = jnp.where(live, s.slot_row, 0)
     keys = jax.vmap(_step_key, (None, 0, 0))(key, q.row_ids[row], s.drawn)
-    tok, lp = sample(logits, keys, temperature, top_p, spec.mode)
+    widths, extents = spec.widths, spec.extents(s.prompt_owner.shape[0], n_pool)
+    fits = [(_top(s.prompt_owner) <= a) & (_top(s.gen_owner) <= b) for a, b in extents]
+    pick_e = len(extents) - jnp.sum(jnp.stack(fits).astype(jnp.int32))
+    pick_w = jnp.sum(jnp.asarray(widths) < live.sum()).astype(jnp.int32)
+
+    def step(width: int, extent: tuple[int, int], kv: PagedKV):
+        cut = lambda x: x[:width]
+        narrow = lambda v: v._replace(readers=jnp.minimum(v.readers, width))
+        attention = PagedAttention(spec.cfg, extent, *write, narrow(prompt), narrow(gen))
+        logits, kv = decode_step(spec.cfg, params, cut(s.last), cut(position),
+                                 attention.start(kv, width), attention, layout=spec.plan.layout,
+                                 rules=spec.rules, rope_table=rope_table)
+        tok, lp = sample(logits, cut(keys), temperature, top_p, spec.mode)
+        pad = lambda x, axis=0: jnp.pad(x, [(0, S - width if a == axis else 0)
+                                            for a in range(x.ndim)])
+        return pad(tok), pad(lp), pad(kv.new_k, 1), pad(kv.new_v, 1)
+
+    # the pools are only read inside the branches (a branch that wrote them would make XLA
+    # copy every pool in and out of the switch); the step's keys/values are written after it
+    branches = [functools.partial(step, w, e) for w in widths for e in extents]
+    tok, lp, new_k, new_v = jax.lax.switch(pick_w * len(extents) + pick_e, branches, s.kv)
+    kv = PagedAttention(spec.cfg, extents[-1], *write, prompt, gen).end(
+        s.kv._replace(new_k=new_k, new_v=new_v))
     R = q.row_ids.shape[0]
     at = (jnp.where(live, s.slot_row, R), s.drawn)
     drawn = s.drawn + live
     ended = live & (_stops(spec, tok) | (drawn >= q.budgets[row]))
-    read = jnp.asarray(extents, jnp.int32)[pick]
+    read = jnp.asarray(extents, jnp.int32)[pick_e]
     stats = s.stats._replace(steps=s.stats.steps + 1,
+                             slots=s.stats.slots + jnp.asarray(widths, jnp.int32)[pick_w],
                              tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
                              prompt_pages=s.stats.prompt_pages + read[0],
                              gen_pages=s.stats.gen_pages + read[1])
@@ -320,7 +356,7 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
     pool = lambda n: jnp.zeros((cfg.num_layers, n, cfg.num_kv_heads, page, cfg.head_dim), dtype)
     kv = PagedKV(pool(n_prompt), pool(n_prompt), pool(n_gen), pool(n_gen))
     if plan.unstack_layers:
-        kv = PagedKV(*(tuple(x) for x in kv))
+        kv = PagedKV(*(tuple(x) for x in kv[:4]))
     i32 = lambda shape, v: jnp.full(shape, v, jnp.int32)
     zero = jnp.int32(0)
     return State(
@@ -333,7 +369,7 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
         gen_owner=i32((n_gen,), -1), gen_base=i32((n_gen,), 0), kv=kv,
         tokens=i32((sh.queue, sh.gen_len), spec.pad_id),
         logprobs=jnp.zeros((sh.queue, sh.gen_len), jnp.float32),
-        lengths=i32((sh.queue,), 0), stats=Stats(zero, zero, zero, zero))
+        lengths=i32((sh.queue,), 0), stats=Stats(zero, zero, zero, zero, zero))
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))

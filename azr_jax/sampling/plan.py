@@ -17,6 +17,9 @@ from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
 # reads at most twice the pages in use, at one compiled step per extent).
 _PAGE_SIZE = {"cpu": 16, "gpu": 16, "tpu": 64}
 _READ_EXTENTS = {"cpu": 2, "gpu": 4, "tpu": 4}
+# Decode widths (slots, slots / 2, slots / 4): once the queue is empty the rows left run on
+# the narrowest step that holds them, instead of riding a full-width step through the tail.
+_DECODE_WIDTHS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,7 @@ class DecodePlan:
     prefill_chunk: int  # prompt tokens per prefill pass
     page_size: int  # continuous engine: tokens per KV page
     read_extents: int  # continuous engine: pool extents a step can read (one program each)
+    decode_widths: int  # continuous engine: step widths slots / 2^k (one program each)
 
     @property
     def layout(self) -> Layout:
@@ -68,6 +72,8 @@ def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: i
     keys_last = c.keys_last if c.keys_last is not None else platform == "cpu" and unstack
     page = c.page_size or _PAGE_SIZE.get(platform, 16)
     extents = c.read_extents or _READ_EXTENTS.get(platform, 4)
+    widths = c.decode_widths or _DECODE_WIDTHS
     return DecodePlan(engine=engine, slots=slots, unstack_layers=unstack, matmul_splits=splits,
                       keys_last=keys_last, share_prompts=c.share_prompts,
-                      prefill_chunk=c.prefill_chunk, page_size=page, read_extents=extents)
+                      prefill_chunk=c.prefill_chunk, page_size=page, read_extents=extents,
+                      decode_widths=widths)

@@ -241,7 +241,7 @@ class Sampler:
         out.lengths[queue.order] = lengths[:n]
         out.steps = int(lengths.max())
         out.decode_steps = int(stats.steps)
-        out.slot_steps = plan.slots * out.decode_steps
+        out.slot_steps = int(stats.slots)
         out.decode_tokens = int(stats.tokens)
         page_bytes = plan.page_size * _kv_bytes_per_slot(self.cfg)
         out.kv_bytes_read = float(int(stats.prompt_pages) + int(stats.gen_pages)) * page_bytes
