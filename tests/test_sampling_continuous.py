@@ -12,6 +12,8 @@ import pytest
 import hf_models
 from azr_jax.hf.load import load_hf
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
+from azr_jax.sampling.plan import make_plan
+from azr_jax.sampling.programs import lower_programs
 from azr_jax.sampling.sampler import Sampler, _kv_bytes_per_slot
 from sharding.mesh import make_mesh
 from sharding.rules import ShardingRules
@@ -181,3 +183,23 @@ def test_stacked_weights_on_the_continuous_engine(qwen):
     static, cont = _both(cfg, params, rows, budgets, GREEDY, jax.random.key(6), stops=(),
                          config=config)
     _assert_same(static, cont)
+
+
+def test_programs_lower_on_abstract_inputs(qwen):
+    """`lower_programs` (what `azr-jax compile` builds on): each engine's programs lower from
+    shapes alone, for the plan's layout (stacked weights for a TPU plan); the static engine's
+    decode program compiles on the state its prefill program returns."""
+    _, cfg, _ = qwen
+    for platform in ("cpu", "tpu"):
+        for engine in ("static", "continuous"):
+            plan = make_plan(platform, 12, dataclasses.replace(CONFIG, engine=engine))
+            lowered = lower_programs(cfg, plan, rows=12, prompt_len=16, gen_len=8, group=4)
+            assert sorted(lowered) == (["continuous"] if engine == "continuous"
+                                       else ["decode", "prefill"])
+            assert all(isinstance(p, jax.stages.Lowered) for p in lowered.values())
+    assert lowered_static_decode(cfg).compile().memory_analysis() is not None
+
+
+def lowered_static_decode(cfg):
+    plan = make_plan("cpu", 3, dataclasses.replace(CONFIG, engine="static"))
+    return lower_programs(cfg, plan, rows=3, prompt_len=8, gen_len=8)["decode"]

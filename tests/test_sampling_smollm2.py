@@ -29,8 +29,10 @@ def smollm2():
 
 
 # static: the 4 prompts in one chunk; continuous: 2 slots, so 2 prompts wait for a free slot
+# (one compiled step: the width and extent switches are tested on tiny models)
 ENGINES = {"static": SamplerConfig(batch_buckets=(4,), max_batch=4),
-           "continuous": SamplerConfig(batch_buckets=(2,), max_batch=2, engine="continuous")}
+           "continuous": SamplerConfig(batch_buckets=(2,), max_batch=2, engine="continuous",
+                                       read_extents=1, decode_widths=1)}
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))

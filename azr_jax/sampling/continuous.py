@@ -35,7 +35,7 @@ from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
 from azr_jax.model.decode import PagedAttention, PagedKV, PoolView, decode_step
 from azr_jax.model.decoder import KVCache, forward
-from azr_jax.sampling.ops import SamplingMode, sample
+from azr_jax.sampling.ops import SamplingMode, row_keys, sample
 from azr_jax.sampling.plan import DecodePlan
 from sharding.rules import ShardingRules
 
@@ -53,6 +53,8 @@ class Shapes:
 
 @dataclasses.dataclass(frozen=True)
 class ProgramSpec:
+    """Static description of one continuous program (the jit cache key)."""
+
     cfg: ModelConfig
     rules: ShardingRules | None
     plan: DecodePlan
@@ -63,8 +65,8 @@ class ProgramSpec:
 
     @property
     def prompt_pages(self) -> int:
-        """Pages one prompt can take, and the prompt pool: one prompt per slot, plus one whose
-        first rows ended while later ones still wait in the queue."""
+        """Pages one prompt can take. The prompt pool holds this many per slot plus one more
+        prompt (one whose first rows ended while its later rows still wait in the queue)."""
         return self.shapes.prompt_len // self.plan.page_size
 
     @property
@@ -131,10 +133,6 @@ class State(NamedTuple):
     logprobs: jax.Array  # [R, N]
     lengths: jax.Array  # [R]
     stats: Stats
-
-
-def _step_key(key: jax.Array, row: jax.Array, t: jax.Array) -> jax.Array:
-    return jax.random.fold_in(jax.random.fold_in(key, row), t)
 
 
 def _take_free(owner: jax.Array, want: jax.Array) -> jax.Array:
@@ -221,7 +219,7 @@ def _admit_one(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: j
     s = jax.lax.cond(s.resident[u], lambda s: s,
                      lambda s: _prefill(spec, params, q, u, s, rope_table), s)
     logits = api.lm_logits(spec.cfg, params, s.hidden[u][None, None], rules=spec.rules)[:, 0]
-    tok, lp = sample(logits, _step_key(key, q.row_ids[r], 0)[None], temperature, top_p,
+    tok, lp = sample(logits, row_keys(key, q.row_ids[r][None], 0), temperature, top_p,
                      spec.mode)
     tok, lp = tok[0], lp[0]
     ended = _stops(spec, tok) | (q.budgets[r] <= 1)
@@ -301,7 +299,7 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
              t % page)
     position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
     row = jnp.where(live, s.slot_row, 0)
-    keys = jax.vmap(_step_key, (None, 0, 0))(key, q.row_ids[row], s.drawn)
+    keys = row_keys(key, q.row_ids[row], s.drawn)
     widths, extents = spec.widths, spec.extents(s.prompt_owner.shape[0], n_pool)
     fits = [(_top(s.prompt_owner) <= a) & (_top(s.gen_owner) <= b) for a, b in extents]
     pick_e = len(extents) - jnp.sum(jnp.stack(fits).astype(jnp.int32))

@@ -39,7 +39,7 @@ from azr_jax.model.config import ModelConfig
 from azr_jax.model.decode import (PrefixKV, SlotAttention, SlotKV, decode_step, prefix_buffers,
                                   slot_buffers)
 from azr_jax.model.decoder import KVCache
-from azr_jax.sampling.ops import SamplingMode, sample
+from azr_jax.sampling.ops import SamplingMode, row_keys, sample
 from azr_jax.sampling.plan import DecodePlan
 from sharding.rules import ShardingRules
 
@@ -116,10 +116,6 @@ def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool =
         done=rules.constrain(state.done, row), lengths=rules.constrain(state.lengths, row),
         budgets=rules.constrain(state.budgets, row), row_ids=rules.constrain(state.row_ids, row),
         cache=cache)
-
-
-def _step_keys(key: jax.Array, row_ids: jax.Array, step: jax.Array) -> jax.Array:
-    return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key, r), step))(row_ids)
 
 
 def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: ProgramSpec
@@ -228,7 +224,7 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
         logprobs=jnp.zeros((B, N), jnp.float32), last=tokens[:, -1],
         position=positions[:, -1], done=budgets <= 0, lengths=jnp.zeros((B,), jnp.int32),
         budgets=budgets, row_ids=row_ids, key=key, cache=slots)
-    drawn, logprobs = sample(logits, _step_keys(key, row_ids, state.step), temperature, top_p,
+    drawn, logprobs = sample(logits, row_keys(key, row_ids, state.step), temperature, top_p,
                              spec.mode)
     return _constrain_state(_record(state, drawn, logprobs, spec), rules, plan.keys_last)
 
@@ -246,7 +242,7 @@ def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p
         attention, cache = SlotAttention.begin(cfg, s.cache, plan.keys_last)
         logits, cache = decode_step(cfg, params, s.last, s.position, cache, attention,
                                     layout=plan.layout, rules=rules, rope_table=rope_table)
-        drawn, logprobs = sample(logits, _step_keys(s.key, s.row_ids, s.step), temperature,
+        drawn, logprobs = sample(logits, row_keys(s.key, s.row_ids, s.step), temperature,
                                  top_p, spec.mode)
         s = s._replace(cache=attention.end(cache))
         return _constrain_state(_record(s, drawn, logprobs, spec), rules, plan.keys_last)
