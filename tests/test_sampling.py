@@ -151,17 +151,19 @@ def test_the_decode_plan_is_chosen_in_one_place(tiny):
     assert make_plan("cpu", 1, CONFIG).matmul_splits == 1
     gpu = make_plan("gpu", 5, CONFIG)
     assert (gpu.engine, gpu.unstack_layers, gpu.matmul_splits, gpu.keys_last) == \
-        ("continuous", True, 1, False)
+        ("static", True, 1, False)
+    assert make_plan("gpu", 9, CONFIG).engine == "continuous"
     tpu = make_plan("tpu", 5, CONFIG)
-    assert (tpu.engine, tpu.unstack_layers, tpu.keys_last) == ("continuous", False, False)
+    assert (tpu.engine, tpu.unstack_layers, tpu.keys_last) == ("static", False, False)
+    assert (tpu.page_size, tpu.read_extents, cpu.page_size, cpu.read_extents) == (64, 4, 16, 2)
     assert make_plan("cpu", 3, CONFIG, batch_multiple=2).slots == 4
     forced = dataclasses.replace(CONFIG, engine="static", unstack_layers=False, keys_last=False,
                                  decode_matmul_splits=3, page_size=8, read_extents=5,
-                                 share_prompts=False, prefill_chunk=16)
+                                 decode_widths=2, share_prompts=False, prefill_chunk=16)
     got = make_plan("gpu", 50, forced)
     assert (got.engine, got.unstack_layers, got.keys_last, got.matmul_splits, got.page_size,
-            got.read_extents, got.share_prompts, got.prefill_chunk) == \
-        ("static", False, False, 3, 8, 5, False, 16)
+            got.read_extents, got.decode_widths, got.share_prompts, got.prefill_chunk) == \
+        ("static", False, False, 3, 8, 5, 2, False, 16)
     assert got.layout == decoder.Layout()  # stacked weights: whole matmuls
     assert make_plan("cpu", 50, forced, engine="continuous").engine == "continuous"
 
@@ -470,7 +472,7 @@ def test_bad_types_and_settings(qwen):
     for name in ("unstack_layers", "keys_last"):
         with pytest.raises(ValueError, match=f"{name} must be None or a bool"):
             SamplerConfig(**{name: 1})
-    for name in ("decode_matmul_splits", "page_size", "read_extents"):
+    for name in ("decode_matmul_splits", "page_size", "read_extents", "decode_widths"):
         for bad in (0, True, 1.5):
             with pytest.raises(ValueError, match=f"{name} must be None or an int"):
                 SamplerConfig(**{name: bad})

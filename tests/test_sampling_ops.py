@@ -190,12 +190,13 @@ def test_sampler_config_from_the_config_file():
     assert got == SamplerConfig(prompt_buckets=section.prompt_buckets,
                                 gen_buckets=section.gen_buckets, max_batch=section.max_batch)
     section.update(engine="continuous", unstack_layers="off", keys_last="on",
-                   decode_matmul_splits=3, page_size=32, read_extents=8, share_prompts=False,
+                   decode_matmul_splits=3, page_size=32, read_extents=8, decode_widths=2,
+                   share_prompts=False,
                    prefill_chunk=256)
     got = sampler_config(section)
     assert (got.engine, got.unstack_layers, got.keys_last, got.decode_matmul_splits,
-            got.page_size, got.read_extents, got.share_prompts, got.prefill_chunk) == \
-        ("continuous", False, True, 3, 32, 8, False, 256)
+            got.page_size, got.read_extents, got.decode_widths, got.share_prompts,
+            got.prefill_chunk) == ("continuous", False, True, 3, 32, 8, 2, False, 256)
     section.keys_last = "yes"
     with pytest.raises(ValueError, match="sampler.keys_last must be one of"):
         sampler_config(section)
