@@ -164,11 +164,10 @@ def test_shared_prefix_decode_matches_full_forward(tiny, plan):
 
 @pytest.mark.parametrize("plan", sorted(DECODE_PLANS))
 def test_paged_decode_matches_full_forward(tiny, plan):
-    """`PagedAttention`: 2 prompts in pages of 4 tokens (one page 3/4 full), 3 rows each: rows
-    0-2 read prompt 0's pages once per step, rows 3-5 prompt 1's; each row writes its own
-    generated pages (taken out of order from a shuffled pool, some unused); the step reads the
-    prompt pool's first 5 pages (the 6th is past every prompt). Logits equal one cache-free
-    forward over prompt + continuation."""
+    """`PagedAttention`: 2 prompts in prompt slots 2 and 0 of 4 (slot 1 free, slot 3 past the
+    read extent), 3 rows each: rows 0-2 read prompt 0 once per step, rows 3-5 prompt 1; each
+    row writes its generated tokens into pages of 4 tokens taken out of order from a shuffled
+    pool (some unused). Logits equal one cache-free forward over prompt + continuation."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     page, steps, U, R = 4, 6, 2, 3
@@ -179,39 +178,32 @@ def test_paged_decode_matches_full_forward(tiny, plan):
     want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
                     np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
 
-    L, K, H = cfg.num_layers, cfg.num_kv_heads, cfg.head_dim
-    n_prompt, n_gen = 6, 16
-    prompt_k = np.zeros((L, n_prompt, K, page, H), np.float32)
+    L, K, H, P = cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, 8
+    n_slots, n_gen = 4, 16
+    prompt_k = np.zeros((L, n_slots, K, P, H), np.float32)
     prompt_v = np.zeros_like(prompt_k)
-    prompt_owner = np.full((n_prompt,), -1)
-    prompt_base = np.zeros((n_prompt,), np.int32)
-    placement = {0: (4, 1), 1: (0, 2)}  # prompt u -> its pages (page 3 of the pool left free)
-    for u, p in enumerate(prompts):  # each prompt's own cache, unpadded, into its pages
+    owner = np.array([1, -1, 0, -1])  # prompt slot -> prompt
+    for u, p in enumerate(prompts):  # each prompt's own cache, unpadded, into its slot
         pre = _prefill_prefix(cfg, params, [p])[0]
-        for j, at in enumerate(placement[u]):
-            n = min(page, len(p) - j * page)
-            prompt_k[:, at, :, :n] = np.asarray(pre.k)[:, 0, j * page:j * page + n].swapaxes(1, 2)
-            prompt_v[:, at, :, :n] = np.asarray(pre.v)[:, 0, j * page:j * page + n].swapaxes(1, 2)
-            prompt_owner[at], prompt_base[at] = u, j * page
-    readers = np.where(prompt_owner[:, None] >= 0,
-                       np.arange(R)[None, :] + R * np.maximum(prompt_owner, 0)[:, None], U * R)
-    fill = np.where(prompt_owner >= 0,
-                    np.clip(np.array([len(p) for p in prompts])[prompt_owner] - prompt_base,
-                            0, page), 0)
+        at = int(np.flatnonzero(owner == u)[0])
+        prompt_k[:, at, :, :len(p)] = np.asarray(pre.k)[:, 0].swapaxes(1, 2)
+        prompt_v[:, at, :, :len(p)] = np.asarray(pre.v)[:, 0].swapaxes(1, 2)
+    readers = np.where(owner[:, None] >= 0, np.arange(R)[None, :] + R * np.maximum(owner, 0)[:, None],
+                       U * R)
+    fill = np.where(owner >= 0, np.array([len(p) for p in prompts])[np.maximum(owner, 0)], 0)
     prompt_view = decode.PoolView(jnp.asarray(readers, jnp.int32), jnp.asarray(fill, jnp.int32))
     gen_pages = np.random.default_rng(0).permutation(n_gen)[:U * R * 2].reshape(U * R, 2)
 
     def attention_for(kv, t, _):
         page_of = jnp.asarray(gen_pages)[:, t // page]
-        owner = jnp.full((n_gen,), U * R).at[jnp.asarray(gen_pages[:, 0])].set(
+        gen_owner = jnp.full((n_gen,), U * R).at[jnp.asarray(gen_pages[:, 0])].set(
             jnp.arange(U * R))
-        owner = owner.at[jnp.asarray(gen_pages[:, 1])].set(
+        gen_owner = gen_owner.at[jnp.asarray(gen_pages[:, 1])].set(
             jnp.where(t >= page, jnp.arange(U * R), U * R))
         base = jnp.zeros((n_gen,), jnp.int32).at[jnp.asarray(gen_pages[:, 1])].set(page)
-        gfill = jnp.where(owner < U * R, jnp.clip(t - base, 0, page), 0)  # written before t
-        view = decode.PoolView(owner[:, None], gfill)
-        attention = decode.PagedAttention(cfg, (5, n_gen), page_of, jnp.full((U * R,), t % page),
-                                          prompt_view, view)
+        gfill = jnp.where(gen_owner < U * R, jnp.clip(t - base, 0, page), 0)  # written before t
+        attention = decode.PagedAttention(cfg, (3, n_gen), page_of, jnp.full((U * R,), t % page),
+                                          prompt_view, decode.PoolView(gen_owner[:, None], gfill))
         return attention.start(kv, U * R), attention
 
     run, step, per_layer, _ = _decode_runner(cfg, params, plan, attention_for)

@@ -7,10 +7,10 @@ the cache is the job of an *attention backend* handed to it, one per cache type:
   writes at one shared index (prompts left-padded to a common length), optionally after a
   `PrefixKV` of U prompts that groups of rows share (cascade attention: each prompt is read
   once per group, not once per row).
-- `PagedAttention` over a `PagedKV`: the continuous engine's cache, two pools of fixed-size
-  pages, one for prompts (a page is read once for all the rows that continue its prompt) and
-  one for generated tokens (a page belongs to one row). A step reads only the pools' first
-  pages, as many as hold every page in use (a static extent the engine picks per step), so
+- `PagedAttention` over a `PagedKV`: the continuous engine's cache, prompt slots (one prompt
+  each, read once for all the rows that continue it) and a pool of fixed-size pages of
+  generated tokens (a page belongs to one row). A step reads only the first prompt slots and
+  pages, as many as hold every one in use (a static extent the engine picks per step), so
   reads follow what rows have actually filled rather than a preallocated maximum.
 
 Weights are either stacked ([layers, ...], a `fori_loop` over layers: what TPUs keep) or
@@ -61,15 +61,16 @@ class SlotKV(NamedTuple):
 
 
 class PagedKV(NamedTuple):
-    """The continuous engine's decode cache: per layer, pages [pages, kv_heads, page_size,
-    head_dim] of prompt keys/values and of generated keys/values (what fills them, and who
-    reads which page, is the engine's bookkeeping: `PagedAttention`). Pages and heads lead,
-    so the scores are one batched matmul over (page, head) with no transpose.
+    """The continuous engine's decode cache, per layer: prompt slots [slots, kv_heads, P,
+    head_dim] (one prompt's keys/values each) and pages [pages, kv_heads, page_size, head_dim]
+    of generated keys/values. What fills them and who reads which slot or page is the engine's
+    bookkeeping (`PagedAttention`). Slots/pages and heads lead, so the scores are one batched
+    matmul over (unit, head) with no transpose.
 
     new_k, new_v: [layers, B, kv_heads, head_dim], the step's own keys/values, which the
     layers attend directly and `PagedAttention.end` writes into the pages after the step
-    (so a step only reads the pools: the engine can pick among compiled steps with
-    `lax.switch` without XLA copying the pools in and out of the branches).
+    (so a step only reads the cache: the engine can pick among compiled steps with
+    `lax.switch` without XLA copying the cache in and out of the branches).
     """
 
     prompt_k: Buffers
@@ -226,9 +227,10 @@ def _prefix_values(probs: jax.Array, pv: jax.Array) -> jax.Array:
 
 # --------------------------------------------------------------------------- paged pools
 class PoolView(NamedTuple):
-    """Who reads a pool's pages this step and how full they are: readers [pages, R], the rows
-    that read each page (R = 1 for generated pages; for prompt pages, up to the most rows one
-    prompt has), B where none; fill [pages], the tokens each page holds."""
+    """Who reads a cache unit (a prompt slot or a generated page) this step and how full it
+    is: readers [units, R], the rows that read each unit (R = 1 for generated pages; for
+    prompt slots, up to the most rows one prompt has), B where none; fill [units], the tokens
+    each unit holds."""
 
     readers: jax.Array
     fill: jax.Array
@@ -238,16 +240,16 @@ class PoolView(NamedTuple):
 class PagedAttention:
     """Attention of one new token per row over a `PagedKV` (built by the engine per step).
 
-    Each layer reads the first `extents` pages of each pool (static: the engine picks the
-    smallest of a few extents that holds every page in use) and the row's own new key/value:
-    each page's scores against the queries of its readers, a softmax partial (max, sum,
-    weighted values) per page, merged into the rows. A prompt page is read once however many
-    rows continue that prompt. `end` then writes the new keys/values at (write_page,
-    write_offset) of the generated pool (rows with write_page out of range write nothing).
+    Each layer reads the first `extents` prompt slots and generated pages (static: the engine
+    picks the smallest of a few extents that holds every one in use) and the row's own new
+    key/value: each unit's scores against the queries of its readers, a softmax partial (max,
+    sum, weighted values) per (unit, reader), merged into the rows. A prompt is read once
+    however many rows continue it. `end` then writes the new keys/values at (write_page,
+    write_offset) of the generated pages (rows with write_page out of range write nothing).
     """
 
     cfg: ModelConfig
-    extents: tuple[int, int]  # static: pages read from the prompt pool and the generated pool
+    extents: tuple[int, int]  # static: prompt slots and generated pages read
     write_page: jax.Array  # [B]
     write_offset: jax.Array  # [B]
     prompt: PoolView
@@ -272,7 +274,7 @@ class PagedAttention:
                          new_v=kv.new_v.at[i].set(v[:, 0].astype(kv.new_v.dtype)))
         qg = _grouped(cfg, q)
         B, K, G, H = qg.shape
-        parts = [self._pages(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
+        parts = [self._units(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
                  for pk, pv, view, n in ((kv.prompt_k, kv.prompt_v, self.prompt, self.extents[0]),
                                          (kv.gen_k, kv.gen_v, self.gen, self.extents[1]))]
         own = jnp.einsum("bkgh,bkh->bkg", qg, k[:, 0].astype(dtype),
@@ -283,10 +285,10 @@ class PagedAttention:
         out = _combine(rows, m, total, out, B)
         return out.astype(dtype).reshape(q.shape), kv
 
-    def _pages(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
+    def _units(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
                ) -> tuple[jax.Array, ...]:
-        """Softmax partials of n pages [n, K, page, H] for their readers: (reader row, max,
-        sum of exp, exp-weighted values), one entry per (page, reader)."""
+        """Softmax partials of n units [n, K, length, H] for their readers: (reader row, max,
+        sum of exp, exp-weighted values), one entry per (unit, reader)."""
         dtype = jnp.dtype(self.cfg.dtype)
         B, K, G, H = qg.shape
         readers, fill = view.readers[:n], view.fill[:n]
@@ -308,7 +310,7 @@ class PagedAttention:
 
 def _combine(rows: jax.Array, m: jax.Array, total: jax.Array, out: jax.Array, B: int
              ) -> jax.Array:
-    """Attention outputs [B, K, G, H] from per-page softmax partials (max m, sum of exp,
+    """Attention outputs [B, K, G, H] from per-unit softmax partials (max m, sum of exp,
     exp-weighted values), entry j belonging to row `rows[j]` (B = nobody)."""
     row_max = jnp.full((B,) + m.shape[1:], MASK_VALUE, jnp.float32).at[rows].max(m, mode="drop")
     w = jnp.exp(m - jnp.take(row_max, rows, axis=0, mode="clip"))

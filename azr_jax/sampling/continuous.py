@@ -10,13 +10,14 @@ Each iteration of the program's `while_loop`:
    `PagedAttention`) and frees the slots whose rows ended.
 It stops when the queue is empty and no slot is occupied.
 
-The KV cache is two pools of pages (`PagedKV`): prompt pages, shared by all the rows that
-continue a prompt and freed when its last row ends, and generated pages, one row each. Pages
-are taken lowest index first, so the pages in use stay packed at the front of each pool, and a
-step reads the smallest of `DecodePlan.read_extents` extents (the pools' first 1/8, 1/4, ...)
-that holds every page in use: reads follow what rows have filled (within 2x), not the
-preallocated maximum. Both pools are sized for the worst case (every slot at the generation
-bucket, every slot a distinct prompt at the prompt bucket), so allocation never fails.
+The KV cache (`PagedKV`) holds prompt slots, one prompt each, shared by all the rows that
+continue it (read once for all of them) and freed when its last row ends, and a pool of
+pages of generated tokens, one row each. Slots and pages are taken lowest index first, so the
+ones in use stay packed at the front, and a step reads the smallest of
+`DecodePlan.read_extents` extents (the first 1/8, 1/4, ... of each) that holds every one in
+use: reads follow what rows have filled (within 2x), not the preallocated maximum. Both are
+sized for the worst case (every decode slot a distinct prompt, every row at the generation
+bucket), so allocation never fails.
 
 Randomness is the static engine's: token t of caller row r uses fold_in(fold_in(key, r), t),
 so results do not depend on slots, admission order or timing; greedy and sampled outputs equal
@@ -64,10 +65,10 @@ class ProgramSpec:
     pad_id: int
 
     @property
-    def prompt_pages(self) -> int:
-        """Pages one prompt can take. The prompt pool holds this many per slot plus one more
-        prompt (one whose first rows ended while its later rows still wait in the queue)."""
-        return self.shapes.prompt_len // self.plan.page_size
+    def prompt_slots(self) -> int:
+        """Prompts the cache holds at once: one per decode slot, plus one whose first rows
+        ended while its later rows still wait in the queue."""
+        return min(self.shapes.prompts, self.plan.slots + 1)
 
     @property
     def gen_pages(self) -> int:
@@ -82,11 +83,11 @@ class ProgramSpec:
         S, n = self.plan.slots, self.plan.decode_widths
         return tuple(sorted({max(1, S // 2 ** k) for k in range(n)}))
 
-    def extents(self, prompt_pool: int, gen_pool: int) -> list[tuple[int, int]]:
-        """The (prompt, generated) pages a step may read, smallest first: the pools' first
-        1/2^k, k = read_extents - 1 .. 0 (one compiled step each)."""
-        n = self.plan.read_extents
-        return [(-(-prompt_pool // 2 ** k), -(-gen_pool // 2 ** k)) for k in range(n - 1, -1, -1)]
+    def extents(self, gen_pool: int) -> list[tuple[int, int]]:
+        """The (prompt slots, generated pages) a step may read, smallest first: the first
+        1/2^k of each, k = read_extents - 1 .. 0 (one compiled step each)."""
+        n, slots = self.plan.read_extents, self.prompt_slots
+        return [(-(-slots // 2 ** k), -(-gen_pool // 2 ** k)) for k in range(n - 1, -1, -1)]
 
 
 class Queue(NamedTuple):
@@ -105,8 +106,8 @@ class Stats(NamedTuple):
     steps: jax.Array  # decode steps run
     slots: jax.Array  # rows the decode steps computed (their widths), summed
     tokens: jax.Array  # tokens drawn by decode steps (not the first token of a row)
-    prompt_pages: jax.Array  # prompt pages read, summed over steps (per layer)
-    gen_pages: jax.Array  # generated pages read, summed over steps (per layer)
+    prompt_tokens: jax.Array  # fp32: prompt-slot tokens the steps read (per layer)
+    gen_tokens: jax.Array  # fp32: generated-page tokens the steps read (per layer)
 
 
 class State(NamedTuple):
@@ -120,11 +121,9 @@ class State(NamedTuple):
     # prompts [U]
     refs: jax.Array  # rows of the prompt not finished yet
     resident: jax.Array  # its pages hold its keys/values
-    prompt_table: jax.Array  # [U, prompt_pages]
     hidden: jax.Array  # [U, D] final hidden state at its last token
-    # pages
-    prompt_owner: jax.Array  # [pool] prompt index, -1 = free
-    prompt_base: jax.Array  # [pool] index of the page's first token in its prompt
+    # cache units
+    prompt_owner: jax.Array  # [prompt slots] prompt index, -1 = free
     gen_owner: jax.Array  # [pool] slot, -1 = free
     gen_base: jax.Array  # [pool] index of the page's first token in its row's generation
     kv: PagedKV
@@ -145,14 +144,14 @@ def _take_free(owner: jax.Array, want: jax.Array) -> jax.Array:
 
 
 def _top(owner: jax.Array) -> jax.Array:
-    """Pages up to and including the highest page in use."""
+    """Units (slots or pages) up to and including the highest one in use."""
     used = owner >= 0
     return jnp.where(used.any(), owner.shape[0] - jnp.argmax(used[::-1]), 0)
 
 
 def _release(s: State, prompts: jax.Array, ended: jax.Array) -> State:
     """One ended row per entry of `prompts` where `ended`: drop its prompt reference and free
-    the pages of prompts nobody needs any more."""
+    the slots of prompts nobody needs any more."""
     refs = s.refs.at[prompts].add(-ended.astype(jnp.int32), mode="drop")
     owner = s.prompt_owner
     gone = (owner >= 0) & (jnp.take(refs, owner, mode="clip") <= 0)
@@ -163,8 +162,8 @@ def _release(s: State, prompts: jax.Array, ended: jax.Array) -> State:
 def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: State,
              rope_table: tuple[jax.Array, jax.Array]) -> State:
     """Prompt u through the model (`prefill_chunk` tokens per pass, as many passes as its
-    length needs) into fresh prompt pages; keeps its last hidden state."""
-    cfg, Ps, page = spec.cfg, spec.shapes.prompt_len, spec.plan.page_size
+    length needs) into the lowest free prompt slot; keeps its last hidden state."""
+    cfg, Ps = spec.cfg, spec.shapes.prompt_len
     C = min(spec.plan.prefill_chunk, Ps)
     n = q.lengths[u]
     tokens = q.tokens[u][None]
@@ -188,25 +187,21 @@ def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: S
     last = last_of(h, jnp.int32(0), jnp.zeros_like(h[0, 0]))
     last, cache = jax.lax.fori_loop(1, (n + C - 1) // C, chunk, (last, cache))
 
-    index = jnp.arange(spec.prompt_pages, dtype=jnp.int32)
-    ids = _take_free(s.prompt_owner, index * page < n)
-    kv = s.kv._replace(prompt_k=_write_pages(s.kv.prompt_k, ids, cache.k, page),
-                       prompt_v=_write_pages(s.kv.prompt_v, ids, cache.v, page))
+    slot = _take_free(s.prompt_owner, jnp.ones((1,), bool))
+    kv = s.kv._replace(prompt_k=_write_prompt(s.kv.prompt_k, slot, cache.k),
+                       prompt_v=_write_prompt(s.kv.prompt_v, slot, cache.v))
     return s._replace(kv=kv, resident=s.resident.at[u].set(True),
-                      prompt_owner=s.prompt_owner.at[ids].set(u, mode="drop"),
-                      prompt_base=s.prompt_base.at[ids].set(index * page, mode="drop"),
-                      prompt_table=s.prompt_table.at[u].set(ids),
+                      prompt_owner=s.prompt_owner.at[slot].set(u, mode="drop"),
                       hidden=s.hidden.at[u].set(last.astype(s.hidden.dtype)))
 
 
-def _write_pages(pool, ids: jax.Array, dense: jax.Array, page: int):
-    """A prompt's dense [layers, 1, Ps, K, H] cache into pool pages `ids` (ids out of range:
-    pages past the prompt, dropped)."""
-    pages = lambda x: x[0].reshape(-1, page, *x.shape[2:]).swapaxes(1, 2)  # [n, K, page, H]
-    if isinstance(pool, tuple):
-        return tuple(p.at[ids].set(pages(d).astype(p.dtype), mode="drop")
-                     for p, d in zip(pool, dense))
-    return pool.at[:, ids].set(jax.vmap(pages)(dense).astype(pool.dtype), mode="drop")
+def _write_prompt(slots, at: jax.Array, dense: jax.Array):
+    """A prompt's dense [layers, 1, Ps, K, H] cache into prompt slot `at` ([1])."""
+    unit = lambda x: x.transpose(0, 2, 1, 3)  # [1, Ps, K, H] -> [1, K, Ps, H]
+    if isinstance(slots, tuple):
+        return tuple(p.at[at].set(unit(d).astype(p.dtype), mode="drop")
+                     for p, d in zip(slots, dense))
+    return slots.at[:, at].set(jax.vmap(unit)(dense).astype(slots.dtype), mode="drop")
 
 
 def _admit_one(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
@@ -240,10 +235,11 @@ def _stops(spec: ProgramSpec, tokens: jax.Array) -> jax.Array:
 
 
 def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[PoolView, PoolView]:
-    """Who reads which page this step, and how many tokens each page holds."""
+    """Who reads which prompt slot and generated page this step, and how many tokens each
+    holds."""
     S, page = live.shape[0], spec.plan.page_size
     U = q.lengths.shape[0]
-    # a prompt page is read by every live row of its prompt (ranked by slot)
+    # a prompt slot is read by every live row of its prompt (ranked by decode slot)
     same = live[:, None] & live[None, :] & (s.slot_prompt[:, None] == s.slot_prompt[None, :])
     rank = jnp.sum(same & (jnp.arange(S)[None, :] < jnp.arange(S)[:, None]), axis=1)
     table = jnp.full((U, spec.shapes.group), S, jnp.int32).at[
@@ -251,9 +247,7 @@ def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[Pool
     owner = s.prompt_owner
     used = owner >= 0
     readers = jnp.where(used[:, None], jnp.take(table, owner, axis=0, mode="clip"), S)
-    length = jnp.take(q.lengths, owner, mode="clip")
-    fill = jnp.where(used, jnp.clip(length - s.prompt_base, 0, page), 0)
-    prompt = PoolView(readers, fill)
+    prompt = PoolView(readers, jnp.where(used, jnp.take(q.lengths, owner, mode="clip"), 0))
     # a generated page is read by its row, up to the tokens written before this step
     gen_used = s.gen_owner >= 0
     written = jnp.take(s.drawn, s.gen_owner, mode="clip") - 1
@@ -300,7 +294,7 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
     position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
     row = jnp.where(live, s.slot_row, 0)
     keys = row_keys(key, q.row_ids[row], s.drawn)
-    widths, extents = spec.widths, spec.extents(s.prompt_owner.shape[0], n_pool)
+    widths, extents = spec.widths, spec.extents(n_pool)
     fits = [(_top(s.prompt_owner) <= a) & (_top(s.gen_owner) <= b) for a, b in extents]
     pick_e = len(extents) - jnp.sum(jnp.stack(fits).astype(jnp.int32))
     pick_w = jnp.sum(jnp.asarray(widths) < live.sum()).astype(jnp.int32)
@@ -327,12 +321,13 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
     at = (jnp.where(live, s.slot_row, R), s.drawn)
     drawn = s.drawn + live
     ended = live & (_stops(spec, tok) | (drawn >= q.budgets[row]))
-    read = jnp.asarray(extents, jnp.int32)[pick_e]
+    read = jnp.asarray(extents, jnp.float32)[pick_e] * jnp.float32(
+        (spec.shapes.prompt_len, page))
     stats = s.stats._replace(steps=s.stats.steps + 1,
                              slots=s.stats.slots + jnp.asarray(widths, jnp.int32)[pick_w],
                              tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
-                             prompt_pages=s.stats.prompt_pages + read[0],
-                             gen_pages=s.stats.gen_pages + read[1])
+                             prompt_tokens=s.stats.prompt_tokens + read[0],
+                             gen_tokens=s.stats.gen_tokens + read[1])
     s = s._replace(kv=kv, last=tok, drawn=drawn, stats=stats,
                    tokens=s.tokens.at[at].set(tok, mode="drop"),
                    logprobs=s.logprobs.at[at].set(lp, mode="drop"),
@@ -348,11 +343,12 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
     """Empty slots, pools and outputs for `spec`'s shapes."""
     cfg, plan, sh = spec.cfg, spec.plan, spec.shapes
     S, page = plan.slots, plan.page_size
-    n_prompt = spec.prompt_pages * min(sh.prompts, S + 1)
     n_gen = spec.gen_pages * S
     dtype = jnp.dtype(cfg.dtype)
-    pool = lambda n: jnp.zeros((cfg.num_layers, n, cfg.num_kv_heads, page, cfg.head_dim), dtype)
-    kv = PagedKV(pool(n_prompt), pool(n_prompt), pool(n_gen), pool(n_gen))
+    K, H, L = cfg.num_kv_heads, cfg.head_dim, cfg.num_layers
+    prompts = jnp.zeros((L, spec.prompt_slots, K, sh.prompt_len, H), dtype)
+    pages = jnp.zeros((L, n_gen, K, page, H), dtype)
+    kv = PagedKV(prompts, prompts, pages, pages)
     if plan.unstack_layers:
         kv = PagedKV(*(tuple(x) for x in kv[:4]))
     i32 = lambda shape, v: jnp.full(shape, v, jnp.int32)
@@ -361,13 +357,13 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
         next=zero, slot_row=i32((S,), -1), slot_prompt=i32((S,), 0), last=i32((S,), 0),
         drawn=i32((S,), 0), gen_table=i32((S, spec.gen_pages), n_gen),
         refs=i32((sh.prompts,), 0), resident=jnp.zeros((sh.prompts,), bool),
-        prompt_table=i32((sh.prompts, spec.prompt_pages), n_prompt),
         hidden=jnp.zeros((sh.prompts, cfg.hidden_size), dtype),
-        prompt_owner=i32((n_prompt,), -1), prompt_base=i32((n_prompt,), 0),
+        prompt_owner=i32((spec.prompt_slots,), -1),
         gen_owner=i32((n_gen,), -1), gen_base=i32((n_gen,), 0), kv=kv,
         tokens=i32((sh.queue, sh.gen_len), spec.pad_id),
         logprobs=jnp.zeros((sh.queue, sh.gen_len), jnp.float32),
-        lengths=i32((sh.queue,), 0), stats=Stats(zero, zero, zero, zero, zero))
+        lengths=i32((sh.queue,), 0),
+        stats=Stats(zero, zero, zero, jnp.float32(0), jnp.float32(0)))
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))

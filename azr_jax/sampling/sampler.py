@@ -230,7 +230,7 @@ class Sampler:
         seconds = time.perf_counter() - t0
         tok, lp, lengths = (distributed.to_host(a) for a in (
             state.tokens, state.logprobs, state.lengths))
-        stats = continuous.Stats(*(int(distributed.to_host(a)) for a in state.stats))
+        stats = continuous.Stats(*(distributed.to_host(a).item() for a in state.stats))
         n, width = len(rows), int(budgets.max())
         out = SampleOutput(tokens=np.empty((n, width), np.int32),
                            logprobs=np.empty((n, width), np.float32), mask=None,
@@ -243,8 +243,7 @@ class Sampler:
         out.decode_steps = int(stats.steps)
         out.slot_steps = int(stats.slots)
         out.decode_tokens = int(stats.tokens)
-        page_bytes = plan.page_size * _kv_bytes_per_slot(self.cfg)
-        out.kv_bytes_read = float(int(stats.prompt_pages) + int(stats.gen_pages)) * page_bytes
+        out.kv_bytes_read = (stats.prompt_tokens + stats.gen_tokens) * _kv_bytes_per_slot(self.cfg)
         return out
 
     # ------------------------------------------------------------------ internals
