@@ -48,8 +48,8 @@ class SampleOutput:
     prefill_seconds: float = 0.0  # wall time of the prefill programs (static engine)
     decode_seconds: float = 0.0  # wall time of the decode loops (continuous: the whole program)
     engine: str = "static"
-    # Decode steps, summed over static chunks, and decode slots x steps: a slot is a row the
-    # step computes, real or not (a finished row riding along, a dummy row, a free slot).
+    # Decode steps (summed over static chunks) and the rows they computed, summed over steps:
+    # real or not (a finished row riding along, a dummy row, a free slot).
     decode_steps: int = 0
     slot_steps: int = 0
     decode_tokens: int = 0  # tokens drawn by decode steps (a row's first token is prefill's)
@@ -65,12 +65,6 @@ class SampleOutput:
         """KV bytes the decode steps read per generated token."""
         n = int(self.lengths.sum())
         return self.kv_bytes_read / n if n else float("nan")
-
-    def stats(self) -> dict[str, float]:
-        """The per-call measurements, as metrics."""
-        return {"slot_utilisation": self.slot_utilisation,
-                "kv_bytes_per_token": self.kv_bytes_per_token,
-                "decode_steps": float(self.decode_steps), "tokens": float(self.lengths.sum())}
 
     def completion(self, i: int) -> list[int]:
         """Row i's generated ids (stop token included, padding removed)."""
