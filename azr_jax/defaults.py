@@ -68,7 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampler.decode_matmul_splits = 0  # decode matmuls in N batched parts (CPU: 2)
     c.sampler.keys_last = "auto"  # "on" | "off": static cache keys [B,K,H,S] (CPU: on)
     c.sampler.page_size = 0  # continuous: tokens per KV page (CPU/GPU 16, TPU 64)
-    c.sampler.read_extents = 0  # continuous: pool extents a step can read (CPU 2, else 4)
+    c.sampler.read_extents = 0  # continuous: cache extents a step can read (CPU 2, else 3)
     c.sampler.decode_widths = 0  # continuous: step widths slots/2^k for the queue's tail (3)
     c.sampler.share_prompts = True  # rows repeating a prompt share its prefill and reads
     c.sampler.prefill_chunk = 512  # prompt tokens per prefill pass

@@ -155,7 +155,7 @@ def test_the_decode_plan_is_chosen_in_one_place(tiny):
     assert make_plan("gpu", 9, CONFIG).engine == "continuous"
     tpu = make_plan("tpu", 5, CONFIG)
     assert (tpu.engine, tpu.unstack_layers, tpu.keys_last) == ("static", False, False)
-    assert (tpu.page_size, tpu.read_extents, cpu.page_size, cpu.read_extents) == (64, 4, 16, 2)
+    assert (tpu.page_size, tpu.read_extents, cpu.page_size, cpu.read_extents) == (64, 3, 16, 2)
     assert make_plan("cpu", 3, CONFIG, batch_multiple=2).slots == 4
     forced = dataclasses.replace(CONFIG, engine="static", unstack_layers=False, keys_last=False,
                                  decode_matmul_splits=3, page_size=8, read_extents=5,

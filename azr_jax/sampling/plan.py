@@ -13,10 +13,11 @@ from azr_jax.model.decoder import Layout
 from azr_jax.sampling.config import SamplerConfig, pick_bucket, round_up
 
 # Tokens per KV page, by platform (a TPU tile holds 64+ rows of a page), and how many read
-# extents a paged decode step is compiled for (the pools' first 1/8, 1/4, 1/2, all: a step
-# reads at most twice the pages in use, at one compiled step per extent).
+# extents a paged decode step is compiled for (the first 1/4, 1/2 or all of the prompt slots
+# and pages: a step reads at most twice what is in use, or a quarter of the cache, at one
+# compiled step per extent; CPU steps are bound by matmuls rather than bytes).
 _PAGE_SIZE = {"cpu": 16, "gpu": 16, "tpu": 64}
-_READ_EXTENTS = {"cpu": 2, "gpu": 4, "tpu": 4}
+_READ_EXTENTS = {"cpu": 2, "gpu": 3, "tpu": 3}
 # Decode widths (slots, slots / 2, slots / 4): once the queue is empty the rows left run on
 # the narrowest step that holds them, instead of riding a full-width step through the tail.
 _DECODE_WIDTHS = 3
