@@ -150,7 +150,7 @@ def _simulate(budgets, prompt_lengths, slots, widths):
 
 def test_shared_prompts_and_a_mesh(qwen):
     """Rows repeating 3 prompts (AZR's G learnability rollouts) in 4 slots: the engine reads
-    each prompt's pages once for all its live rows. Equal to the static engine, to sharing off,
+    each prompt's slot once for all its live rows. Equal to the static engine, to sharing off,
     and on a mesh that splits the batch in 2 and the heads in 4 (8 fake devices)."""
     d, cfg, params = qwen
     a, b, c = _rows(2, (13, 5, 26))
