@@ -58,7 +58,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.sampler.top_k = 0
     c.sampler.prompt_buckets = (512, 1024, 2048, 4096, 6144)
     c.sampler.gen_buckets = (256, 512, 1024, 2048, 4096, 8192)
-    c.sampler.max_batch = 256  # rows per sampler call (bounds KV-cache memory)
+    c.sampler.max_batch = 256  # rows decoded at once: static chunk rows / continuous slots
+    # Decode plan (azr_jax/sampling/plan.py; measurements in benchmarks/RESULTS.md). "auto"
+    # and 0 let `make_plan` choose by platform and batch; any other value forces the choice.
+    # engine: "static" (chunks decode until their longest row ends) | "continuous" (a
+    # finished row's slot takes the next prompt; paged KV read up to the filled pages).
+    c.sampler.engine = "auto"
+    c.sampler.unstack_layers = "auto"  # "on" | "off": per-layer decode weights (TPU: off)
+    c.sampler.decode_matmul_splits = 0  # decode matmuls in N batched parts (CPU: 2)
+    c.sampler.keys_last = "auto"  # "on" | "off": static cache keys [B,K,H,S] (CPU: on)
+    c.sampler.page_size = 0  # continuous: tokens per KV page (CPU/GPU 16, TPU 64)
+    c.sampler.read_extents = 0  # continuous: cache extents a step can read (CPU 2, else 3)
+    c.sampler.decode_widths = 0  # continuous: step widths slots/2^k for the queue's tail (3)
+    c.sampler.share_prompts = True  # rows repeating a prompt share its prefill and reads
+    c.sampler.prefill_chunk = 512  # prompt tokens per prefill pass
 
     c.azr = ml_collections.ConfigDict()
     c.azr.batch_size = 64  # B: rows per task-role group (x 6 groups = 384 per update)

@@ -65,10 +65,10 @@ def profile(sampler: Sampler, params, rows: list[list[int]], n: int, top: int) -
         total = time.perf_counter() - t
         jax.profiler.stop_trace()
         events = _device_events(d)
-    B, steps = len(rows), out.steps - 1
-    wall_ms = 1e3 * out.decode_seconds / steps
-    print(f"\n### batch {B}: call {total:.2f} s, prefill {out.prefill_seconds:.3f} s, "
-          f"decode {wall_ms:.2f} ms/step over {steps} steps")
+    B, steps = len(rows), out.decode_steps
+    wall_ms = 1e3 * out.decode_seconds / steps  # the continuous engine's clock has its prefill
+    print(f"\n### batch {B}, {out.engine} engine: call {total:.2f} s, prefill "
+          f"{out.prefill_seconds:.3f} s, decode {wall_ms:.2f} ms/step over {steps} steps")
     if not events:
         print("no device plane in the trace (not a GPU run?)")
         return
@@ -103,16 +103,19 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--unstack-layers", choices=tuple(UNSTACK_CHOICES), default="auto",
                     help="SamplerConfig.unstack_layers (auto: the sampler's own choice)")
+    ap.add_argument("--engine", choices=("auto", "static", "continuous"), default="auto",
+                    help="SamplerConfig.engine (auto: the decode plan's choice)")
     args = ap.parse_args()
     if min(args.batch_sizes) < 1 or args.prompt_len < 1 or args.new_tokens < 2:
         ap.error("batch sizes and --prompt-len must be >= 1, --new-tokens >= 2")
     cfg = QWEN2_5_1_5B
     print(f"# decode profile: {jax.devices()[0].device_kind}, jax {jax.__version__}, "
           f"Qwen2.5-1.5B shape bf16, prompt {args.prompt_len}, {args.new_tokens} new tokens, "
-          f"unstack_layers {args.unstack_layers}")
+          f"unstack_layers {args.unstack_layers}, engine {args.engine}")
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
     sampler = Sampler(cfg, config=SamplerConfig(
-        unstack_layers=UNSTACK_CHOICES[args.unstack_layers]), stop_token_ids=())
+        unstack_layers=UNSTACK_CHOICES[args.unstack_layers], engine=args.engine),
+        stop_token_ids=())
     rng = np.random.default_rng(0)
     for B in args.batch_sizes:
         rows = rng.integers(3, cfg.vocab_size, (B, args.prompt_len)).tolist()

@@ -11,16 +11,18 @@ first) in the same process, and prints new tokens/s and the ratio. torch runs wi
 1 or all cores is faster for a short calibration generate (on a shared machine OpenMP with all
 cores can be 10x slower).
 With --repeats N each side is timed N times and its fastest call counts. --cpu-matmul-splits
-auto,1 adds rows with the decode matrices whole (`SamplerConfig.decode_matmul_splits`).
+auto,1 adds rows with the decode matrices whole (`SamplerConfig.decode_matmul_splits`);
+--engines static,continuous runs each sampler engine (`SamplerConfig.engine`; default: the
+decode plan's choice).
 
 GPU section (only when jax's default device is a GPU): a Qwen2.5-1.5B-shaped model with random
 weights in bf16 (params and compute), prompts of --gpu-prompt-len random tokens, --gpu-new-tokens
 new tokens. Reports tokens/s and the fraction of the HBM-bandwidth roofline of a decode step:
 (bytes of params + bytes of KV cache the step reads) / step time / peak bandwidth. The KV term is
-given two ways: what this implementation reads (the whole preallocated cache, every step) and
-the ideal (only the filled slots, on average prompt + N/2); each over the bandwidth a jitted
-elementwise pass measures on the card in the same run, and the first also over the datasheet
-peak. For --gpu-hf-batch-sizes, HF generate (torch, bf16, same shape, temperature 1) runs the
+given two ways: what the engine reports it read (the static engine: its whole preallocated
+cache, every step; the continuous engine: the pages in use, in whole blocks) and the ideal
+(only the filled slots, on average prompt + N/2); each over the bandwidth a jitted elementwise
+pass measures on the card in the same run, and the first also over the datasheet peak. For --gpu-hf-batch-sizes, HF generate (torch, bf16, same shape, temperature 1) runs the
 same prompts on the GPU and the ratio is printed.
 
 Usage:
@@ -48,6 +50,8 @@ from azr_jax.model import api  # noqa: E402
 from azr_jax.model.config import ModelConfig  # noqa: E402
 from azr_jax.sampling import SamplerConfig, SamplingParams, Sampler  # noqa: E402
 from azr_jax.sampling.demo_prompts import azr_task_prompts  # noqa: E402
+from azr_jax.sampling.plan import make_plan  # noqa: E402
+from azr_jax.sampling.sampler import platform_of  # noqa: E402
 from azr_jax.sampling.text import Tokenizer  # noqa: E402
 
 # Published Qwen2.5-1.5B config.json dims (no checkpoint needed: the roofline is shape-bound).
@@ -123,13 +127,15 @@ def _cpu_section(args: argparse.Namespace) -> None:
     cfg, params = load_hf(d)
     tok = Tokenizer(d)
     hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    # One sampler per table variant: (prompt sharing, decode matmul splits); sharing off runs
-    # with the first splits setting only.
+    # One sampler per table variant: (engine, prompt sharing, decode matmul splits); sharing
+    # off runs with the first splits setting only.
     first = args.cpu_matmul_splits[0]
-    samplers = {(share, sp): Sampler(cfg, config=SamplerConfig(
-                    share_prompts=share == "on", decode_matmul_splits=_splits(sp)),
-                    stop_token_ids=())
-                for share, sp in [("on", sp) for sp in args.cpu_matmul_splits] + [("off", first)]}
+    variants = [(e, "on", sp) for e in args.engines for sp in args.cpu_matmul_splits] + [
+        (e, "off", first) for e in args.engines]
+    samplers = {(engine, share, sp): Sampler(cfg, config=SamplerConfig(
+                    engine=engine, share_prompts=share == "on",
+                    decode_matmul_splits=_splits(sp)), stop_token_ids=())
+                for engine, share, sp in variants}
     greedy = SamplingParams(temperature=0.0)
     N = args.new_tokens
     threads = None if args.no_hf else _torch_threads(hf, torch, torch.tensor([[1] * 32]))
@@ -137,7 +143,7 @@ def _cpu_section(args: argparse.Namespace) -> None:
     print(f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
           f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
           f"({threads} thread(s)), transformers {transformers.__version__}")
-    header = ("| batch | distinct prompts | prompt tok (mean/max) | share | splits "
+    header = ("| batch | distinct prompts | prompt tok (mean/max) | engine | share | splits "
               "| azr-jax new tok/s "
               "| prefill s | decode ms/step | compile s | HF new tok/s | HF s | ratio "
               "| rows identical |")
@@ -148,7 +154,7 @@ def _cpu_section(args: argparse.Namespace) -> None:
         lens = [len(r) for r in rows]
         distinct = len({tuple(r) for r in rows})
         runs = []
-        for variant in samplers if distinct < B else [v for v in samplers if v[0] == "on"]:
+        for variant in samplers if distinct < B else [v for v in samplers if v[1] == "on"]:
             t = time.perf_counter()
             samplers[variant].generate(params, rows, N, greedy, jax.random.key(0))  # compile + warm
             compile_s = time.perf_counter() - t
@@ -166,15 +172,16 @@ def _cpu_section(args: argparse.Namespace) -> None:
             _hf_generate(hf, torch, rows, 2, tok.hf.pad_token_id or 0)  # warm
             hf_s, hf_tokens = min((_hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0)
                                    for _ in range(args.repeats)), key=lambda r: r[0])
-        for (share, splits), out, ours, compile_s in runs:
-            step_ms = 1e3 * out.decode_seconds / max(out.steps - 1, 1)
+        for (_, share, splits), out, ours, compile_s in runs:
+            step_ms = 1e3 * out.decode_seconds / max(out.decode_steps, 1)
             if hf_s is None:
                 hf_cols = "| - | - | - | - |"
             else:
                 same = int((hf_tokens == out.tokens).all(axis=1).sum())
                 hf_rate = B * N / hf_s
                 hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
-            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {share} | {splits} "
+            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {out.engine} "
+                  f"| {share} | {splits} "
                   f"| {ours:.1f} "
                   f"| {out.prefill_seconds:.1f} | {step_ms:.0f} | {compile_s:.1f} {hf_cols}",
                   flush=True)
@@ -245,8 +252,10 @@ def gpu_section(args: argparse.Namespace) -> None:
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
     P, N = args.gpu_prompt_len, args.gpu_new_tokens
-    sampler = Sampler(cfg, config=SamplerConfig(
-        unstack_layers=UNSTACK_CHOICES[args.gpu_unstack_layers]), stop_token_ids=())
+    config = SamplerConfig(unstack_layers=UNSTACK_CHOICES[args.gpu_unstack_layers],
+                           engine=args.gpu_engine)
+    sampler = Sampler(cfg, config=config, stop_token_ids=())
+    plan = make_plan(platform_of(params), max(args.gpu_batch_sizes), config)
     kv_per_slot = (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2  # k and v
                    * jnp.dtype(cfg.dtype).itemsize)
     hf = None
@@ -263,7 +272,8 @@ def gpu_section(args: argparse.Namespace) -> None:
         hf_versions = "HF peer off"
     print(f"\n## GPU: {dev.device_kind}, Qwen2.5-1.5B shape, bf16, random weights "
           f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, temperature 1, "
-          f"unstack_layers {args.gpu_unstack_layers} ({sampler._unstack(params)}); "
+          f"unstack_layers {args.gpu_unstack_layers} ({plan.unstack_layers}), engine "
+          f"{args.gpu_engine} ({plan.engine}); "
           f"jax {jax.__version__}; {hf_versions}")
     sheet = "unknown (use --hbm-gbps)" if peak is None else f"{peak / 1e12:.2f} TB/s"
     print(f"HBM: datasheet {sheet}, measured copy (read + write) {copy_bw / 1e12:.2f} TB/s")
@@ -278,10 +288,9 @@ def gpu_section(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         out = sampler.generate(params, rows, N, SamplingParams(1.0), jax.random.key(1))
         total = time.perf_counter() - t
-        steps = out.steps - 1
-        step_s = out.decode_seconds / steps
-        S = _cache_slots(sampler, P, N)  # the cache is sized by the buckets, not by P + N
-        read = param_bytes + B * S * kv_per_slot
+        steps = out.decode_steps
+        step_s = out.decode_seconds / steps  # continuous: includes its prefill
+        read = param_bytes + out.kv_bytes_read / steps
         ideal = param_bytes + B * (P + N / 2) * kv_per_slot
         frac = lambda b, bw: "-" if bw is None else f"{b / step_s / bw:.0%}"
         ours = B * N / total
@@ -292,13 +301,6 @@ def gpu_section(args: argparse.Namespace) -> None:
         print(f"| {B} | {ours:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
               f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read, copy_bw)} "
               f"| {frac(ideal, copy_bw)} | {frac(read, peak)} {hf_cols}", flush=True)
-
-
-def _cache_slots(sampler: Sampler, prompt_len: int, new_tokens: int) -> int:
-    from azr_jax.sampling.config import pick_bucket
-    c = sampler.config
-    return (pick_bucket(prompt_len, c.prompt_buckets, "prompt")
-            + pick_bucket(new_tokens, c.gen_buckets, "budget") - 1)
 
 
 def main() -> None:
@@ -314,6 +316,9 @@ def main() -> None:
                     help="comma list of SamplerConfig.decode_matmul_splits values for the CPU "
                          "table ('auto' = the sampler's default; e.g. auto,1 adds whole-matrix "
                          "rows to compare)")
+    ap.add_argument("--engines", type=lambda s: s.split(","), default=["auto"],
+                    help="comma list of SamplerConfig.engine values for the CPU table")
+    ap.add_argument("--gpu-engine", choices=("auto", "static", "continuous"), default="auto")
     ap.add_argument("--gpu-batch-sizes", type=ints, default=[1, 16, 64, 256])
     ap.add_argument("--gpu-prompt-len", type=int, default=512)
     ap.add_argument("--gpu-new-tokens", type=int, default=512)
@@ -326,6 +331,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    for engine in args.engines:
+        if engine not in ("auto", "static", "continuous"):
+            ap.error(f"--engines takes auto, static or continuous, got {engine!r}")
     for sp in args.cpu_matmul_splits:
         if sp != "auto" and not (sp.isdigit() and int(sp) >= 1):
             ap.error(f"--cpu-matmul-splits takes 'auto' or ints >= 1, got {sp!r}")

@@ -15,7 +15,7 @@ import hf_models
 from azr_jax.hf.export import save_hf
 from azr_jax.hf.load import load_hf
 from azr_jax.hf.safetensors_io import SafetensorsFile, write_file
-from azr_jax.model import api, decoder, rope
+from azr_jax.model import api, decode, decoder, rope
 from azr_jax.model.config import ModelConfig
 from azr_jax.model.decoder import KVCache
 
@@ -103,15 +103,35 @@ def _prefill_prefix(cfg, params, rows):
     return cache, tokens, mask, pos
 
 
-@pytest.mark.parametrize("unstacked", [0, 1, 2], ids=["stacked", "unstacked",
-                                                      "unstacked_split2_keys_last"])
-def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
-    """Cascade decoding: 2 prompts, 3 rows each continuing with their own tokens. The rows
-    read their prompt's cache as a shared prefix (per-group matmuls) plus their own slots;
-    logits equal one cache-free forward over prompt + continuation. Stacked params take the
-    scan path, unstacked ones (`unstack_layers`, per-layer cache) the in-place path: with
-    whole matmuls and the keys [B, K, S, H], or in 2 parts and the keys [B, K, H, S] (the CPU
-    sampler's choices)."""
+# (unstacked weights, matmul splits, keys stored [B, K, H, S]): the TPU choice, the GPU choice
+# and the CPU choice (`sampling.plan.make_plan`).
+DECODE_PLANS = {"stacked": (False, 1, False), "unstacked": (True, 1, False),
+                "unstacked_split2_keys_last": (True, 2, True)}
+
+
+def _decode_runner(cfg, params, name, attention_for):
+    """A jitted one-token decode step on `params` laid out as DECODE_PLANS[name] says;
+    `attention_for(kv, extra, keys_last)` gives the backend and the cache it starts from."""
+    out_in, splits, keys_last = DECODE_PLANS[name]
+    run = api.unstack_layers(params) if out_in else params
+    layout = decoder.Layout(out_in=out_in, splits=splits)
+
+    def step(p, t, q, kv, extra):
+        kv, attention = attention_for(kv, extra, keys_last)
+        logits, kv = decode.decode_step(cfg, p, t, q, kv, attention, layout=layout)
+        return logits, attention.end(kv)
+
+    return run, jax.jit(step), out_in, keys_last
+
+
+@pytest.mark.parametrize("plan", sorted(DECODE_PLANS))
+def test_shared_prefix_decode_matches_full_forward(tiny, plan):
+    """Cascade decoding (`SlotAttention` over a `SlotKV` with a `PrefixKV`): 2 prompts, 3 rows
+    each continuing with their own tokens. The rows read their prompt's cache as a shared
+    prefix (per-group matmuls) plus their own slots; logits equal one cache-free forward over
+    prompt + continuation, for stacked weights (a layer loop over stacked buffers) and
+    unstacked ones (per-layer buffers), whole or in 2 matmul parts, keys [B, K, S, H] or
+    [B, K, H, S]."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     prompts = _rows(4, lengths=(7, 3))
@@ -122,50 +142,114 @@ def test_shared_prefix_decode_matches_full_forward(tiny, unstacked):
     want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
                     np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
 
-    cache = KVCache.zeros(cfg, U * R, steps)._replace(
-        prefix_k=pre.k.transpose(0, 1, 3, 2, 4), prefix_v=pre.v.transpose(0, 1, 3, 4, 2),
-        prefix_valid=pre.valid)
-    run = params
-    if unstacked:
-        run, cache = api.unstack_layers(params), cache.per_layer(keys_last=unstacked == 2)
-        assert isinstance(cache.k, tuple) and len(run["layers"]) == cfg.num_layers
-        k_shape = (U * R, cfg.num_kv_heads) + ((cfg.head_dim, steps) if unstacked == 2
-                                              else (steps, cfg.head_dim))
-        assert cache.k[0].shape == k_shape
-    step = jax.jit(lambda p, t, q, c: api.apply(cfg, p, t, q, jnp.ones_like(t), c,
-                                                matmul_splits=max(unstacked, 1),
-                                                keys_last=unstacked == 2))
+    def attention_for(kv, _, keys_last):
+        att, kv = decode.SlotAttention.begin(cfg, kv, keys_last)
+        return kv, att
+
+    run, step, per_layer, keys_last = _decode_runner(cfg, params, plan, attention_for)
+    own = KVCache.zeros(cfg, U * R, steps)
+    kv = decode.SlotKV(*decode.slot_buffers(own.k, own.v, keys_last, per_layer), own.valid,
+                       own.index, decode.prefix_buffers(pre.k, pre.v, pre.valid, per_layer))
+    assert isinstance(kv.k, tuple) == per_layer
+    k_shape = (U * R, cfg.num_kv_heads) + ((cfg.head_dim, steps) if keys_last
+                                          else (steps, cfg.head_dim))
+    assert kv.k[0].shape == k_shape
     last = np.asarray(pos)[src, -1]
     for j in range(steps):
         last = last + 1
-        logits, cache = step(run, extra[:, j:j + 1], last[:, None], cache)
-        np.testing.assert_allclose(np.asarray(logits)[:, 0], want[:, j], atol=1e-5)
-    assert int(cache.index) == steps
+        logits, kv = step(run, extra[:, j], last, kv, None)
+        np.testing.assert_allclose(np.asarray(logits), want[:, j], atol=1e-5)
+    assert int(kv.index) == steps
+
+
+@pytest.mark.parametrize("plan", sorted(DECODE_PLANS))
+def test_paged_decode_matches_full_forward(tiny, plan):
+    """`PagedAttention`: 2 prompts in prompt slots 2 and 0 of 4 (slot 1 free, slot 3 past the
+    read extent), 3 rows each: rows 0-2 read prompt 0 once per step, rows 3-5 prompt 1; each
+    row writes its generated tokens into pages of 4 tokens taken out of order from a shuffled
+    pool (some unused). Logits equal one cache-free forward over prompt + continuation."""
+    _, d, _ = tiny
+    cfg, params = load_hf(d)
+    page, steps, U, R = 4, 6, 2, 3
+    prompts = _rows(6, lengths=(8, 7))
+    extra = np.random.default_rng(7).integers(3, cfg.vocab_size, (U * R, steps)).astype(np.int32)
+    src = np.arange(U * R) // R
+    tokens, mask = hf_models.left_pad(prompts)
+    want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
+                    np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
+
+    L, K, H, P = cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, 8
+    n_slots, n_gen = 4, 16
+    prompt_k = np.zeros((L, n_slots, K, P, H), np.float32)
+    prompt_v = np.zeros_like(prompt_k)
+    owner = np.array([1, -1, 0, -1])  # prompt slot -> prompt
+    for u, p in enumerate(prompts):  # each prompt's own cache, unpadded, into its slot
+        pre = _prefill_prefix(cfg, params, [p])[0]
+        at = int(np.flatnonzero(owner == u)[0])
+        prompt_k[:, at, :, :len(p)] = np.asarray(pre.k)[:, 0].swapaxes(1, 2)
+        prompt_v[:, at, :, :len(p)] = np.asarray(pre.v)[:, 0].swapaxes(1, 2)
+    readers = np.where(owner[:, None] >= 0, np.arange(R)[None, :] + R * np.maximum(owner, 0)[:, None],
+                       U * R)
+    fill = np.where(owner >= 0, np.array([len(p) for p in prompts])[np.maximum(owner, 0)], 0)
+    prompt_view = decode.PoolView(jnp.asarray(readers, jnp.int32), jnp.asarray(fill, jnp.int32))
+    gen_pages = np.random.default_rng(0).permutation(n_gen)[:U * R * 2].reshape(U * R, 2)
+
+    def attention_for(kv, t, _):
+        page_of = jnp.asarray(gen_pages)[:, t // page]
+        gen_owner = jnp.full((n_gen,), U * R).at[jnp.asarray(gen_pages[:, 0])].set(
+            jnp.arange(U * R))
+        gen_owner = gen_owner.at[jnp.asarray(gen_pages[:, 1])].set(
+            jnp.where(t >= page, jnp.arange(U * R), U * R))
+        base = jnp.zeros((n_gen,), jnp.int32).at[jnp.asarray(gen_pages[:, 1])].set(page)
+        gfill = jnp.where(gen_owner < U * R, jnp.clip(t - base, 0, page), 0)  # written before t
+        attention = decode.PagedAttention(cfg, (3, n_gen), page_of, jnp.full((U * R,), t % page),
+                                          prompt_view, decode.PoolView(gen_owner[:, None], gfill))
+        return attention.start(kv, U * R), attention
+
+    run, step, per_layer, _ = _decode_runner(cfg, params, plan, attention_for)
+    gen = np.zeros((L, n_gen, K, page, H), np.float32)
+    kv = decode.PagedKV(*(jnp.asarray(x) for x in (prompt_k, prompt_v, gen, gen)))
+    if per_layer:
+        kv = decode.PagedKV(*(tuple(x) for x in kv[:4]))
+    last = np.array([len(p) for p in prompts])[src] - 1
+    for j in range(steps):
+        last = last + 1
+        logits, kv = step(run, extra[:, j], last, kv, j)
+        np.testing.assert_allclose(np.asarray(logits), want[:, j], atol=1e-5)
 
 
 def test_unstacked_params_give_the_same_logits(tiny):
-    """Unstacked params give the stacked logits, with the [out, in] matrices multiplied whole
-    or in batched parts along their output axis: 3 parts divide the MLP width (96) but not the
-    embedding (64), the kv width (32) or the vocabulary (160), so that call mixes split and
-    whole matmuls (`decoder._linear`)."""
+    """Decode steps on unstacked params give the stacked logits, with the [out, in] matrices
+    multiplied whole or in batched parts along their output axis: 3 parts divide the MLP
+    width (96) but not the embedding (64), the kv width (32) or the vocabulary (160), so that
+    call mixes split and whole matmuls (`decoder._linear`)."""
     _, d, _ = tiny
     cfg, params = load_hf(d)
     tokens, mask = hf_models.left_pad(_rows(1))
-    want = _forward(cfg, params, tokens, mask)
+    pos = api.positions_from_mask(mask)
+    B, P = tokens.shape
+    nxt = np.random.default_rng(2).integers(3, cfg.vocab_size, (B,)).astype(np.int32)
+    full = _forward(cfg, params, np.concatenate([tokens, nxt[:, None]], 1),
+                    np.concatenate([mask, np.ones((B, 1), np.int32)], 1))[:, -1]
+    _, cache = jax.jit(lambda p, c: api.apply(cfg, p, tokens, pos, mask, c))(
+        params, KVCache.zeros(cfg, B, P + 1))
     run = api.unstack_layers(params)
-    for splits in (1, 2, 3):
-        np.testing.assert_allclose(_forward(cfg, run, tokens, mask, matmul_splits=splits), want,
-                                   atol=1e-5, err_msg=f"matmul_splits={splits}")
+    for out_in, splits in ((False, 1), (True, 1), (True, 2), (True, 3)):
+        kv = decode.SlotKV(*decode.slot_buffers(cache.k, cache.v, False, out_in), cache.valid,
+                           cache.index)
+        att, kv = decode.SlotAttention.begin(cfg, kv, False)
+        logits, _ = decode.decode_step(cfg, run if out_in else params, nxt,
+                                       np.asarray(pos)[:, -1] + 1, kv, att,
+                                       layout=decoder.Layout(out_in=out_in, splits=splits))
+        np.testing.assert_allclose(np.asarray(logits), full, atol=1e-5,
+                                   err_msg=f"out_in={out_in} splits={splits}")
     x = np.random.default_rng(0).standard_normal((2, 3, 64)).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((96, 64)).astype(np.float32)
     for splits in (1, 2, 3, 5):  # 5 does not divide 96: whole
         np.testing.assert_allclose(decoder._linear(x, w, splits), x @ w.T, atol=1e-4)
     for bad in (0, True, 2.0):
         with pytest.raises(ValueError, match="matmul_splits must be an int >= 1"):
-            api.apply(cfg, run, tokens, tokens, mask, matmul_splits=bad)
-    with pytest.raises(ValueError, match="per-layer KV cache needs unstacked params"):
-        api.apply(cfg, params, tokens[:, :1], tokens[:, :1], mask[:, :1],
-                  KVCache.zeros(cfg, len(tokens), 4).per_layer())
+            decoder.Layout(out_in=True, splits=bad)
 
 
 def test_rope_table_lookup_gives_the_same_rotation_and_logits(tiny):

@@ -12,11 +12,12 @@ from scipy import stats
 
 import hf_models
 from azr_jax.hf.load import load_hf
-from azr_jax.model import api
+from azr_jax.model import api, decoder
 from azr_jax.sampling import loop
 from azr_jax.sampling import sampler as sampler_module
 from azr_jax.sampling.batching import plan_chunks
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
+from azr_jax.sampling.plan import make_plan
 from azr_jax.sampling.sampler import Sampler
 from sharding.mesh import make_mesh
 from sharding.rules import ShardingRules
@@ -104,17 +105,18 @@ def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
 
 
 def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkeypatch):
-    """With `unstack_layers` the decode program gets per-layer weights and the prefill the
-    stacked ones (an unstacked GPU prefill crashed XLA); auto = on unless the params are on a
-    TPU. Decode matmuls run in 2 batched parts on CPU for 2+ rows by default (`decoder._linear`),
-    whole for 1 row, elsewhere, or when told; the CPU per-layer cache holds keys [B, K, H, S]."""
+    """With `unstack_layers` the static engine's decode program gets per-layer weights and the
+    prefill the stacked ones (an unstacked GPU prefill crashed XLA). Decode matmuls run in 2
+    batched parts on CPU for 2+ rows by default (`decoder._linear`), whole for 1 row or when
+    told; the CPU slot cache holds keys [B, K, H, S]."""
     _, cfg, params = tiny
     seen = []
     for name in ("prefill", "decode"):
         real = getattr(loop, name)
         def spy(p, *a, _name=name, _real=real, **k):
-            seen.append((_name, isinstance(p["layers"], tuple), k["spec"].matmul_splits,
-                         k["spec"].keys_last))
+            plan = k["spec"].plan
+            seen.append((_name, isinstance(p["layers"], tuple), plan.matmul_splits,
+                         plan.keys_last))
             return _real(p, *a, **k)
         monkeypatch.setattr(loop, name, spy)
     for splits, rows, want in ((None, 2, 2), (None, 1, 1), (1, 2, 1), (3, 1, 3)):
@@ -125,27 +127,45 @@ def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkey
         want_seen = [("prefill", False, want, True), ("decode", True, want, True)]
         assert seen == want_seen, (splits, rows)
 
-    class Dev:
-        def __init__(self, platform):
-            self.platform = platform
 
-    class Leaf:
-        def __init__(self, platform):
-            self.platform = platform
+class _Leaf:
+    """A stand-in param leaf on another platform."""
 
-        def devices(self):
-            return {Dev(self.platform)}
+    def __init__(self, platform):
+        self.platform = platform
 
-    auto = Sampler(cfg, config=CONFIG)
-    assert auto.config.unstack_layers is None
-    assert auto._unstack(params)  # this machine's CPU
-    assert auto._unstack({"w": Leaf("gpu")})
-    assert not auto._unstack({"w": Leaf("tpu")})
-    assert sampler_module._platforms(params) == {"cpu"}
-    assert sampler_module._platforms({"w": Leaf("gpu")}) == {"gpu"}
-    assert auto._matmul_splits(True, 8) == 2
-    assert auto._matmul_splits(True, 1) == 1
-    assert auto._matmul_splits(False, 8) == 1
+    def devices(self):
+        return {type("Dev", (), {"platform": self.platform})()}
+
+
+def test_the_decode_plan_is_chosen_in_one_place(tiny):
+    """`make_plan`'s rules per (platform, rows) and every choice forced from the config."""
+    _, _, params = tiny
+    assert sampler_module.platform_of(params) == "cpu"
+    assert sampler_module.platform_of({"w": _Leaf("gpu")}) == "gpu"
+    assert sampler_module.platform_of({"w": _Leaf("tpu")}) == "tpu"
+    cpu = make_plan("cpu", 5, CONFIG)
+    assert (cpu.engine, cpu.slots, cpu.unstack_layers, cpu.matmul_splits, cpu.keys_last) == \
+        ("static", 8, True, 2, True)
+    assert make_plan("cpu", 9, CONFIG).engine == "continuous"  # a queue longer than the slots
+    assert make_plan("cpu", 1, CONFIG).matmul_splits == 1
+    gpu = make_plan("gpu", 5, CONFIG)
+    assert (gpu.engine, gpu.unstack_layers, gpu.matmul_splits, gpu.keys_last) == \
+        ("static", True, 1, False)
+    assert make_plan("gpu", 9, CONFIG).engine == "continuous"
+    tpu = make_plan("tpu", 5, CONFIG)
+    assert (tpu.engine, tpu.unstack_layers, tpu.keys_last) == ("static", False, False)
+    assert (tpu.page_size, tpu.read_extents, cpu.page_size, cpu.read_extents) == (64, 3, 16, 2)
+    assert make_plan("cpu", 3, CONFIG, batch_multiple=2).slots == 4
+    forced = dataclasses.replace(CONFIG, engine="static", unstack_layers=False, keys_last=False,
+                                 decode_matmul_splits=3, page_size=8, read_extents=5,
+                                 decode_widths=2, share_prompts=False, prefill_chunk=16)
+    got = make_plan("gpu", 50, forced)
+    assert (got.engine, got.unstack_layers, got.keys_last, got.matmul_splits, got.page_size,
+            got.read_extents, got.decode_widths, got.share_prompts, got.prefill_chunk) == \
+        ("static", False, False, 3, 8, 5, 2, False, 16)
+    assert got.layout == decoder.Layout()  # stacked weights: whole matmuls
+    assert make_plan("cpu", 50, forced, engine="continuous").engine == "continuous"
 
 
 @pytest.mark.parametrize("sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)],
@@ -449,11 +469,15 @@ def test_bad_types_and_settings(qwen):
         Sampler(cfg, stop_token_ids=(VOCAB,))
     with pytest.raises(ValueError, match="share_prompts must be a bool"):
         SamplerConfig(share_prompts="yes")
-    with pytest.raises(ValueError, match="unstack_layers must be None or a bool"):
-        SamplerConfig(unstack_layers=1)
-    for bad in (0, True, 1.5):
-        with pytest.raises(ValueError, match="decode_matmul_splits must be None or an int"):
-            SamplerConfig(decode_matmul_splits=bad)
+    for name in ("unstack_layers", "keys_last"):
+        with pytest.raises(ValueError, match=f"{name} must be None or a bool"):
+            SamplerConfig(**{name: 1})
+    for name in ("decode_matmul_splits", "page_size", "read_extents", "decode_widths"):
+        for bad in (0, True, 1.5):
+            with pytest.raises(ValueError, match=f"{name} must be None or an int"):
+                SamplerConfig(**{name: bad})
+    with pytest.raises(ValueError, match="engine must be one of"):
+        SamplerConfig(engine="dynamic")
     with pytest.raises(ValueError, match="cache slots exceed max_cache_len 30"):
         Sampler(cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16),
                                           max_cache_len=30)).generate(

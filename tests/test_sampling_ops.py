@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from azr_jax.sampling.config import SamplerConfig, SamplingParams, pick_bucket
+from azr_jax.sampling.config import SamplerConfig, SamplingParams, pick_bucket, sampler_config
 from azr_jax.sampling.ops import SamplingMode, nucleus_keep, sample
 
 # A fixed small distribution with a long tail (the tail tokens are what filters must remove).
@@ -179,6 +179,31 @@ def test_invalid_sampling_params(kw, match):
 def test_invalid_sampler_config(kw, match):
     with pytest.raises(ValueError, match=match):
         SamplerConfig(**kw)
+
+
+def test_sampler_config_from_the_config_file():
+    """`c.sampler` (azr_jax/defaults.py) -> SamplerConfig: "auto" / 0 leave a decode-plan
+    choice to `make_plan`, other values force it, a bad value is one clear error."""
+    from azr_jax.defaults import base_config
+    section = base_config().sampler
+    got = sampler_config(section)
+    assert got == SamplerConfig(prompt_buckets=section.prompt_buckets,
+                                gen_buckets=section.gen_buckets, max_batch=section.max_batch)
+    section.update(engine="continuous", unstack_layers="off", keys_last="on",
+                   decode_matmul_splits=3, page_size=32, read_extents=8, decode_widths=2,
+                   share_prompts=False,
+                   prefill_chunk=256)
+    got = sampler_config(section)
+    assert (got.engine, got.unstack_layers, got.keys_last, got.decode_matmul_splits,
+            got.page_size, got.read_extents, got.decode_widths, got.share_prompts,
+            got.prefill_chunk) == ("continuous", False, True, 3, 32, 8, 2, False, 256)
+    section.keys_last = "yes"
+    with pytest.raises(ValueError, match="sampler.keys_last must be one of"):
+        sampler_config(section)
+    section.keys_last = "auto"
+    section.engine = "fast"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        sampler_config(section)
 
 
 def test_pick_bucket():

@@ -25,15 +25,24 @@ NEW_TOKENS = 64
 @pytest.fixture(scope="module")
 def smollm2():
     d, cfg, params, ref = hf_models.smollm2_and_reference()
-    ts = TextSampler.from_dir(d, cfg, config=SamplerConfig(batch_buckets=(4,), max_batch=4))
-    return cfg, params, ref, ts
+    return d, cfg, params, ref
 
 
-def test_greedy_64_tokens_on_real_prompts_equal_hf(smollm2):
-    cfg, params, ref, ts = smollm2
+# static: the 4 prompts in one chunk; continuous: 2 slots, so 2 prompts wait for a free slot
+# (one compiled step: the width and extent switches are tested on tiny models)
+ENGINES = {"static": SamplerConfig(batch_buckets=(4,), max_batch=4),
+           "continuous": SamplerConfig(batch_buckets=(2,), max_batch=2, engine="continuous",
+                                       read_extents=1, decode_widths=1)}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_greedy_64_tokens_on_real_prompts_equal_hf(smollm2, engine):
+    d, cfg, params, ref = smollm2
+    ts = TextSampler.from_dir(d, cfg, config=ENGINES[engine])
     prompts = [p for i, p in enumerate(azr_task_prompts(6)) if i in (0, 1, 3, 4)]
     out = ts.generate(params, prompts, NEW_TOKENS, SamplingParams(temperature=0.0),
                       jax.random.key(0))
+    assert out.sample.engine == engine
     lengths = [len(ids) for ids in out.prompt_ids]
     assert len(set(lengths)) == 4, lengths  # four different lengths, so real padding
     eos = ts.tokenizer.eos_token_ids[0]

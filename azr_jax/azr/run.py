@@ -254,9 +254,7 @@ class SelfPlayRun:
         c = self.c
         sampling = SamplingParams(temperature=c.sampler.temperature, top_p=c.sampler.top_p,
                                   top_k=c.sampler.top_k)
-        return build_policy(self.model_cfg, self.tokenizer, self.rules,
-                            prompt_buckets=c.sampler.prompt_buckets,
-                            gen_buckets=c.sampler.gen_buckets, max_batch=c.sampler.max_batch,
+        return build_policy(self.model_cfg, self.tokenizer, self.rules, sampler=c.sampler,
                             sampling=sampling, template=c.model.template,
                             prompt_cfg=self.sp_cfg.prompt)
 
@@ -305,7 +303,7 @@ class SelfPlayRun:
         t0 = time.perf_counter()
         step = self.step + 1
         out: StepOutput = self.selfplay.run(step, self.state.params, self.key)
-        m = dict(out.metrics)
+        m = dict(out.metrics, **getattr(self.policy, "take_stats", dict)())
         if out.samples:
             m.update(self._update(out))
         self.step = step

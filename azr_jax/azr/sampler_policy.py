@@ -29,6 +29,20 @@ class SamplerPolicy:
         self.template, self.prompt_cfg = template, prompt_cfg
         self.prompts = prompt_set(prompt_cfg)
         self.pad_id = sampler.pad_token_id
+        self._calls: list[Any] = []  # outputs since the last `take_stats`
+
+    def take_stats(self) -> dict[str, float]:
+        """The sampler's measurements over the calls since the last take, as step metrics:
+        slot utilisation (decode tokens / decode slots x steps) and KV bytes read per
+        generated token."""
+        calls, self._calls = self._calls, []
+        slot_steps = sum(o.slot_steps for o in calls)
+        tokens = sum(int(o.lengths.sum()) for o in calls)
+        nan = float("nan")
+        return {"sampler/slot_utilisation":
+                sum(o.decode_tokens for o in calls) / slot_steps if slot_steps else nan,
+                "sampler/kv_bytes_per_token":
+                sum(o.kv_bytes_read for o in calls) / tokens if tokens else nan}
 
     def prompt_ids(self, user_prompt: str) -> list[int]:
         tok = self.tokenizer
@@ -45,6 +59,7 @@ class SamplerPolicy:
         if not prompts:
             return []
         out = self.sampler.generate(params, prompts, max_new_tokens, self.sampling, key)
+        self._calls.append(out)
         rollouts = []
         for i, prompt in enumerate(prompts):
             n = int(out.lengths[i])
@@ -55,18 +70,26 @@ class SamplerPolicy:
         return rollouts
 
 
-def build_policy(model_cfg: Any, tokenizer: Any, rules: Any, *, prompt_buckets: Sequence[int],
-                 gen_buckets: Sequence[int], max_batch: int, sampling: Any, template: str,
-                 prompt_cfg: PromptConfig) -> SamplerPolicy:
-    """A SamplerPolicy whose sampler stops at the model's and the tokenizer's EOS ids."""
-    from azr_jax.sampling.config import SamplerConfig
+def build_policy(model_cfg: Any, tokenizer: Any, rules: Any, *, sampler: Any, sampling: Any,
+                 template: str, prompt_cfg: PromptConfig,
+                 prompt_buckets: Sequence[int] | None = None,
+                 gen_buckets: Sequence[int] | None = None) -> SamplerPolicy:
+    """A SamplerPolicy whose sampler stops at the model's and the tokenizer's EOS ids;
+    `sampler` is the config's `sampler` section (buckets and decode plan), `prompt_buckets` /
+    `gen_buckets` override its buckets."""
+    import dataclasses
+
+    from azr_jax.sampling.config import sampler_config
     from azr_jax.sampling.sampler import Sampler
+    config = sampler_config(sampler)
+    config = dataclasses.replace(
+        config, prompt_buckets=tuple(prompt_buckets or config.prompt_buckets),
+        gen_buckets=tuple(gen_buckets or config.gen_buckets))
     eos = list(model_cfg.eos_token_id)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
         eos.append(tokenizer.eos_token_id)
     pad = tokenizer.pad_token_id
     pad = pad if pad is not None else (eos[0] if eos else 0)
     sampler = Sampler(model_cfg, rules=rules, stop_token_ids=eos, pad_token_id=pad,
-                      config=SamplerConfig(prompt_buckets=tuple(prompt_buckets),
-                                           gen_buckets=tuple(gen_buckets), max_batch=max_batch))
+                      config=config)
     return SamplerPolicy(tokenizer, sampler, sampling, template=template, prompt_cfg=prompt_cfg)

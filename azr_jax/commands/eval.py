@@ -170,8 +170,8 @@ def main(argv: list[str]) -> None:
     sampling = SamplingParams(temperature=temperature, top_p=top_p)
 
     def policy_with(prompt_buckets):
-        return build_policy(model_cfg, tokenizer, rules, prompt_buckets=prompt_buckets,
-                            gen_buckets=gen_buckets, max_batch=c.sampler.max_batch, sampling=sampling,
+        return build_policy(model_cfg, tokenizer, rules, sampler=c.sampler,
+                            prompt_buckets=prompt_buckets, gen_buckets=gen_buckets, sampling=sampling,
                             template=c.model.template, prompt_cfg=selfplay_config(c).prompt)
 
     policy = policy_with(tuple(c.sampler.prompt_buckets))

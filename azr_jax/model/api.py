@@ -55,14 +55,12 @@ def bind(cfg: ModelConfig, params: Params) -> Transformer:
 def apply(cfg: ModelConfig, params: Params, tokens: jax.Array, positions: jax.Array,
           attn_mask: jax.Array, cache: KVCache | None = None, *,
           rules: ShardingRules | None = None, return_hidden: bool = False,
-          fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None,
-          matmul_splits: int = 1, keys_last: bool = False) -> tuple[jax.Array, KVCache | None]:
-    """Forward pass; see `decoder.forward` for the contract. `params` may have its layers
-    stacked (as stored) or unstacked (`unstack_layers`)."""
+          fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None
+          ) -> tuple[jax.Array, KVCache | None]:
+    """Forward pass on the stacked params; see `decoder.forward` for the contract (the
+    one-token decode step, on stacked or unstacked params, is `model.decode.decode_step`)."""
     return forward(cfg, params, tokens, positions, attn_mask, cache, rules=rules,
-                   return_hidden=return_hidden, fresh_cache=fresh_cache,
-                   rope_table=rope_table, matmul_splits=matmul_splits,
-                   keys_last=keys_last)
+                   return_hidden=return_hidden, fresh_cache=fresh_cache, rope_table=rope_table)
 
 
 def lm_logits(cfg: ModelConfig, params: Params, hidden: jax.Array, *,

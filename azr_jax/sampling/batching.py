@@ -7,6 +7,7 @@ immediately instead of after the first chunks have been generated.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import Sequence
 
@@ -105,16 +106,7 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
     up to a batch bucket that is also a multiple of `batch_multiple` (the mesh's batch split).
     """
     lengths = np.array([len(p) for p in prompts])
-    too_long = lengths > config.prompt_buckets[-1]
-    if too_long.any():
-        i = int(np.argmax(too_long))
-        raise ValueError(f"prompt {i} has {lengths[i]} tokens, more than the largest prompt bucket "
-                         f"{config.prompt_buckets[-1]} (SamplerConfig.prompt_buckets); it is not "
-                         "truncated: shorten it or add a larger bucket")
-    if budgets.max() > config.gen_buckets[-1]:
-        i = int(np.argmax(budgets))
-        raise ValueError(f"max_new_tokens {budgets[i]} (prompt {i}) exceeds the largest generation "
-                         f"bucket {config.gen_buckets[-1]} (SamplerConfig.gen_buckets)")
+    _check_fits(lengths, budgets, config)
     order = np.argsort(-lengths, kind="stable")
     chunks = []
     for start in range(0, len(order), config.max_batch):
@@ -123,12 +115,7 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
         B = round_up(pick_bucket(n, config.batch_buckets, "batch size"), batch_multiple)
         P = pick_bucket(int(lengths[rows].max()), config.prompt_buckets, "prompt length")
         N = pick_bucket(int(budgets[rows].max()), config.gen_buckets, "max_new_tokens")
-        if config.max_cache_len is not None and P + N - 1 > config.max_cache_len:
-            raise ValueError(
-                f"prompt bucket {P} + generation bucket {N} - 1 = {P + N - 1} cache slots exceed "
-                f"max_cache_len "
-                f"{config.max_cache_len} (longest prompt {lengths[rows].max()}, largest budget "
-                f"{budgets[rows].max()}); lower max_new_tokens or raise max_cache_len")
+        _check_cache(P, N, lengths[rows], budgets[rows], config)
         distinct, src = _distinct_prompts([prompts[r] for r in rows])
         U = round_up(pick_bucket(len(distinct), config.batch_buckets, "batch size"), batch_multiple)
         group = (_cascade_layout(src, U, B, config) if config.share_prompts else None) or 0
@@ -150,6 +137,31 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
         chunks.append(Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets,
                             row_ids=row_ids, gen_len=N, src=src, slots=slots, group=group))
     return chunks
+
+
+def _check_fits(lengths: np.ndarray, budgets: np.ndarray, config: SamplerConfig) -> None:
+    """Every prompt within the largest prompt bucket, every budget within the largest
+    generation bucket (nothing is truncated)."""
+    too_long = lengths > config.prompt_buckets[-1]
+    if too_long.any():
+        i = int(np.argmax(too_long))
+        raise ValueError(f"prompt {i} has {lengths[i]} tokens, more than the largest prompt bucket "
+                         f"{config.prompt_buckets[-1]} (SamplerConfig.prompt_buckets); it is not "
+                         "truncated: shorten it or add a larger bucket")
+    if budgets.max() > config.gen_buckets[-1]:
+        i = int(np.argmax(budgets))
+        raise ValueError(f"max_new_tokens {budgets[i]} (prompt {i}) exceeds the largest generation "
+                         f"bucket {config.gen_buckets[-1]} (SamplerConfig.gen_buckets)")
+
+
+def _check_cache(P: int, N: int, lengths: np.ndarray, budgets: np.ndarray,
+                 config: SamplerConfig) -> None:
+    if config.max_cache_len is not None and P + N - 1 > config.max_cache_len:
+        raise ValueError(
+            f"prompt bucket {P} + generation bucket {N} - 1 = {P + N - 1} cache slots exceed "
+            f"max_cache_len "
+            f"{config.max_cache_len} (longest prompt {lengths.max()}, largest budget "
+            f"{budgets.max()}); lower max_new_tokens or raise max_cache_len")
 
 
 def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -198,3 +210,59 @@ def _group_slots(src: np.ndarray, U: int, group: int) -> np.ndarray:
         slots[j] = u * group + filled[u]
         filled[u] += 1
     return slots
+
+
+@dataclasses.dataclass
+class QueuePlan:
+    """The continuous engine's host-side queue: the caller's rows with the rows of each prompt
+    next to each other, distinct prompts right-padded, every size padded to a bucket."""
+
+    order: np.ndarray  # [n] caller row at each queue position
+    row_ids: np.ndarray  # [R] int32, caller row per queue position (padding: -1)
+    src: np.ndarray  # [R] int32 prompt index
+    budgets: np.ndarray  # [R] int32 (padding: 0)
+    tokens: np.ndarray  # [U, Ps] int32, right-padded
+    lengths: np.ndarray  # [U] int32
+    refs: np.ndarray  # [U] int32 rows per prompt
+    gen_len: int  # N
+    group: int  # most rows of one prompt (a bucket)
+
+
+def pow2(n: int) -> int:
+    """The queue's buckets: the next power of two (few programs for any call size)."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def prompt_width(prompt_bucket: int, page_size: int, prefill_chunk: int) -> int:
+    """The continuous engine's prompt width: the bucket rounded up to whole prefill passes of
+    whole pages (a pass is at most `prefill_chunk` tokens)."""
+    chunk = min(prefill_chunk, round_up(prompt_bucket, page_size))
+    return round_up(prompt_bucket, math.lcm(page_size, chunk))
+
+
+def plan_queue(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerConfig,
+               page_size: int, prefill_chunk: int, pad_id: int, share: bool) -> QueuePlan:
+    """Queue the call's rows for the continuous engine (`prompt_width` wide prompts)."""
+    lengths = np.array([len(p) for p in prompts])
+    _check_fits(lengths, budgets, config)
+    P = pick_bucket(int(lengths.max()), config.prompt_buckets, "prompt length")
+    N = pick_bucket(int(budgets.max()), config.gen_buckets, "max_new_tokens")
+    _check_cache(P, N, lengths, budgets, config)
+    if share:
+        distinct, src = _distinct_prompts(prompts)
+    else:
+        distinct, src = prompts, np.arange(len(prompts), dtype=np.int32)
+    order = np.argsort(src, kind="stable")  # a prompt's rows next to each other
+    R, U = pow2(len(prompts)), pow2(len(distinct))
+    Ps = prompt_width(P, page_size, prefill_chunk)
+    tokens = np.full((U, Ps), pad_id, np.int32)
+    for j, p in enumerate(distinct):
+        tokens[j, :len(p)] = p
+    counts = np.bincount(src, minlength=U).astype(np.int32)
+    pad = lambda a, fill: np.concatenate([a, np.full((R - len(a),), fill, np.int32)])
+    return QueuePlan(order=order, row_ids=pad(order.astype(np.int32), -1),
+                     src=pad(src[order].astype(np.int32), 0),
+                     budgets=pad(budgets[order].astype(np.int32), 0), tokens=tokens,
+                     lengths=np.array([len(p) for p in distinct] + [0] * (U - len(distinct)),
+                                      np.int32),
+                     refs=counts, gen_len=N, group=pow2(int(counts.max())))

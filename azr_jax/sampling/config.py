@@ -22,6 +22,7 @@ DEFAULT_GEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 # rows), so the ~400-row AZR step (and its 192/64-row sub-batches) and the small steps of the
 # CPU config (12 rows) pad few dummy rows.
 DEFAULT_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+ENGINES = ("auto", "static", "continuous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,25 +89,39 @@ class SamplerConfig:
     # it (AZR's G learnability rollouts of one task are G identical prompts): G x less prefill
     # compute. Results do not depend on it; off = every row is prefilled on its own.
     share_prompts: bool = True
-    # Give the decode program one weight buffer per layer (a Python loop over layers) instead
-    # of the stacked arrays (a scan), for one extra copy of the layer weights during the call.
-    # XLA copies each layer's matmul weights out of the stack at every scan step: on CPU a
-    # small-batch decode step is about a third faster unstacked; on an H200 (jax 0.11.2,
-    # Qwen2.5-1.5B shape, bf16) those copies were 29% of a batch-1 step and unstacking cut
-    # the decode step from 3.97 to 1.66 ms at batch 1 and from 7.81 to 2.58 ms at batch 64
-    # (same run, benchmarks/RESULTS.md).
-    # None = on unless the params live on a TPU, where slicing the stack is free and memory
-    # is what the chip lacks.
+    # The decode plan (`sampling/plan.py`): each field below is one platform- or batch-
+    # dependent choice; None / "auto" lets `make_plan` choose, anything else forces it.
+    # Measurements behind the auto rules: benchmarks/RESULTS.md.
+    #
+    # engine: "static" (chunks of up to max_batch rows decode until their longest row ends,
+    # over a cache preallocated for prompt bucket + generation bucket slots) or "continuous"
+    # (max_batch decode slots; a finished row's slot takes the next queued prompt, whose
+    # prefill runs between decode steps; the KV cache is paged and a step reads only the
+    # pages rows have filled). "auto": see `make_plan`.
+    engine: str = "auto"
+    # Decode on one weight buffer per layer (a Python loop over layers, [out, in] matrices)
+    # instead of the stacked arrays (a scan that copies each layer's weights out of the stack
+    # at every step on CPU and GPU), for one extra copy of the layer weights during the call.
+    # None = on unless the params live on a TPU, where memory is what the chip lacks.
     unstack_layers: bool | None = None
     # With unstacked decode weights: multiply each [out, in] matrix (and a tied LM head) as
-    # this many parts along its output axis, one batched matmul (`decoder._linear`). XLA:CPU's
-    # matmul kernels spread a batched matmul over their threads far better than one matmul
-    # with a few rows: on 2 cores (SmolLM2, fp32), same-run pairs, a batch-32 decode step
-    # went 206 -> 171 and 226 -> 193 ms, batch 8 103 -> 80 and 138 -> 105 ms
-    # (benchmarks/RESULTS.md); a lone row gains nothing.
-    # None = 2 for CPU chunks of 2 or more rows (measured on 2 cores; more cores may want
-    # more), else 1 (GPU kernels need no help).
+    # this many parts along its output axis, one batched matmul (`decoder._linear`): XLA:CPU
+    # spreads a batched matmul over its threads far better than one matmul with few rows.
+    # None = 2 for CPU decodes of 2 or more rows (measured on 2 cores; more cores may want
+    # more), else 1.
     decode_matmul_splits: int | None = None
+    # Static engine with unstacked weights: store cached keys [B, kv_heads, head_dim, S]
+    # (faster CPU scores) instead of [B, kv_heads, S, head_dim] (faster on an H200).
+    # None = on for CPU only.
+    keys_last: bool | None = None
+    # Continuous engine: tokens per KV page, and how many read extents a decode step is
+    # compiled for (the pools' first 1/2^k, k < read_extents; a step reads the smallest extent
+    # that holds every page in use, so at most twice what rows have filled). None = by platform.
+    page_size: int | None = None
+    read_extents: int | None = None
+    # Continuous engine: decode step widths compiled, slots / 2^k for k < decode_widths; once
+    # the queue is empty the rows left run on the narrowest that holds them. None = 3.
+    decode_widths: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt_buckets", _check_buckets("prompt_buckets", self.prompt_buckets))
@@ -122,13 +137,17 @@ class SamplerConfig:
             raise ValueError(f"prefill_chunk must be an int >= 1, got {self.prefill_chunk!r}")
         if not isinstance(self.share_prompts, bool):
             raise ValueError(f"share_prompts must be a bool, got {self.share_prompts!r}")
-        if self.unstack_layers is not None and not isinstance(self.unstack_layers, bool):
-            raise ValueError(f"unstack_layers must be None or a bool, got {self.unstack_layers!r}")
-        if self.decode_matmul_splits is not None and (
-                isinstance(self.decode_matmul_splits, bool)
-                or not isinstance(self.decode_matmul_splits, int) or self.decode_matmul_splits < 1):
-            raise ValueError(f"decode_matmul_splits must be None or an int >= 1, got "
-                             f"{self.decode_matmul_splits!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        for name in ("unstack_layers", "keys_last"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{name} must be None or a bool, got {value!r}")
+        for name in ("decode_matmul_splits", "page_size", "read_extents", "decode_widths"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
         if self.max_cache_len is not None and (
                 not isinstance(self.max_cache_len, int) or self.max_cache_len < 2):
             raise ValueError(f"max_cache_len must be None or an int >= 2, got {self.max_cache_len!r}")
@@ -145,3 +164,29 @@ def pick_bucket(n: int, buckets: Sequence[int], what: str) -> int:
 
 def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
+
+
+_TRISTATE = {"auto": None, "on": True, "off": False}
+
+
+def sampler_config(section) -> SamplerConfig:
+    """A `SamplerConfig` from a config file's `sampler` section (`azr_jax/defaults.py`), where
+    "auto" (tri-state fields) and 0 (int fields) mean the decode plan's own rule."""
+    def tristate(name: str) -> bool | None:
+        value = section.get(name, "auto")
+        if isinstance(value, bool):
+            return value
+        if value not in _TRISTATE:
+            raise ValueError(f"sampler.{name} must be one of {tuple(_TRISTATE)}, got {value!r}")
+        return _TRISTATE[value]
+
+    auto_int = lambda name: section.get(name, 0) or None
+    return SamplerConfig(
+        prompt_buckets=tuple(section.prompt_buckets), gen_buckets=tuple(section.gen_buckets),
+        max_batch=section.max_batch, engine=section.get("engine", "auto"),
+        prefill_chunk=section.get("prefill_chunk", 512),
+        share_prompts=section.get("share_prompts", True),
+        unstack_layers=tristate("unstack_layers"), keys_last=tristate("keys_last"),
+        decode_matmul_splits=auto_int("decode_matmul_splits"),
+        page_size=auto_int("page_size"), read_extents=auto_int("read_extents"),
+        decode_widths=auto_int("decode_widths"))

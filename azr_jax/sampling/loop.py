@@ -1,4 +1,4 @@
-"""The two jitted programs of generation: prefill (prompt -> cache + first token) and decode.
+"""The static engine's two jitted programs: prefill (prompt -> cache + first token) and decode.
 
 Shapes are fixed by the caller's buckets: tokens [B, P] left-padded, a generation buffer of N
 slots and a KV cache of P + N - 1 slots (the last drawn token is never fed back). Left padding
@@ -36,8 +36,11 @@ import jax.numpy as jnp
 
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
+from azr_jax.model.decode import (PrefixKV, SlotAttention, SlotKV, decode_step, prefix_buffers,
+                                  slot_buffers)
 from azr_jax.model.decoder import KVCache
-from azr_jax.sampling.ops import SamplingMode, sample
+from azr_jax.sampling.ops import SamplingMode, row_keys, sample
+from azr_jax.sampling.plan import DecodePlan
 from sharding.rules import ShardingRules
 
 
@@ -54,7 +57,7 @@ class DecodeState(NamedTuple):
     budgets: jax.Array  # [B] int32, per-row limit (0 = dummy row)
     row_ids: jax.Array  # [B] int32, the row's index in the caller's batch (its PRNG stream)
     key: jax.Array  # typed PRNG key, scalar
-    cache: KVCache
+    cache: SlotKV
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,15 +70,25 @@ class ProgramSpec:
     mode: SamplingMode
     stop_ids: tuple[int, ...]
     pad_id: int
-    prefill_chunk: int
+    plan: DecodePlan
     cascade: bool = False  # rows share their prompt's cache as a prefix (see `prefill`)
-    per_layer_cache: bool = False  # decode runs on unstacked params (`unstack_layers`)
-    matmul_splits: int = 1  # decode's matmuls in this many batched parts (`decoder._linear`)
-    keys_last: bool = False  # per-layer keys stored [B, K, H, S] (`KVCache.per_layer`)
 
 
 def _rules(spec: ProgramSpec) -> ShardingRules:
     return spec.rules if spec.rules is not None else ShardingRules(None)
+
+
+def _cache_axes(cache: SlotKV, keys_last: bool) -> SlotKV:
+    """Logical axes of a `SlotKV` (per-layer buffers lack the leading layers axis)."""
+    v = ("batch", "act_kv_heads", "cache_seq", "head_dim")
+    k = ("batch", "act_kv_heads", "head_dim", "cache_seq") if keys_last else v
+    per_layer = isinstance(cache.k, tuple)
+    lead = () if per_layer else ("layers",)
+    prefix = None
+    if cache.prefix is not None:
+        prefix = PrefixKV(lead + v, lead + ("batch", "act_kv_heads", "head_dim", "cache_seq"),
+                          ("batch", "cache_seq"))
+    return SlotKV(lead + k, lead + v, ("batch", "cache_seq"), (), prefix)
 
 
 def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool = False
@@ -86,27 +99,23 @@ def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool =
         return state
     row = ("batch",)
     grid = ("batch", None)
-    def pin(a, ax):
-        if a is None or ax == ():
-            return a
-        if isinstance(a, tuple):  # per-layer buffers: each lacks the leading layers axis
-            return tuple(rules.constrain(x, ax[1:]) for x in a)
-        return rules.constrain(a, ax)
-    axes = KVCache.logical_axes()
-    if isinstance(state.cache.k, tuple):  # per-layer buffers (`KVCache.per_layer`)
-        k_axes, v_axes = KVCache.per_layer_axes(keys_last)
-        axes = axes._replace(k=("layers",) + k_axes, v=("layers",) + v_axes)
-    cache = KVCache(*(pin(a, ax) for a, ax in zip(state.cache, axes)))
+
+    ax = _cache_axes(state.cache, keys_last)
+
+    def pin(a, names):  # per-layer buffers: a tuple of arrays
+        if isinstance(a, tuple):
+            return tuple(rules.constrain(x, names) for x in a)
+        return rules.constrain(a, names)
+    c = state.cache
+    prefix = None if c.prefix is None else PrefixKV(
+        pin(c.prefix.k, ax.prefix.k), pin(c.prefix.v, ax.prefix.v), pin(c.prefix.valid, ax.prefix.valid))
+    cache = SlotKV(pin(c.k, ax.k), pin(c.v, ax.v), pin(c.valid, ax.valid), c.index, prefix)
     return state._replace(
         tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
         last=rules.constrain(state.last, row), position=rules.constrain(state.position, row),
         done=rules.constrain(state.done, row), lengths=rules.constrain(state.lengths, row),
         budgets=rules.constrain(state.budgets, row), row_ids=rules.constrain(state.row_ids, row),
         cache=cache)
-
-
-def _step_keys(key: jax.Array, row_ids: jax.Array, step: jax.Array) -> jax.Array:
-    return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key, r), step))(row_ids)
 
 
 def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: ProgramSpec
@@ -141,7 +150,7 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
     """
     cfg, rules = spec.cfg, _rules(spec)
     B, P = tokens.shape
-    C = min(spec.prefill_chunk, P)
+    C = min(spec.plan.prefill_chunk, P)
     head = P % C or C  # the first pass: the remainder, or one whole chunk
     # The first pass only writes the empty cache (nothing earlier to attend).
     hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
@@ -197,46 +206,45 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
     B = budgets.shape[0]
     positions = api.positions_from_mask(mask)
     hidden, cache = _prefill_cache(spec, params, tokens, mask, positions, rope_table)
+    plan = spec.plan
+    prefix = None
     if spec.cascade:
-        own = KVCache.zeros(cfg, B, max(N - 1, 1))
-        cache = own._replace(prefix_k=cache.k.transpose(0, 1, 3, 2, 4),
-                             prefix_v=cache.v.transpose(0, 1, 3, 4, 2), prefix_valid=cache.valid)
+        prefix = prefix_buffers(cache.k, cache.v, cache.valid, plan.unstack_layers)
+        cache = KVCache.zeros(cfg, B, max(N - 1, 1))
         hidden, positions, tokens = hidden[src], positions[src], tokens[src]
     else:
         if src is not None:
             hidden, cache, positions, tokens = _share(src, hidden, cache, positions, tokens, rules)
         cache = _extend(cache, N - 1)
-    if spec.per_layer_cache:
-        cache = cache.per_layer(spec.keys_last)
+    k, v = slot_buffers(cache.k, cache.v, plan.keys_last, plan.unstack_layers)
+    slots = SlotKV(k, v, cache.valid, cache.index, prefix)
     logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
     state = DecodeState(
         step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
         logprobs=jnp.zeros((B, N), jnp.float32), last=tokens[:, -1],
         position=positions[:, -1], done=budgets <= 0, lengths=jnp.zeros((B,), jnp.int32),
-        budgets=budgets, row_ids=row_ids, key=key, cache=cache)
-    drawn, logprobs = sample(logits, _step_keys(key, row_ids, state.step), temperature, top_p,
+        budgets=budgets, row_ids=row_ids, key=key, cache=slots)
+    drawn, logprobs = sample(logits, row_keys(key, row_ids, state.step), temperature, top_p,
                              spec.mode)
-    return _constrain_state(_record(state, drawn, logprobs, spec), rules, spec.keys_last)
+    return _constrain_state(_record(state, drawn, logprobs, spec), rules, plan.keys_last)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
 def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p: jax.Array,
            rope_table: tuple[jax.Array, jax.Array], *, spec: ProgramSpec) -> DecodeState:
     """Draw tokens 1.. N-1 until every row is done; returns the final state."""
-    cfg, rules, N = spec.cfg, _rules(spec), spec.gen_len
-    B = state.last.shape[0]
-    ones = jnp.ones((B, 1), jnp.int32)
+    cfg, rules, N, plan = spec.cfg, _rules(spec), spec.gen_len, spec.plan
 
     def cond(s: DecodeState) -> jax.Array:
         return (s.step < N) & ~jnp.all(s.done)
 
     def body(s: DecodeState) -> DecodeState:
-        logits, cache = api.apply(cfg, params, s.last[:, None], s.position[:, None], ones,
-                                  s.cache, rules=rules, rope_table=rope_table,
-                                  matmul_splits=spec.matmul_splits, keys_last=spec.keys_last)
-        drawn, logprobs = sample(logits[:, 0], _step_keys(s.key, s.row_ids, s.step),
-                                 temperature, top_p, spec.mode)
-        return _constrain_state(_record(s._replace(cache=cache), drawn, logprobs, spec), rules,
-                                spec.keys_last)
+        attention, cache = SlotAttention.begin(cfg, s.cache, plan.keys_last)
+        logits, cache = decode_step(cfg, params, s.last, s.position, cache, attention,
+                                    layout=plan.layout, rules=rules, rope_table=rope_table)
+        drawn, logprobs = sample(logits, row_keys(s.key, s.row_ids, s.step), temperature,
+                                 top_p, spec.mode)
+        s = s._replace(cache=attention.end(cache))
+        return _constrain_state(_record(s, drawn, logprobs, spec), rules, plan.keys_last)
 
-    return jax.lax.while_loop(cond, body, _constrain_state(state, rules, spec.keys_last))
+    return jax.lax.while_loop(cond, body, _constrain_state(state, rules, plan.keys_last))

@@ -34,6 +34,14 @@ class SamplingMode:
         return cls(greedy=False, top_k=params.top_k, top_p=params.top_p < 1.0)
 
 
+def row_keys(key: jax.Array, rows: jax.Array, steps: jax.Array) -> jax.Array:
+    """The PRNG key of each row's draw: fold_in(fold_in(key, row), step), row = the caller's
+    row index. Both engines draw with it, so a row's samples depend on (key, row, step, its
+    logits) only: not on batching, slots or when the row ran."""
+    steps = jnp.broadcast_to(steps, rows.shape)
+    return jax.vmap(lambda r, t: jax.random.fold_in(jax.random.fold_in(key, r), t))(rows, steps)
+
+
 def token_logprobs(logits: jax.Array, tokens: jax.Array, temperature: jax.Array) -> jax.Array:
     """log softmax(logits / T)[token] per row, without materialising the [B, V] log-softmax."""
     scaled = logits.astype(jnp.float32) / temperature

@@ -1,8 +1,9 @@
 """`Sampler`: token ids in, token ids + logprobs + masks out, on the caller's (sharded) params.
 
-Thin orchestration around `loop.prefill` / `loop.decode`: validate, plan chunks and buckets,
-place the padded arrays on the mesh, run, and stitch the chunks back into the caller's row
-order. All math lives in the jitted programs.
+Thin orchestration around the two engines' jitted programs: validate, make the decode plan
+(`plan.make_plan`), then either plan static chunks (`loop.prefill` / `loop.decode` per chunk) or
+one queue (`continuous.generate`), place the padded arrays on the mesh, run, and put the rows
+back into the caller's order. All math lives in the jitted programs.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import numpy as np
 
 from azr_jax.model import api, rope
 from azr_jax.model.config import ModelConfig
-from azr_jax.sampling import loop
-from azr_jax.sampling.batching import Chunk, plan_chunks, validate_budgets, validate_prompts
+from azr_jax.sampling import continuous, loop
+from azr_jax.sampling.batching import (Chunk, plan_chunks, plan_queue, validate_budgets,
+                                       validate_prompts)
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.ops import SamplingMode
+from azr_jax.sampling.plan import DecodePlan, make_plan
 from sharding import distributed
 from sharding.params import put
 from sharding.rules import ShardingRules
@@ -41,9 +44,27 @@ class SampleOutput:
     mask: np.ndarray  # [B, N] bool, True for real completion tokens (stop token included)
     lengths: np.ndarray  # [B] int32
     finish_reasons: list[str]  # 'stop' (drew a stop token) | 'length' (budget used up)
-    steps: int = 0  # token slots the longest-running chunk drew (early exit makes it < N)
-    prefill_seconds: float = 0.0  # wall time of the prefill programs (all chunks)
-    decode_seconds: float = 0.0  # wall time of the decode loops (all chunks)
+    steps: int = 0  # tokens the longest row drew (the static engine's early exit: < N)
+    prefill_seconds: float = 0.0  # wall time of the prefill programs (static engine)
+    decode_seconds: float = 0.0  # wall time of the decode loops (continuous: the whole program)
+    engine: str = "static"
+    # Decode steps (summed over static chunks) and the rows they computed, summed over steps:
+    # real or not (a finished row riding along, a dummy row, a free slot).
+    decode_steps: int = 0
+    slot_steps: int = 0
+    decode_tokens: int = 0  # tokens drawn by decode steps (a row's first token is prefill's)
+    kv_bytes_read: float = 0.0  # KV cache bytes the decode steps read (keys + values)
+
+    @property
+    def slot_utilisation(self) -> float:
+        """Decode tokens / (slots x decode steps): 1 = no step computed an idle row."""
+        return self.decode_tokens / self.slot_steps if self.slot_steps else float("nan")
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """KV bytes the decode steps read per generated token."""
+        n = int(self.lengths.sum())
+        return self.kv_bytes_read / n if n else float("nan")
 
     def completion(self, i: int) -> list[int]:
         """Row i's generated ids (stop token included, padding removed)."""
@@ -68,6 +89,17 @@ def _platforms(params: api.Params) -> set[str]:
     """The platforms ('cpu', 'gpu', 'tpu') holding the params' first leaf."""
     leaf = jax.tree.leaves(params)[0]
     return {d.platform for d in getattr(leaf, "devices", lambda: ())()}
+
+
+def platform_of(params: api.Params) -> str:
+    """One platform name for the decode plan: 'tpu' or 'gpu' if any device is one, else 'cpu'."""
+    found = _platforms(params)
+    return next((p for p in ("tpu", "gpu") if p in found), "cpu")
+
+
+def _kv_bytes_per_slot(cfg: ModelConfig) -> int:
+    """Key + value bytes of one cached token over all layers."""
+    return 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * jnp.dtype(cfg.dtype).itemsize
 
 
 def _as_key(key: jax.Array) -> jax.Array:
@@ -119,66 +151,107 @@ class Sampler:
         key = _as_key(key)
         rows = validate_prompts(prompts, self.cfg.vocab_size)
         budgets = validate_budgets(max_new_tokens, len(rows))
-        chunks = plan_chunks(rows, budgets, self.config, self.batch_multiple, self.pad_token_id)
-
-        n_rows, width = len(rows), int(budgets.max())
-        tokens = np.full((n_rows, width), self.pad_token_id, np.int32)
-        logprobs = np.zeros((n_rows, width), np.float32)
-        lengths = np.zeros((n_rows,), np.int32)
-        steps = 0
-        clock = {"prefill": 0.0, "decode": 0.0}
-        temperature = jnp.float32(sampling.temperature if not sampling.greedy else 1.0)
-        top_p = jnp.float32(sampling.top_p)
         if self.rules is not None and self.rules.mesh is not None:
             key = put(key, self.rules.replicated())
-        unstack = self._unstack(params)
-        on_cpu = _platforms(params) == {"cpu"}  # CPU-only decode choices (splits, key layout)
-        # One copy per call, shared by every chunk's decode program. The prefill keeps the
-        # stacked weights: it reads each layer once per chunk, so a copy out of the stack costs
+        platform = platform_of(params)
+        plan = make_plan(platform, len(rows), self.config, self.batch_multiple)
+        # One copy per call of the weights as the decode step reads them. The prefill keeps the
+        # stacked weights: it reads each layer once per pass, so a copy out of the stack costs
         # it nothing extra (and XLA 0.11.2 on an H200 crashed on the unstacked batch-64 prefill).
-        decode_params = _unstack_layers(params) if unstack else params
+        decode_params = _unstack_layers(params) if plan.unstack_layers else params
+        run = self._continuous if plan.engine == "continuous" else self._static
+        out = run(params, decode_params, rows, budgets, mode, sampling, key, plan, platform)
+        out.mask = np.arange(out.tokens.shape[1])[None, :] < out.lengths[:, None]
+        stop_set = set(self.stop_token_ids)
+        out.finish_reasons = [FINISH_STOP if n and int(out.tokens[i, n - 1]) in stop_set
+                              else FINISH_LENGTH for i, n in enumerate(out.lengths)]
+        return out
+
+    # ------------------------------------------------------------------ engines
+    def _static(self, params: api.Params, decode_params: api.Params, rows: list[np.ndarray],
+                budgets: np.ndarray, mode: SamplingMode, sampling: SamplingParams,
+                key: jax.Array, plan: DecodePlan, platform: str) -> SampleOutput:
+        chunks = plan_chunks(rows, budgets, self.config, self.batch_multiple, self.pad_token_id)
+        n_rows, width = len(rows), int(budgets.max())
+        out = SampleOutput(tokens=np.full((n_rows, width), self.pad_token_id, np.int32),
+                           logprobs=np.zeros((n_rows, width), np.float32), mask=None,
+                           lengths=np.zeros((n_rows,), np.int32), finish_reasons=[])
+        clock = {"prefill": 0.0, "decode": 0.0}
+        temperature, top_p = _strengths(sampling)
         for chunk in chunks:
-            splits = self._matmul_splits(on_cpu, len(chunk.budgets)) if unstack else 1
-            spec = self.spec(chunk.gen_len, mode, cascade=chunk.group > 0, per_layer_cache=unstack,
-                             matmul_splits=splits, keys_last=unstack and on_cpu)
+            B, P, N = chunk.shape
+            chunk_plan = make_plan(platform, B, self.config, self.batch_multiple,
+                                   engine="static")
+            spec = self.spec(N, mode, chunk_plan, cascade=chunk.group > 0)
             state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
             out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
                 state.tokens, state.logprobs, state.lengths, state.step))
-            w = min(width, chunk.gen_len)
-            tokens[chunk.rows, :w] = out_tok[chunk.slots, :w]
-            logprobs[chunk.rows, :w] = out_lp[chunk.slots, :w]
-            lengths[chunk.rows] = out_len[chunk.slots]
-            steps = max(steps, int(step))
-        mask = np.arange(width)[None, :] < lengths[:, None]
-        stop_set = set(self.stop_token_ids)
-        reasons = [FINISH_STOP if n and int(tokens[i, n - 1]) in stop_set else FINISH_LENGTH
-                   for i, n in enumerate(lengths)]
-        return SampleOutput(tokens=tokens, logprobs=logprobs, mask=mask, lengths=lengths,
-                            finish_reasons=reasons, steps=steps,
-                            prefill_seconds=clock["prefill"], decode_seconds=clock["decode"])
+            w = min(width, N)
+            out.tokens[chunk.rows, :w] = out_tok[chunk.slots, :w]
+            out.logprobs[chunk.rows, :w] = out_lp[chunk.slots, :w]
+            out.lengths[chunk.rows] = out_len[chunk.slots]
+            out.steps = max(out.steps, int(step))
+            steps = int(step) - 1
+            out.decode_steps += steps
+            out.slot_steps += B * steps
+            out.decode_tokens += int(np.maximum(out_len - 1, 0).sum())
+            U = chunk.tokens.shape[0]
+            slots = B * (N - 1) + U * P if chunk.group else B * (P + N - 1)
+            out.kv_bytes_read += float(steps) * slots * _kv_bytes_per_slot(self.cfg)
+        out.prefill_seconds, out.decode_seconds = clock["prefill"], clock["decode"]
+        return out
+
+    def _continuous(self, params: api.Params, decode_params: api.Params,
+                    rows: list[np.ndarray], budgets: np.ndarray, mode: SamplingMode,
+                    sampling: SamplingParams, key: jax.Array, plan: DecodePlan,
+                    platform: str) -> SampleOutput:
+        queue = plan_queue(rows, budgets, self.config, plan.page_size, plan.prefill_chunk,
+                           self.pad_token_id, plan.share_prompts)
+        spec = continuous.ProgramSpec(
+            cfg=self.cfg, rules=self.rules, plan=plan, mode=mode, stop_ids=self.stop_token_ids,
+            pad_id=self.pad_token_id, shapes=continuous.Shapes(
+                queue=len(queue.row_ids), prompts=len(queue.lengths),
+                prompt_len=queue.tokens.shape[1], gen_len=queue.gen_len, group=queue.group))
+        temperature, top_p = _strengths(sampling)
+        rope_table = self._rope_table(queue.tokens.shape[1] + queue.gen_len)
+        q = continuous.Queue(*(self._put(a) for a in (
+            queue.row_ids, queue.src, queue.budgets, np.int32(len(rows)), queue.tokens,
+            queue.lengths, queue.refs)))
+        t0 = time.perf_counter()
+        state = jax.block_until_ready(continuous.generate(
+            params, decode_params, q, key, temperature, top_p, rope_table, spec=spec))
+        seconds = time.perf_counter() - t0
+        tok, lp, lengths = (distributed.to_host(a) for a in (
+            state.tokens, state.logprobs, state.lengths))
+        stats = continuous.Stats(*(distributed.to_host(a).item() for a in state.stats))
+        n, width = len(rows), int(budgets.max())
+        out = SampleOutput(tokens=np.empty((n, width), np.int32),
+                           logprobs=np.empty((n, width), np.float32), mask=None,
+                           lengths=np.empty((n,), np.int32), finish_reasons=[],
+                           decode_seconds=seconds, engine="continuous")
+        out.tokens[queue.order] = tok[:n, :width]
+        out.logprobs[queue.order] = lp[:n, :width]
+        out.lengths[queue.order] = lengths[:n]
+        out.steps = int(lengths.max())
+        out.decode_steps = int(stats.steps)
+        out.slot_steps = int(stats.slots)
+        out.decode_tokens = int(stats.tokens)
+        out.kv_bytes_read = (stats.prompt_tokens + stats.gen_tokens) * _kv_bytes_per_slot(self.cfg)
+        return out
 
     # ------------------------------------------------------------------ internals
-    def spec(self, gen_len: int, mode: SamplingMode, cascade: bool = False,
-             per_layer_cache: bool = False, matmul_splits: int = 1, keys_last: bool = False
+    def spec(self, gen_len: int, mode: SamplingMode, plan: DecodePlan, cascade: bool = False
              ) -> loop.ProgramSpec:
         return loop.ProgramSpec(cfg=self.cfg, rules=self.rules, gen_len=gen_len, mode=mode,
                                 stop_ids=self.stop_token_ids, pad_id=self.pad_token_id,
-                                prefill_chunk=self.config.prefill_chunk, cascade=cascade,
-                                per_layer_cache=per_layer_cache, matmul_splits=matmul_splits,
-                                keys_last=keys_last)
+                                plan=plan, cascade=cascade)
 
-    def _unstack(self, params: api.Params) -> bool:
-        if self.config.unstack_layers is not None:
-            return self.config.unstack_layers
-        return "tpu" not in _platforms(params)
-
-    def _matmul_splits(self, on_cpu: bool, batch: int) -> int:
-        """`SamplerConfig.decode_matmul_splits`, or its auto rule: 2 for a CPU decode of 2 or
-        more rows (a single row's matrix-vector products gain nothing), else 1."""
-        if self.config.decode_matmul_splits is not None:
-            return self.config.decode_matmul_splits
-        return 2 if on_cpu and batch >= 2 else 1
+    def _put(self, arr: np.ndarray) -> jax.Array:
+        """Host array -> device, replicated on the mesh when there is one."""
+        if self.rules is None or self.rules.mesh is None:
+            return jnp.asarray(arr)
+        return put(np.asarray(arr), self.rules.replicated())
 
     def _rope_table(self, length: int) -> tuple[jax.Array, jax.Array]:
         """cos/sin for positions [0, length) (a prompt bucket + a generation bucket covers every
@@ -216,3 +289,9 @@ class Sampler:
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
+
+
+def _strengths(sampling: SamplingParams) -> tuple[jax.Array, jax.Array]:
+    """The traced sampling strengths (temperature 1 for greedy: logprobs are unscaled)."""
+    return (jnp.float32(sampling.temperature if not sampling.greedy else 1.0),
+            jnp.float32(sampling.top_p))
