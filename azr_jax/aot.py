@@ -270,6 +270,8 @@ class Report:
     model: ModelConfig
     results: list[Result]
     notes: list[str]
+    micro_batch: int = 0
+    max_batch: int = 0
 
     def fits(self) -> bool:
         hbm = self.slice.chip.hbm_bytes
@@ -316,7 +318,7 @@ def compile_config(c: ml_collections.ConfigDict, tpu: TpuSlice,
             continue
         progress(f"compiling {p.name} [{p.shape}] for {tpu.name} ...")
         results.append(_compile(p, tpu.chips))
-    return Report(tpu, describe(mesh), cfg, results, notes)
+    return Report(tpu, describe(mesh), cfg, results, notes, mb, int(c.sampler.max_batch))
 
 
 # ---------------------------------------------------------------------------- the table
@@ -365,6 +367,7 @@ def format_report(report: Report, config_name: str = "") -> str:
 def report_json(report: Report) -> dict[str, Any]:
     return {"slice": report.slice.name, "topology": report.slice.topology_name,
             "chips": report.slice.chips, "hosts": report.slice.hosts, "mesh": report.mesh,
+            "micro_batch_size": report.micro_batch, "max_batch": report.max_batch,
             "hbm_bytes": report.slice.chip.hbm_bytes, "fits": report.fits(),
             "programs": [dict({f.name: getattr(r, f.name) for f in dataclasses.fields(r)
                                if f.name != "compiled"}, total=r.total,
