@@ -209,10 +209,12 @@ class Trainer:
                            jax.ShapeDtypeStruct((), jnp.int32, sharding=state_sh.step))
         denom = jax.ShapeDtypeStruct((), jnp.float32, sharding=state_sh.step)
         grads = struct(params, state_sh.params, jnp.float32)
-        _, parts = jax.eval_shape(self._grads, params, batch, denom, start)
+        # The gradient program's arguments as `update` passes them (keep the two in step).
+        grads_args = (params, batch, denom, start)
+        _, parts = jax.eval_shape(self._grads, *grads_args)
         parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                             sharding=state_sh.step), parts)
-        return {"update/grads": self._grads.lower(params, batch, denom, start),
+        return {"update/grads": self._grads.lower(*grads_args),
                 "update/apply": self._apply.lower(state, grads, parts, denom),
                 "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
                                                      start=start)}
