@@ -56,6 +56,9 @@ def slice_devices(tpu: TpuSlice) -> list[jax.Device]:
         # come from the descriptor below, not from these.
         os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
         os.environ.setdefault("TPU_HOST_BOUNDS", "1,1,1")
+        # libtpu locks /tmp/libtpu_lockfile for the process that owns the chips; compiling
+        # owns none, so other compiles (a sweep, a test and its CLI subprocess) may run beside.
+        os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies
     per_host = tuple(tpu.chips_per_host) + (1,) * (3 - len(tpu.chips_per_host))
     topo = topologies.get_topology_desc(
@@ -238,7 +241,10 @@ class Result:
         return self.arguments + self.temporaries + self.outputs - self.aliased + self.code
 
 
-_OOM = re.compile(r"Used ([\d.]+)([KMGT]) of ([\d.]+)([KMGT]) hbm")
+# How libtpu words running out of HBM: "Used 20.00G of 15.75G hbm" (a program's buffers) or "the
+# total memory required for HLO temporaries (20.00G) exceeds available HBM (15.75G)".
+_OOM = re.compile(r"Used ([\d.]+)([KMGT]) of [\d.]+[KMGT] hbm"
+                  r"|required for [^(]*\(([\d.]+)([KMGT])\) exceeds available HBM")
 
 
 def _compile(p: Program, chips: int) -> Result:
@@ -249,7 +255,8 @@ def _compile(p: Program, chips: int) -> Result:
         msg = str(e)
         m = _OOM.search(msg)
         scale = dict(K=1024, M=1024**2, G=GiB, T=1024 * GiB)
-        needed = int(float(m.group(1)) * scale[m.group(2)]) if m else 0
+        size, unit = (m.group(1, 2) if m.group(1) else m.group(3, 4)) if m else ("0", "K")
+        needed = int(float(size) * scale[unit])
         first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
         return Result(p.name, p.shape, p.flops or 0.0, time.perf_counter() - t, p.steps,
                       error=first[:300], needed=needed)

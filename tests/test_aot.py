@@ -151,7 +151,7 @@ def test_cli_compiles_and_writes_json(tmp_path):
     assert data["fits"] and [p["name"] for p in data["programs"]] == ["update/apply",
                                                                      "sampler/prefill"]
     assert all(p["total"] > 0 for p in data["programs"])
-    bad = subprocess.run(cmd[:4] + ["--slice=v9-8"], cwd=REPO, env=env, capture_output=True,
+    bad = subprocess.run(cmd[:5] + ["--slice=v9-8"], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=600)
     assert bad.returncode != 0 and "unknown TPU slice 'v9-8'" in bad.stderr
 
