@@ -36,7 +36,7 @@ TOPOLOGIES: dict[str, dict] = {
     # v6e-8: one host of 8 chips (2x4), 32 GiB each: 3B.
     "v6e-8": dict(mesh=dict(data=1, fsdp=2, tensor=4), dtype="bfloat16", micro_batch_size=2,
                   max_batch=32),
-    # v6e-64: 64 chips (8x8, 16 hosts), 32 GiB each: 7B and 8B.
+    # v6e-64: 64 chips (8x8, 16 hosts), 32 GiB each: 7B.
     "v6e-64": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16",
                    micro_batch_size=16),
     # v6e-256: 256 chips (16x16, 64 hosts), 32 GiB each: 14B (8-way heads).
