@@ -207,15 +207,17 @@ class Trainer:
         params = struct(params, state_sh.params)
         state = TrainState(params, struct(jax.eval_shape(self.tx.init, params), state_sh.opt_state),
                            jax.ShapeDtypeStruct((), jnp.int32, sharding=state_sh.step))
-        denom = jax.ShapeDtypeStruct((), jnp.float32, sharding=state_sh.step)
         grads = struct(params, state_sh.params, jnp.float32)
-        # The gradient program's arguments as `update` passes them (keep the two in step).
-        grads_args = (params, batch, denom, start)
+        # The gradient program's arguments as `update_many` passes them (keep the two in step):
+        # the step's per-row loss weights are a host array, every chip a copy.
+        weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32,
+                                       sharding=state_sh.step)
+        grads_args = (params, batch._replace(loss_weights=None), weights, start)
         _, parts = jax.eval_shape(self._grads, *grads_args)
         parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                             sharding=state_sh.step), parts)
         return {"update/grads": self._grads.lower(*grads_args),
-                "update/apply": self._apply.lower(state, grads, parts, denom),
+                "update/apply": self._apply.lower(state, grads, parts),
                 "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
                                                      start=start)}
 
