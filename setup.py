@@ -23,7 +23,7 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # Local NVIDIA GPU through JAX's CUDA backend.
     "cuda": ["jax[cuda12]>=0.10.2,<0.13"],
-    # Cloud TPU VMs.
+    # Cloud TPU VMs; anywhere else it lets `azr-jax compile` compile for TPU slices.
     "tpu": ["jax[tpu]>=0.10.2,<0.13"],
     # Reading GGUF files and building/reading torch checkpoints for conversion.
     # torch==2.13.0 is the CPU wheel on the project's machines; any torch works for users.
@@ -43,6 +43,9 @@ EXTRAS = {
         # the official AZR executor, run side by side in tests (never a package dependency)
         "pebble>=5.0",
         "timeout-decorator>=0.5",
+        # libtpu, for tests/test_aot.py: XLA's TPU compiler runs on this CPU (`azr-jax
+        # compile`). Harmless without TPUs: sharding/platforms.py keeps JAX on the CPU.
+        "jax[tpu]>=0.10.2,<0.13; platform_system == 'Linux' and platform_machine == 'x86_64'",
     ],
 }
 

@@ -11,6 +11,7 @@ COMMANDS = {
     "eval": "Greedy pass@1 on code/math benchmarks (sandboxed execution of code answers).",
     "convert": "Convert checkpoints: HF dir / GGUF -> orbax, orbax -> HF dir.",
     "plot": "Draw training curves (PNG) from a run dir's metrics.jsonl (and eval.jsonl).",
+    "compile": "Compile a config's step for a TPU slice here (no TPU): per-chip memory, FLOPs.",
 }
 
 

@@ -16,12 +16,32 @@ TOPOLOGIES: dict[str, dict] = {
     "1xH100": dict(mesh=dict(data=1, fsdp=1, tensor=1), dtype="bfloat16", micro_batch_size=8),
     # One 8-GPU H100 node: fully sharded params/optimizer, batch over all 8.
     "8xH100": dict(mesh=dict(data=1, fsdp=8, tensor=1), dtype="bfloat16", micro_batch_size=16),
-    # TPU v4-32: 16 chips (4 hosts), 32 GiB HBM each.
-    "v4-32": dict(mesh=dict(data=1, fsdp=-1, tensor=1), dtype="bfloat16", micro_batch_size=16),
-    # TPU v5e-64: 64 chips (16 GiB HBM each): shard heads too so a 14B fits with activations.
-    "v5e-64": dict(mesh=dict(data=1, fsdp=-1, tensor=4), dtype="bfloat16", micro_batch_size=32),
-    # TPU v5p-128: 64 chips (95 GiB HBM each).
-    "v5p-128": dict(mesh=dict(data=2, fsdp=-1, tensor=1), dtype="bfloat16", micro_batch_size=32),
+    # Cloud TPU slices (chips and hosts: azr_jax/hardware.py). `azr-jax compile` proves each
+    # paper config fits one (README, "Compiling for a TPU slice"). Memory is set by the widest
+    # update (6,144 prompt + 8,192 response tokens a row): its [heads, 14k, 14k] attention
+    # scores dominate, so `tensor` splits the heads 4 or 8 ways and the micro-batch is one row
+    # per chip of the batch split (data x fsdp); `max_batch` bounds the sampler's KV cache
+    # (prompt + generation buckets x rows) where HBM is small. On v4/v5p each mesh axis is a
+    # product of the torus' axis sizes; v5e/v6e meshes may split a torus axis (as jax does).
+    # v4-32: 16 chips (2x2x4, 4 hosts), 32 GiB each: 3B and 7B.
+    "v4-32": dict(mesh=dict(data=1, fsdp=4, tensor=4), dtype="bfloat16", micro_batch_size=4,
+                  max_batch=64),
+    # v5e-64: 64 chips (8x8, 16 hosts), 16 GiB each: 3B only (a 7B's update needs ~18 GiB a
+    # chip even with 4-way heads, and 28 heads split no further on this torus).
+    "v5e-64": dict(mesh=dict(data=1, fsdp=8, tensor=8), dtype="bfloat16", micro_batch_size=8,
+                   max_batch=64),
+    # v5p-128: 64 chips (4x4x4, 16 hosts), 95 GiB each: every paper model up to 14B.
+    "v5p-128": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16",
+                    micro_batch_size=16),
+    # v6e-8: one host of 8 chips (2x4), 32 GiB each: 3B.
+    "v6e-8": dict(mesh=dict(data=1, fsdp=2, tensor=4), dtype="bfloat16", micro_batch_size=2,
+                  max_batch=32),
+    # v6e-64: 64 chips (8x8, 16 hosts), 32 GiB each: 7B.
+    "v6e-64": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16",
+                   micro_batch_size=16),
+    # v6e-256: 256 chips (16x16, 64 hosts), 32 GiB each: 14B (8-way heads).
+    "v6e-256": dict(mesh=dict(data=1, fsdp=32, tensor=8), dtype="bfloat16",
+                    micro_batch_size=32),
 }
 
 
@@ -189,7 +209,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def apply_topology(c: ml_collections.ConfigDict, topology: str) -> ml_collections.ConfigDict:
-    """Set mesh, compute dtype and micro-batch for a machine (see TOPOLOGIES)."""
+    """Set mesh, compute dtype, micro-batch (and the sampler's max_batch where the machine
+    sets one) for a machine (see TOPOLOGIES)."""
     topology = topology or "cpu"
     if topology not in TOPOLOGIES:
         raise ValueError(f"unknown topology {topology!r}; known: {sorted(TOPOLOGIES)}")
@@ -198,6 +219,8 @@ def apply_topology(c: ml_collections.ConfigDict, topology: str) -> ml_collection
     c.mesh.update(t["mesh"])
     c.model.dtype = t["dtype"]
     c.train.micro_batch_size = t["micro_batch_size"]
+    if "max_batch" in t:
+        c.sampler.max_batch = t["max_batch"]
     return c
 
 

@@ -3,7 +3,8 @@
   azr-jax train --config=configs/qwen2_5_coder_7b.py:<topology> --workdir=DIR \
       --config.model.hf_path=/path/to/Qwen2.5-Coder-7B
 
-<topology>: one of cpu, 1xH100, 8xH100, v4-32, v5e-64, v5p-128 (default 8xH100).
+<topology>: one of cpu, 1xH100, 8xH100, v4-32, v5e-64, v5p-128, v6e-8, v6e-64, v6e-256
+(default 8xH100; the TPU slices this model fits: README, "Compiling for a TPU slice").
 """
 from azr_jax.defaults import paper_model_config
 

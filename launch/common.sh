@@ -8,7 +8,7 @@
 
 # Models and topologies the trainer's configs provide (configs/<model>.py:<topology>).
 AZR_MODELS=(tiny_cpu qwen2_5_coder_3b qwen2_5_7b qwen2_5_coder_7b qwen2_5_coder_14b llama3_1_8b)
-AZR_TPU_TOPOLOGIES=(v4-32 v5e-64 v5p-128)
+AZR_TPU_TOPOLOGIES=(v4-32 v5e-64 v5p-128 v6e-8 v6e-64 v6e-256)
 AZR_GPU_TOPOLOGIES=(1xH100 8xH100)
 # Where things live on the TPU workers; $HOME is expanded by the worker's shell.
 AZR_REMOTE_DIR="\$HOME/azr-jax"

@@ -58,9 +58,17 @@ def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1,
     devices = list(jax.devices() if devices is None else devices)
     shape = resolve_axis_sizes((data, fsdp, tensor), len(devices))
     types = (AxisType.Auto,) * len(AXES)
-    if len(devices) == len(jax.devices()):
-        # Let jax pick a topology-aware device order (matters on TPU pods).
-        return jax.make_mesh(shape, AXES, axis_types=types)
+    if len(devices) == len(jax.devices()) or devices[0].platform != jax.default_backend():
+        # A whole slice (this process's devices, or the compile-only devices of a TPU topology
+        # descriptor): let jax pick a topology-aware device order (matters on TPU pods).
+        try:
+            return jax.make_mesh(shape, AXES, axis_types=types, devices=devices)
+        except NotImplementedError:
+            # A mesh axis that is no product of the torus' axis sizes (data=2 on a 4x4x4 v5p):
+            # split a physical axis rather than refuse (what jax does by default on v5e).
+            from jax.experimental import mesh_utils
+            grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+            return Mesh(grid, AXES, axis_types=types)
     return Mesh(np.asarray(devices).reshape(shape), AXES, axis_types=types)
 
 

@@ -203,6 +203,17 @@ def test_run_command_on_all_workers():
     assert subprocess.run(["bash", "-n", "-c", remote]).returncode == 0
 
 
+def test_run_accepts_every_tpu_topology_of_the_configs():
+    """tpu_run.sh's topologies are the TPU slices the configs define (v6e included)."""
+    from azr_jax.defaults import TOPOLOGIES
+    from azr_jax.hardware import is_tpu_slice
+    for topology in (t for t in TOPOLOGIES if is_tpu_slice(t)):
+        args = (*TARGET, "--model", "qwen2_5_coder_7b", "--topology", topology, "--workdir",
+                "gs://bucket/runs/a")
+        (cmd,) = dry("tpu_run.sh", *args)
+        assert f"--config=configs/qwen2_5_coder_7b.py:{topology} " in flag(cmd, "--command")
+
+
 def test_run_remote_command_starts_the_trainer_detached(tmp_path):
     """Execute the printed remote command in a stand-in home: the fake trainer must get the exact
     arguments and environment, write to the per-host log, and leave its pid behind."""

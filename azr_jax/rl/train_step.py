@@ -169,24 +169,57 @@ class Trainer:
         Without explicit out_shardings the moments, being zeros that do not depend on the
         params' values, would all land on one device.
         """
-        abstract = jax.eval_shape(self.tx.init, params)
         if self.rules.mesh is None:
             state = TrainState(params, jax.jit(self.tx.init)(params), jnp.zeros((), jnp.int32))
             self._build(None)
             self.state_shardings = None
             return state
+        state_sh = self.shardings(params)
+        opt_state = jax.jit(self.tx.init, out_shardings=state_sh.opt_state)(params)
+        self.state_shardings = state_sh  # what a checkpoint restore places arrays by
+        step = put(np.zeros((), np.int32), state_sh.step)
+        self._build(state_sh)
+        return TrainState(put(params, state_sh.params), opt_state, step)
+
+    def shardings(self, params: Any) -> TrainState:
+        """Where each leaf of the train state lives: params by the sharding rules, the Adam
+        moments like the params, counters replicated. `params` may be abstract."""
+        abstract = jax.eval_shape(self.tx.init, params)
         param_sh = tree_shardings(params, api.logical_axes(self.model_cfg), self.rules)
         replicated = self.rules.replicated()
         p_struct = jax.tree.structure(params)
         opt_sh = jax.tree.map(
             lambda sub: param_sh if jax.tree.structure(sub) == p_struct else replicated,
             abstract, is_leaf=lambda sub: jax.tree.structure(sub) == p_struct)
-        opt_state = jax.jit(self.tx.init, out_shardings=opt_sh)(params)
-        state_sh = TrainState(param_sh, opt_sh, replicated)
-        self.state_shardings = state_sh  # what a checkpoint restore places arrays by
-        step = put(np.zeros((), np.int32), replicated)
+        return TrainState(param_sh, opt_sh, replicated)
+
+    def lower(self, params: Any, batch: TrainBatch, start: int) -> dict[str, jax.stages.Lowered]:
+        """The programs of one update (and of the old-logprob pass) lowered for abstract inputs:
+        `params` and `batch` are ShapeDtypeStructs, the batch carrying its sharding. What
+        `azr-jax compile` compiles for devices that need not exist (`azr_jax.aot`)."""
+        state_sh = self.shardings(params)
         self._build(state_sh)
-        return TrainState(put(params, param_sh), opt_state, step)
+
+        def struct(tree: Any, shardings: Any, dtype: Any = None) -> Any:
+            return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, dtype or s.dtype,
+                                                                   sharding=sh), tree, shardings)
+
+        params = struct(params, state_sh.params)
+        state = TrainState(params, struct(jax.eval_shape(self.tx.init, params), state_sh.opt_state),
+                           jax.ShapeDtypeStruct((), jnp.int32, sharding=state_sh.step))
+        grads = struct(params, state_sh.params, jnp.float32)
+        # The gradient program's arguments as `update_many` passes them (keep the two in step):
+        # the step's per-row loss weights are a host array, every chip a copy.
+        weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32,
+                                       sharding=state_sh.step)
+        grads_args = (params, batch._replace(loss_weights=None), weights, start)
+        _, parts = jax.eval_shape(self._grads, *grads_args)
+        parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                            sharding=state_sh.step), parts)
+        return {"update/grads": self._grads.lower(*grads_args),
+                "update/apply": self._apply.lower(state, grads, parts),
+                "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
+                                                     start=start)}
 
     def _build(self, state_sh: TrainState | None) -> None:
         """The two jitted halves of an update: summed gradients of one batch (one program per
