@@ -9,8 +9,9 @@ is what a training step runs at its largest shapes:
   step's trained rows at the widest update shape: the prompt limit's bucket + the response
   limit's bucket), `update/apply` (AdamW on the fp32 master weights), `old_logprobs` (when
   `rl.recompute_old_logprobs`);
-- `sampler/prefill` and `sampler/decode` at the largest prompt and generation buckets and
-  `sampler.max_batch` rows.
+- `sampler/prefill` and `sampler/decode` (the static engine) at the largest prompt and
+  generation buckets and `sampler.max_batch` rows; `sampler/continuous` (the engine a call with
+  more rows than slots runs) on a queue of 2 x `sampler.max_batch` rows.
 
 FLOPs are counted analytically (`azr_jax.flops`); the step-time lower bound divides them by the
 slice's peak bf16 rate (the decode program is also bounded by reading its per-chip arguments,
@@ -156,56 +157,52 @@ def update_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shard
 
 def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: ShardingRules
                      ) -> list[Program]:
-    """Prefill and decode at the largest buckets and `max_batch` rows, every row its own prompt
-    (no cache sharing: the largest cache). The only place that knows the sampler's programs:
-    re-point it when the sampler changes."""
-    from azr_jax.model import rope
-    from azr_jax.sampling import loop
-    from azr_jax.sampling.config import SamplerConfig, SamplingParams, pick_bucket, round_up
+    """The sampler's programs as a run on a TPU plans them (`sampling.plan.make_plan`), lowered
+    by the sampler's own `sampling.programs.lower_programs`: the static engine's prefill and
+    decode at `max_batch` rows, every row its own prompt (the largest dense cache), and the
+    continuous engine a call with more rows than slots runs (a queue of 2 x `max_batch` rows,
+    `azr.learnability_samples` rows per prompt, as the learnability rollouts)."""
+    from azr_jax.sampling.config import SamplingParams, sampler_config
     from azr_jax.sampling.ops import SamplingMode
-    from azr_jax.sampling.sampler import Sampler
+    from azr_jax.sampling.plan import make_plan
+    from azr_jax.sampling.programs import lower_programs
+    from azr_jax.sampling.sampler import _batch_multiple
     s = c.sampler
-    sampler = Sampler(cfg, rules=rules, stop_token_ids=(), config=SamplerConfig(
-        prompt_buckets=tuple(s.prompt_buckets), gen_buckets=tuple(s.gen_buckets),
-        max_batch=s.max_batch))
+    config = sampler_config(s)
+    multiple = _batch_multiple(rules)
     mode = SamplingMode.of(SamplingParams(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k))
-    B = round_up(pick_bucket(s.max_batch, sampler.config.batch_buckets, "max_batch"),
-                 sampler.batch_multiple)
     P, N = s.prompt_buckets[-1], s.gen_buckets[-1]
-    spec = sampler.spec(N, mode)  # TPUs keep the stacked weights (SamplerConfig.unstack_layers)
-    rep = rules.replicated()
-
-    def rows(shape: tuple[int, ...], dtype: Any) -> jax.ShapeDtypeStruct:
-        names = ("batch",) + (None,) * (len(shape) - 1)
-        return jax.ShapeDtypeStruct(shape, dtype, sharding=rules.sharding(names, shape))
-
-    placed = lambda tree: jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), tree)
     params = _placed_params(cfg, rules)
-    key = placed(jax.eval_shape(lambda: jax.random.key(0)))
-    scalar = jax.ShapeDtypeStruct((), jnp.float32, sharding=rep)
-    table = placed(jax.eval_shape(lambda: rope.table(cfg, P + N)))
-    prefill_args = (params, rows((B, P), jnp.int32), rows((B, P), jnp.int32), rows((B,), jnp.int32),
-                    rows((B,), jnp.int32), key, scalar, scalar, table, None)
-    compiled: dict[str, Any] = {}
+    static = make_plan("tpu", s.max_batch, config, multiple, engine="static")
+    queue = 2 * s.max_batch
+    cont = make_plan("tpu", queue, config, multiple, engine="continuous")
+    group = max(1, min(c.azr.get("learnability_samples", 1), queue))
+    B = static.slots
+    lowered: dict[str, Any] = {}
 
-    def prefill():
-        compiled["prefill"] = loop.prefill.lower(*prefill_args, spec=spec).compile()
-        return compiled["prefill"]
-
-    def decode():
-        if "prefill" not in compiled:
-            raise RuntimeError("not compiled: the decode program takes the prefill's output "
-                               "layout and the prefill did not compile")
-        out = jax.eval_shape(lambda *a: loop.prefill(*a, spec=spec), *prefill_args)
-        state = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
-                             out, compiled["prefill"].output_shardings)
-        return loop.decode.lower(params, state, scalar, scalar, table, spec=spec).compile()
+    def build(name: str) -> Callable[[], Any]:
+        def run() -> Any:
+            if name == "continuous":
+                low = lower_programs(cfg, cont, rows=queue, prompt_len=P, gen_len=N, rules=rules,
+                                     params=params, mode=mode, group=group)
+            else:
+                if not lowered:
+                    lowered.update(lower_programs(cfg, static, rows=B, prompt_len=P, gen_len=N,
+                                                  rules=rules, params=params, mode=mode))
+                low = lowered
+            return low[name].compile()
+        return run
 
     shape = f"{B} x ({P} + {N})"
-    return [Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), prefill),
-            Program("sampler/decode", shape, flops_lib.decode_flops(cfg, B, P, N - 1), decode,
-                    steps=N - 1)]
+    return [Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), build("prefill")),
+            Program("sampler/decode", shape, flops_lib.decode_flops(cfg, B, P, N - 1),
+                    build("decode"), steps=N - 1),
+            # every row decodes up to N - 1 tokens on `slots` slots: queue / slots rounds of steps
+            Program("sampler/continuous",
+                    f"{queue} rows ({group} per prompt) on {cont.slots} slots, ({P} + {N})",
+                    flops_lib.forward_flops(cfg, -(-queue // group), P, 1)
+                    + flops_lib.decode_flops(cfg, queue, P, N - 1), build("continuous"),
+                    steps=-(-queue // cont.slots) * (N - 1))]
 
 
 def _placed_params(cfg: ModelConfig, rules: ShardingRules) -> Any:

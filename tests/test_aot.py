@@ -82,7 +82,7 @@ def debug_report():
 def test_debug_step_compiles_with_memory_stats(debug_report):
     names = [r.name for r in debug_report.results]
     assert names == ["update/grads", "update/apply", "old_logprobs", "sampler/prefill",
-                     "sampler/decode"]
+                     "sampler/decode", "sampler/continuous"]
     for r in debug_report.results:
         assert not r.error, (r.name, r.error)
         assert r.arguments > 0 and r.code > 0 and r.outputs > 0, r

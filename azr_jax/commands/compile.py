@@ -19,7 +19,8 @@ config_flags.DEFINE_config_file("config", None, "Config file with a TPU topology
 flags.DEFINE_string("slice", None, "Compile for this TPU slice instead of the config's topology "
                     "(v4-N, v5e-N, v5p-N, v6e-N; the mesh's -1 axis takes its chips).")
 flags.DEFINE_list("programs", None, "Only these programs (update/grads, update/apply, "
-                  "old_logprobs, sampler/prefill, sampler/decode).")
+                  "old_logprobs, sampler/prefill, sampler/decode, "
+                  "sampler/continuous).")
 flags.DEFINE_string("json", None, "Also write the numbers to this JSON file.")
 flags.mark_flags_as_required(["config"])
 
