@@ -9,6 +9,7 @@ What happens here before a command runs, so every command gets it:
   one line on stderr naming the fix, exit status 2; other known errors one line, status 1
   (`AZR_JAX_TRACEBACK=1` shows the traceback).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,6 +30,7 @@ COMMANDS = {
     "plot": "Draw training curves (PNG) from a run dir's metrics.jsonl (and eval.jsonl).",
     "compile": "Compile a config's step for a TPU slice here (no TPU): per-chip memory, FLOPs.",
 }
+
 HELP_ARGS = ("-h", "--help", "-help", "--helpshort")
 PRINT_CONFIG = "--print_config"
 
@@ -48,6 +50,7 @@ def _enable_compilation_cache() -> None:
     import jax
 
     from azr_jax.hf.assets import cache_root
+
     path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(cache_root(), "xla")
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
@@ -62,8 +65,10 @@ def _flag_line(flag: Any) -> tuple[str, str]:
         name = f"--{flag.name}=FILE[:TOPOLOGY]"
     else:
         name = f"--{flag.name}={flag.name.upper()}"
-    required = any("must have a value other than None" in str(getattr(v, "message", ""))
-                   for v in getattr(flag, "validators", []))
+    required = any(
+        "must have a value other than None" in str(getattr(v, "message", ""))
+        for v in getattr(flag, "validators", [])
+    )
     text = flag.help or ""
     if required:
         text += " (required)"
@@ -77,6 +82,7 @@ def _flag_line(flag: Any) -> tuple[str, str]:
 def command_help(name: str, module: Any) -> str:
     """Usage (the module docstring) and the flags the command module defines."""
     from absl import flags
+
     doc = (module.__doc__ or "").strip()
     usage, _, body = doc.partition("\n")
     lines = [f"usage: {usage.strip()}"]
@@ -86,10 +92,18 @@ def command_help(name: str, module: Any) -> str:
     rows = [_flag_line(f) for f in own]
     has_config = any(type(f).__name__ == "_ConfigFlag" for f in own)
     if has_config:
-        rows.append(("--config.FIELD=VALUE", "Override one config field (repeatable); "
-                     "`--print_config` lists the fields."))
-        rows.append((PRINT_CONFIG, "Print the resolved config (file, topology, overrides) with "
-                     "each field's meaning, then exit."))
+        rows.append(
+            (
+                "--config.FIELD=VALUE",
+                "Override one config field (repeatable); `--print_config` lists the fields.",
+            )
+        )
+        rows.append(
+            (
+                PRINT_CONFIG,
+                "Print the resolved config (file, topology, overrides) with each field's meaning, then exit.",
+            )
+        )
     rows.append(("-h, --help", "This help."))
     width = min(max(len(r[0]) for r in rows) + 2, 34)
     lines += ["", "flags:"]
@@ -120,8 +134,11 @@ def _flag_error(name: str, e: Exception) -> str:
     m = re.match(r"Unknown command line flag '([^']+)'(.*)", msg, re.S)
     if m:
         hint = " ".join(m.group(2).split()).strip(". ")
-        return (f"unknown flag --{m.group(1)}" + (f" ({hint})" if hint else "")
-                + f"; `azr-jax {name} --help` lists the flags")
+        return (
+            f"unknown flag --{m.group(1)}"
+            + (f" ({hint})" if hint else "")
+            + f"; `azr-jax {name} --help` lists the flags"
+        )
     return " ".join(msg.split())
 
 
@@ -134,21 +151,11 @@ def _wants_help(args: list[str]) -> bool:
     return False
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv if argv is None else argv)
-    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
-        print(_usage())
-        raise SystemExit(0 if len(argv) >= 2 else 2)
-    name = argv[1]
-    if name not in COMMANDS:
-        print(f"azr-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        raise SystemExit(2)
-    module = importlib.import_module(f"azr_jax.commands.{name}")
-    from absl import app, flags
-
+def _prepare(name: str, module: Any, args: list[str]) -> list[str]:
+    """Help, the config file and its overrides, --print_config: everything decided before
+    absl parses the command's flags. Returns the arguments for absl."""
     from azr_jax import config_files
 
-    args = argv[2:]
     if _wants_help(args) or PRINT_CONFIG in args:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... --help | head` ends quietly
     if _wants_help(args):
@@ -163,10 +170,49 @@ def main(argv: list[str] | None = None) -> None:
     if print_config:
         if config is None:
             _fail(name, f"{PRINT_CONFIG} needs --config=FILE", 2)
-        print(config_files.format_config(config, source=next(
-            a.split("=", 1)[1] for a in args if a.startswith("--config=")),
-            overridden=config_files.override_paths(args)))
+        source = next(a.split("=", 1)[1] for a in args if a.startswith("--config="))
+        print(config_files.format_config(config, source=source, overridden=config_files.override_paths(args)))
         raise SystemExit(0)
+    return args
+
+
+def _run(name: str, module: Any, rest: list[str]) -> None:
+    """The command's main, with its errors as one line each."""
+    _enable_compilation_cache()
+    # Our own loggers at INFO; orbax/absl chatter only from WARNING up.
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jax").setLevel(logging.WARNING)
+    traceback = bool(os.environ.get("AZR_JAX_TRACEBACK"))
+    try:
+        module.main(rest)
+    except KeyboardInterrupt:
+        _fail(name, "interrupted", 130)
+    except UsageError as e:
+        if traceback:
+            raise
+        _fail(name, e, 2)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        if traceback:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"azr-jax {name}: error: {msg}\n(set AZR_JAX_TRACEBACK=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        raise SystemExit(0 if len(argv) >= 2 else 2)
+    name = argv[1]
+    if name not in COMMANDS:
+        print(f"azr-jax: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    module = importlib.import_module(f"azr_jax.commands.{name}")
+    from absl import app, flags
+
+    args = _prepare(name, module, argv[2:])
     prog = f"azr-jax {name}"
     sys.argv = [prog] + args  # ml_collections reads the --config.* overrides from sys.argv
 
@@ -176,29 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         except flags.Error as e:
             _fail(name, _flag_error(name, e), 2)
 
-    def run(rest: list[str]) -> None:
-        _enable_compilation_cache()
-        # Our own loggers at INFO; orbax/absl chatter only from WARNING up.
-        logging.getLogger().setLevel(logging.INFO)
-        logging.getLogger("absl").setLevel(logging.WARNING)
-        logging.getLogger("jax").setLevel(logging.WARNING)
-        try:
-            module.main(rest)
-        except UsageError as e:
-            if os.environ.get("AZR_JAX_TRACEBACK"):
-                raise
-            _fail(name, e, 2)
-        except KeyboardInterrupt:
-            _fail(name, "interrupted", 130)
-        except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-            if os.environ.get("AZR_JAX_TRACEBACK"):
-                raise
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"azr-jax {name}: error: {msg}\n(set AZR_JAX_TRACEBACK=1 for the traceback)",
-                  file=sys.stderr)
-            raise SystemExit(1)
-
-    app.run(run, argv=[prog] + args, flags_parser=parse)
+    app.run(lambda rest: _run(name, module, rest), argv=[prog] + args, flags_parser=parse)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ line naming the fix (an unknown field gets "did you mean", searched over the who
 Field meanings are the comments next to each field in `azr_jax/defaults.py` (the trailing
 comment, or the comment lines right above it); `--print_config` shows them with the values.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,7 +21,8 @@ import io
 import os
 import re
 import tokenize
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import ml_collections
 
@@ -34,6 +36,7 @@ _OVERRIDE = re.compile(r"^--?(no)?config\.([A-Za-z0-9_.]+)(=.*)?$")
 def checkout_root() -> str | None:
     """The source checkout the package is imported from (it holds configs/), if any."""
     import azr_jax
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(azr_jax.__file__)))
     return root if os.path.isdir(os.path.join(root, "configs")) else None
 
@@ -71,16 +74,19 @@ def resolve_config_path(path: str) -> str:
         root = checkout_root()
         if root:
             candidates.append(os.path.join(root, path))
-        name = path[len("configs/"):] if path.startswith("configs/") else path
+        name = path[len("configs/") :] if path.startswith("configs/") else path
         if "/" not in name:
             for d in config_dirs():
                 candidates += [os.path.join(d, name), os.path.join(d, name + ".py")]
     for cand in candidates:
         if os.path.isfile(cand):
             return os.path.abspath(cand)
-    raise UsageError(f"config file {path!r} not found (looked in {os.getcwd()}"
-                     + "".join(f", {d}" for d in config_dirs()) + "); shipped configs: "
-                     + ", ".join(f"configs/{n}.py" for n in available_configs()))
+    raise UsageError(
+        f"config file {path!r} not found (looked in {os.getcwd()}"
+        + "".join(f", {d}" for d in config_dirs())
+        + "); shipped configs: "
+        + ", ".join(f"configs/{n}.py" for n in available_configs())
+    )
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -133,9 +139,12 @@ def suggest(path: str, c: ml_collections.ConfigDict) -> list[str]:
     last = path.rsplit(".", 1)[-1]
     same_name = [p for p in paths if p.rsplit(".", 1)[-1] == last and p != path]
     close = difflib.get_close_matches(path, paths, n=3, cutoff=0.75)
-    leaf_close = [p for p in paths
-                  if difflib.SequenceMatcher(None, p.rsplit(".", 1)[-1], last).ratio() >= 0.8
-                  and p.rsplit(".", 1)[0] == path.rsplit(".", 1)[0]]
+    leaf_close = [
+        p
+        for p in paths
+        if difflib.SequenceMatcher(None, p.rsplit(".", 1)[-1], last).ratio() >= 0.8
+        and p.rsplit(".", 1)[0] == path.rsplit(".", 1)[0]
+    ]
     out: list[str] = []
     for p in same_name + leaf_close + close:
         if p not in out:
@@ -148,8 +157,11 @@ def _check_field(path: str, c: ml_collections.ConfigDict) -> None:
     for part in path.split("."):
         if not isinstance(node, ml_collections.ConfigDict) or part not in node:
             hint = suggest(path, c)
-            did_you_mean = f"; did you mean {' or '.join('--config.' + h for h in hint)}?" if hint \
+            did_you_mean = (
+                f"; did you mean {' or '.join('--config.' + h for h in hint)}?"
+                if hint
                 else "; `--print_config` lists the fields"
+            )
             raise UsageError(f"--config.{path}: no such config field{did_you_mean}")
         node = node[part]
 
@@ -166,8 +178,9 @@ def override_paths(args: Sequence[str]) -> list[str]:
     return out
 
 
-def load_config(spec: str, args: Sequence[str] = (), *, shown_as: str | None = None
-                ) -> ml_collections.ConfigDict:
+def load_config(
+    spec: str, args: Sequence[str] = (), *, shown_as: str | None = None
+) -> ml_collections.ConfigDict:
     """The config `--config=spec` gives with the `--config.*` overrides among `args` (the
     command's arguments) applied; every problem is a `UsageError`. `spec`'s path must already
     be resolved; `shown_as` is how errors name it (what the user typed)."""
@@ -184,8 +197,9 @@ def load_config(spec: str, args: Sequence[str] = (), *, shown_as: str | None = N
     kept = [a for a in args if _OVERRIDE.match(a) or not a.startswith("-") or a == config_arg]
     argv = ["azr-jax"] + (kept if config_arg in kept else [config_arg] + kept)
     fv = flags.FlagValues()
-    config_flags.DEFINE_config_file(CONFIG_FLAG, None, "config", flag_values=fv,
-                                    lock_config=True, sys_argv=argv)
+    config_flags.DEFINE_config_file(
+        CONFIG_FLAG, None, "config", flag_values=fv, lock_config=True, sys_argv=argv
+    )
     try:
         fv(argv)
         return fv[CONFIG_FLAG].value
@@ -238,6 +252,7 @@ def field_docs() -> dict[str, str]:
     fields of a `ConfigDict(dict(...))` literal share the comment of that assignment.
     """
     from azr_jax import defaults
+
     with open(defaults.__file__, encoding="utf-8") as f:
         source = f.read()
     comments: dict[int, tuple[str, bool]] = {}  # line -> (text, whole-line comment)
@@ -246,11 +261,15 @@ def field_docs() -> dict[str, str]:
         if tok.type == tokenize.COMMENT:
             text = tok.string.lstrip("#").strip()
             comments[tok.start[0]] = (text, tok.line.strip().startswith("#"))
-        elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-                              tokenize.ENDMARKER):
+        elif tok.type not in (
+            tokenize.NL,
+            tokenize.NEWLINE,
+            tokenize.INDENT,
+            tokenize.DEDENT,
+            tokenize.ENDMARKER,
+        ):
             code_lines.add(tok.start[0])
-    fn = next(n for n in ast.parse(source).body
-              if isinstance(n, ast.FunctionDef) and n.name == "base_config")
+    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "base_config")
     docs: dict[str, str] = {}
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
@@ -263,8 +282,11 @@ def field_docs() -> dict[str, str]:
         while line in comments and comments[line][1] and line not in code_lines:
             above.insert(0, comments[line][0])
             line -= 1
-        trailing = [comments[n][0] for n in range(node.lineno, node.end_lineno + 1)
-                    if n in comments and not comments[n][1]]
+        trailing = [
+            comments[n][0]
+            for n in range(node.lineno, node.end_lineno + 1)
+            if n in comments and not comments[n][1]
+        ]
         doc = " ".join(above + trailing).strip()
         docs[path] = doc
         for key in _dict_literal_keys(node.value):
@@ -293,11 +315,11 @@ def _dict_literal_keys(value: ast.AST) -> list[str]:
     return []
 
 
-def format_config(c: ml_collections.ConfigDict, *, source: str = "",
-                  overridden: Sequence[str] = ()) -> str:
+def format_config(c: ml_collections.ConfigDict, *, source: str = "", overridden: Sequence[str] = ()) -> str:
     """Every field with its value and meaning, in the order of `defaults.py`; values that
     differ from the defaults say so."""
     from azr_jax.defaults import base_config
+
     docs = field_docs()
     order = {path: i for i, path in enumerate(docs)}
     defaults = dict(leaf_paths(base_config()))
@@ -305,11 +327,19 @@ def format_config(c: ml_collections.ConfigDict, *, source: str = "",
     lines = []
     if source:
         lines.append(f"# config {source}")
-    lines.append("# override any field with --config.<field>=<value>; "
-                 "tuples as repeated flags (--config.x=1 --config.x=2) or '(1, 2)'")
-    fields = sorted(leaf_paths(c), key=lambda kv: ("." in kv[0],
-                                                   order.get(kv[0].split(".")[0], len(order)),
-                                                   order.get(kv[0], len(order)), kv[0]))
+    lines.append(
+        "# override any field with --config.<field>=<value>; "
+        "tuples as repeated flags (--config.x=1 --config.x=2) or '(1, 2)'"
+    )
+    fields = sorted(
+        leaf_paths(c),
+        key=lambda kv: (
+            "." in kv[0],
+            order.get(kv[0].split(".")[0], len(order)),
+            order.get(kv[0], len(order)),
+            kv[0],
+        ),
+    )
     section = None
     for path, value in fields:
         head = path.split(".")[0] if "." in path else None

@@ -3,6 +3,7 @@
 `azr-jax` prints a `UsageError` as one line on stderr and exits with status 2, before any
 expensive start-up; its message names the fix. Other errors keep status 1.
 """
+
 from __future__ import annotations
 
 

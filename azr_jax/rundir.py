@@ -177,7 +177,7 @@ def remove_if_unused(directory: str, ours: tuple[str, ...] = (LOCK_FILE, CONFIG_
     that failed leaves); True when it was removed."""
     if not os.path.isdir(directory):
         return False
-    for root, dirs, files in os.walk(directory):
+    for root, _dirs, files in os.walk(directory):
         if any(not (root == directory and f in ours) for f in files):
             return False
     shutil.rmtree(directory, ignore_errors=True)

@@ -9,6 +9,7 @@ at once, so a watcher thread reading that fd learns of every signal immediately:
 - second signal: the process exits at once with status 128 + signum, saving nothing (the
   last committed checkpoint stays valid: orbax commits a step atomically).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class StopSignals:
         self._old_handlers: dict[int, Any] = {}
         self._watcher: threading.Thread | None = None
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         r, w = os.pipe()
         os.set_blocking(w, False)
         self._pipe = (r, w)
@@ -83,11 +85,13 @@ class StopSignals:
             os._exit(128 + signum)
         self.signum = signum
         self.requested.set()
-        log.warning("%s: stopping at the next safe point (%s again aborts without saving)",
-                    name, "Ctrl-C" if signum == signal.SIGINT else name)
+        log.warning(
+            "%s: stopping at the next safe point (%s again aborts without saving)",
+            name,
+            "Ctrl-C" if signum == signal.SIGINT else name,
+        )
         if self.on_request is not None:
-            threading.Thread(target=self.on_request, args=(signum,), name="stop-request",
-                             daemon=True).start()
+            threading.Thread(target=self.on_request, args=(signum,), name="stop-request", daemon=True).start()
 
 
 def _ignore_in_python(signum: int, frame: Any) -> None:
