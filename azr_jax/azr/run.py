@@ -303,6 +303,7 @@ class SelfPlayRun:
                                         shardings.step if shardings else None))
             self.selfplay.buffers.load_state_dict(st["buffers"])
             self.step = int(st["step"])
+            self._saved_step = self.step  # a stop before the next step has nothing to save
             log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
         if self.mirror is not None and self.primary:
             self.mirror.pull()  # a fresh VM resuming: bring back the steps already logged
