@@ -26,6 +26,8 @@ from azr_jax.errors import UsageError
 log = logging.getLogger(__name__)
 
 LOGS_SUBDIR = "logs"
+LOCK_FILE = "run.lock"
+CONFIG_FILE = "config.json"
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -67,7 +69,7 @@ class LogMirror:
         out = []
         for root, _, files in os.walk(self.local):
             for name in files:
-                if not name.endswith(".tmp"):
+                if not name.endswith(".tmp") and name != LOCK_FILE:  # the lock is this host's
                     out.append(os.path.relpath(os.path.join(root, name), self.local))
         return sorted(out)
 
@@ -92,6 +94,8 @@ class LogMirror:
         n = 0
         for src in _walk(self.remote):
             rel = os.fspath(src.relative_to(self.remote))
+            if rel == LOCK_FILE:
+                continue
             dst = epath.Path(self.local, rel)
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(src.read_bytes())
@@ -111,8 +115,6 @@ def _walk(root: epath.Path) -> list[epath.Path]:
 
 
 # ---------------------------------------------------------------------------- lock
-LOCK_FILE = "run.lock"
-CONFIG_FILE = "config.json"
 
 
 class RunLock:
