@@ -339,15 +339,15 @@ def test_sigterm_second_trainer_damaged_checkpoint_and_deleted_metrics(tmp_path)
 
 @pytest.mark.slow
 def test_sigint_during_a_long_generation_saves_the_previous_step(tmp_path):
-    """checkpoint.every=100 and Ctrl-C while step 2 generates (4k tokens per row): the run
+    """checkpoint.every=100 and Ctrl-C while step 2 generates (1k tokens per row): the run
     saves step 1 (never scheduled) within seconds and exits 0; resuming continues exactly."""
     assets = pytest.importorskip("azr_jax.hf.assets")
     assets.smollm2_hf_dir()
     workdir = tmp_path / "run"
     long = [
         "--config.checkpoint.every=100",
-        "--config.azr.max_response_tokens=4096",
-        "--config.sampler.gen_buckets=4096",
+        "--config.azr.max_response_tokens=1024",
+        "--config.sampler.gen_buckets=1024",
     ]
     a = subprocess.Popen(
         _train(workdir, "--config.total_steps=3", *long),

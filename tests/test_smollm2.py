@@ -61,6 +61,7 @@ def test_chat_prompt_logits_match_torch(smollm2):
     assert ours_err.max() < 1e-3
 
 
+@pytest.mark.slow
 def test_greedy_32_tokens_identical(smollm2):
     cfg, params, ref, ids = smollm2
     n_new = 32

@@ -27,7 +27,7 @@ import numpy as np
 from etils import epath
 
 from azr_jax import metrics as metrics_lib
-from azr_jax import rundir, stopping
+from azr_jax import host_memory, rundir, stopping
 from azr_jax.azr.batch import build_update_batches
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers, load_seed_induction, load_seed_triplets
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
@@ -230,7 +230,9 @@ class SelfPlayRun:
         optim, loss, step_cfg, self.adv_cfg = update_configs(c)
         self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
                                step_cfg=step_cfg)
-        self.state: TrainState = self.trainer.init_state(params)
+        # The AdamW moments (twice the params) are made when first needed (`_with_optimizer`):
+        # a fresh run's first generation, which also compiles the sampler, runs without them.
+        self.state = TrainState(params, None, None)
         del params
 
         self.policy = policy or self._make_policy()
@@ -292,6 +294,7 @@ class SelfPlayRun:
                     target_size=self.c.azr.seed_target_size, seed=self.c.seed, triplets=given)
             self.step = 0
         else:
+            self._with_optimizer()
             shardings = self.trainer.state_shardings
             target = abstract_with_shardings(
                 TrainState(self.state.params, self.state.opt_state, self.state.step), shardings)
@@ -325,10 +328,12 @@ class SelfPlayRun:
         t0 = time.perf_counter()
         step = self.step + 1
         out: StepOutput = self.selfplay.run(step, self.state.params, self.key)
+        host_memory.release()  # what generation freed (compiler, host buffers) before the update
         m = dict(out.metrics, **getattr(self.policy, "take_stats", dict)())
         m["time/selfplay"] = m.pop("time/total", float("nan"))  # "total" is the whole step's
         if out.samples:
             m.update(self._update(out))
+            host_memory.release()
         self._enter_critical()
         self.step = step
         if self.c.eval.every and step % self.c.eval.every == 0:
@@ -363,6 +368,7 @@ class SelfPlayRun:
             batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old,
                                        ub.loss_weights), ub.completion_start))
         self._enter_critical()  # the update donates the old state: no abandoning past here
+        self._with_optimizer()
         self.state, tm = self.trainer.update_many(self.state, batches)
         res = {f"train/{k}": v for k, v in tm.items()}
         drift = np.concatenate(drifts) if drifts else np.zeros(0)
@@ -411,10 +417,16 @@ class SelfPlayRun:
         if self._saved_step == self.step:
             return
         state = state if state is not None else self._state_blob()
+        self._with_optimizer()
         self.ckpt.save(self.step, params=self.state.params, opt_state=self.state.opt_state,
                        model_config=self.model_cfg, state=state, force=force)
         self._saved_step = self.step
         self._push_logs()
+
+    def _with_optimizer(self) -> None:
+        """Create the optimizer state (zeros) if this run has none yet."""
+        if self.state.opt_state is None:
+            self.state = self.trainer.init_state(self.state.params)
 
     def _push_logs(self) -> None:
         """Mirror the local logs to a remote workdir (primary host only)."""
