@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -220,6 +221,12 @@ def test_installed_wheel_resolves_configs_from_anywhere(tmp_path):
     """Build the wheel, unpack it as site-packages, and load a config by its README path
     from an unrelated directory: configs/ ships as azr_jax.configs."""
     wheel_dir = tmp_path / "wheel"
+    src = tmp_path / "src"  # a copy: building writes build/ and *.egg-info next to setup.py
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "runs", ".pytest_cache"),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -231,7 +238,7 @@ def test_installed_wheel_resolves_configs_from_anywhere(tmp_path):
             "-q",
             "-w",
             str(wheel_dir),
-            str(REPO),
+            str(src),
         ],
         check=True,
         capture_output=True,
