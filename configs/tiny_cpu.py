@@ -9,8 +9,8 @@ TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
   learnability rollouts, 4 induction inputs, compact prompts, answers up to 128 tokens;
 - no separate old-logprob pass (the sampler's logprobs are used);
 - the update keeps only the weight matmuls' outputs for the backward pass (remat "dots") and
-  runs 2 rows per micro-batch: peak RSS 4.8 GB instead of 13 with no remat and 4 rows, for an
-  update 1.4-1.8x as long on 2 cores (README; benchmarks/demo_memory.py);
+  runs 2 rows per micro-batch: peak RSS 4.8 GB instead of 13 with no remat and 4 rows, for a
+  slower update on 2 cores (1.1-1.8x as long in the README's runs; benchmarks/demo_memory.py);
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
 - answers without <answer> tags are parsed (`azr.answer_fallback`): it writes well-formed
