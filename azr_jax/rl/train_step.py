@@ -212,10 +212,14 @@ class Trainer:
         # the step's per-row loss weights are a host array, every chip a copy.
         weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32,
                                        sharding=state_sh.step)
-        grads_args = (params, batch._replace(loss_weights=None), weights, start)
-        _, parts = jax.eval_shape(self._grads, *grads_args)
+        # ... and the step's running sums it adds to (donated; `zero_sums` makes the zeros)
+        mb = self._micro(batch.tokens.shape[0])
+        micro = jax.tree.map(lambda s: jax.ShapeDtypeStruct((mb,) + s.shape[1:], s.dtype),
+                             batch._replace(loss_weights=jax.ShapeDtypeStruct((mb,), jnp.float32)))
+        _, parts = jax.eval_shape(functools.partial(self._loss, start=start), params, micro)
         parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                             sharding=state_sh.step), parts)
+        grads_args = (params, batch._replace(loss_weights=None), weights, start, (grads, parts))
         return {"update/grads": self._grads.lower(*grads_args),
                 "update/apply": self._apply.lower(state, grads, parts),
                 "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
