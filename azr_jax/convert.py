@@ -1,9 +1,10 @@
 """Checkpoint conversion both ways: HF directory / GGUF file -> orbax, orbax -> HF directory.
 
-The source kind is detected from the path (a `.gguf` file, a directory with `config.json`, or a
-directory written by our `Checkpointer`). Tokenizer files travel with the weights: an orbax
-checkpoint made from an HF directory keeps a copy under `<dst>/tokenizer/`, and exporting it
-back to HF copies them into the HF directory.
+The source kind is detected from the path (a `.gguf` file, a directory with `config.json`, a
+directory written by our `Checkpointer`, or `embedded:smollm2-135m`, the shipped default
+model). Tokenizer files travel with the weights: an orbax checkpoint made from an HF directory
+keeps a copy under `<dst>/tokenizer/`, and exporting it back to HF copies them into the HF
+directory.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ TOKENIZER_SUBDIR = "tokenizer"
 
 
 def source_kind(path: str) -> str:
+    if path.startswith("embedded:"):
+        return "embedded"
     if os.path.isfile(path) and path.lower().endswith(".gguf"):
         return "gguf"
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json")):
@@ -68,6 +71,12 @@ def convert(src: str, dst: str, *, to: str, dtype: str | None = None,
     if to not in ("hf", "orbax"):
         raise ValueError(f"--to must be 'hf' or 'orbax', got {to!r}")
     kind = source_kind(src)
+    if kind == "embedded":  # the name train accepts for the shipped model: its HF directory
+        from azr_jax.hf.assets import resolve_model_path
+        resolved = resolve_model_path(src)
+        if resolved == src:
+            raise FileNotFoundError(f"unknown embedded model {src!r}; use embedded:smollm2-135m")
+        src, kind = resolved, "hf"
     tmp = None
     try:
         if kind == "gguf":

@@ -47,9 +47,9 @@ TOPOLOGIES: dict[str, dict] = {
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.total_steps = 500  # paper Table 3
-    c.topology = "cpu"
+    c.seed = 0  # seed of every random choice: prompts, references, sampling, random init
+    c.total_steps = 500  # self-play steps to train (paper Table 3)
+    c.topology = "cpu"  # set by the config file's `:topology` suffix (see TOPOLOGIES)
 
     c.model = ml_collections.ConfigDict()
     # Where weights come from: an HF directory, "embedded:smollm2-135m" (the GGUF shipped by
@@ -57,11 +57,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.hf_path = ""
     c.model.preset = ""  # optional name in azr_jax.model.presets to check the checkpoint against
     c.model.init = "hf"  # "hf" | "random"
+    # Shape of the random model of init="random" (vocab_size 0 = the tokenizer's).
     c.model.random_dims = ml_collections.ConfigDict(dict(
         architecture="qwen2", vocab_size=0, hidden_size=64, intermediate_size=128, num_layers=2,
         num_heads=4, num_kv_heads=2, head_dim=16, tie_word_embeddings=True))
     c.model.dtype = "float32"  # compute dtype (set by the topology)
     c.model.param_dtype = "float32"  # fp32 master weights
+    # Recompute in the update's backward pass, per layer: "full", "dots" (keep the weight
+    # matmuls' outputs) or "none" (keep everything: fastest, most memory).
     c.model.remat = "full"
     # Tokenizer directory; "" = the model directory.
     c.model.tokenizer_path = ""
@@ -73,11 +76,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1, num_devices=0))
 
     c.sampler = ml_collections.ConfigDict()
-    c.sampler.temperature = 1.0
-    c.sampler.top_p = 1.0
-    c.sampler.top_k = 0
-    c.sampler.prompt_buckets = (512, 1024, 2048, 4096, 6144)
-    c.sampler.gen_buckets = (256, 512, 1024, 2048, 4096, 8192)
+    c.sampler.temperature = 1.0  # sampling temperature of self-play rollouts (0 = greedy)
+    c.sampler.top_p = 1.0  # nucleus sampling mass (1.0 = off)
+    c.sampler.top_k = 0  # keep the k most likely tokens (0 = off)
+    c.sampler.prompt_buckets = (512, 1024, 2048, 4096, 6144)  # padded prompt lengths (one program each)
+    c.sampler.gen_buckets = (256, 512, 1024, 2048, 4096, 8192)  # padded generation lengths
     c.sampler.max_batch = 256  # rows decoded at once: static chunk rows / continuous slots
     # Decode plan (azr_jax/sampling/plan.py; measurements in benchmarks/RESULTS.md). "auto"
     # and 0 let `make_plan` choose by platform and batch; any other value forces the choice.
@@ -95,14 +98,14 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.azr = ml_collections.ConfigDict()
     c.azr.batch_size = 64  # B: rows per task-role group (x 6 groups = 384 per update)
-    c.azr.task_types = ("deduction", "abduction", "induction")
-    c.azr.num_references = 6  # K
+    c.azr.task_types = ("deduction", "abduction", "induction")  # task types proposed and solved
+    c.azr.num_references = 6  # K: reference triplets shown in a proposer prompt
     c.azr.num_inputs = 10  # N induction inputs (5 given, 5 hidden)
-    c.azr.learnability_samples = 8  # G
-    c.azr.max_prompt_tokens = 6144
-    c.azr.max_response_tokens = 8096
+    c.azr.learnability_samples = 8  # G: solver rollouts per valid proposal (its learnability)
+    c.azr.max_prompt_tokens = 6144  # longer prompts are rebuilt with other references, then dropped
+    c.azr.max_response_tokens = 8096  # generation budget of every rollout
     c.azr.prompt_flavour = "full"  # "compact" for small models and short contexts
-    c.azr.reject_multiple_functions = True
+    c.azr.reject_multiple_functions = True  # a proposal defining several functions is invalid
     c.azr.entry_function = "first"  # which def becomes `f` (official Llama runs: "any_last")
     c.azr.extreme_solve_rate = "official"  # -0.5 at solve rate 0 or 1; "paper": 0
     c.azr.train_proposer = True  # False: the "solver only" ablation
@@ -115,12 +118,12 @@ def base_config() -> ml_collections.ConfigDict:
     # `seed_io_file` is given, else "generate": the paper configs). Loaded seed files are cut to
     # their first `seed_target_size` entries, as the official trainer does.
     c.azr.seed_source = "zero"
-    c.azr.seed_io_file = ""
-    c.azr.seed_induction_file = ""
-    c.azr.seed_target_size = 256  # B x S, S = 4
-    c.azr.max_programs = 16384
-    c.azr.cap_policy = "keep_first"  # official quirk; "ring" drops the oldest
-    c.azr.past_epoch_window = 1
+    c.azr.seed_io_file = ""  # seed_source="files": deduction/abduction triplets (JSONL)
+    c.azr.seed_induction_file = ""  # seed_source="files": induction programs (JSONL)
+    c.azr.seed_target_size = 256  # seed_source="generate": triplets to collect (B x S, S = 4)
+    c.azr.max_programs = 16384  # capacity of each task buffer
+    c.azr.cap_policy = "keep_first"  # full buffer: keep the first (official quirk); "ring" drops the oldest
+    c.azr.past_epoch_window = 1  # solver tasks: entries added within this many steps come first
 
     # Official vs strict semantics (one switch; azr_jax/azr/README.md lists every deviation).
     # "official": what the official paper-branch code does wherever it defines behaviour
@@ -136,10 +139,10 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.rl = ml_collections.ConfigDict()
     c.rl.advantage = "token_whiten"  # official; "sample_zscore" = paper Eq. 8
-    c.rl.clip_eps_low = 0.2
-    c.rl.clip_eps_high = 0.2
-    c.rl.entropy_coef = 0.001
-    c.rl.kl_coef = 0.0
+    c.rl.clip_eps_low = 0.2  # PPO ratio clip below 1
+    c.rl.clip_eps_high = 0.2  # PPO ratio clip above 1
+    c.rl.entropy_coef = 0.001  # entropy bonus weight
+    c.rl.kl_coef = 0.0  # KL-to-reference penalty weight (0 = no reference model)
     # Official "micro-token-mean": token mean within units of `micro_batch_rows` rows cut from
     # one task-role group, then the mean over units (veRL's dp_actor with 16-row micro-batches:
     # each of the six groups weighs 1/6). "token-mean": one token mean over the whole step;
@@ -152,17 +155,17 @@ def base_config() -> ml_collections.ConfigDict:
     c.rl.recompute_old_logprobs = True
 
     c.optim = ml_collections.ConfigDict()
-    c.optim.learning_rate = 1e-6
-    c.optim.b1 = 0.9
-    c.optim.b2 = 0.999
-    c.optim.eps = 1e-8
-    c.optim.weight_decay = 0.01
-    c.optim.clip_norm = 1.0
-    c.optim.warmup_steps = 0
+    c.optim.learning_rate = 1e-6  # AdamW learning rate (constant after warm-up)
+    c.optim.b1 = 0.9  # AdamW beta1
+    c.optim.b2 = 0.999  # AdamW beta2
+    c.optim.eps = 1e-8  # AdamW epsilon
+    c.optim.weight_decay = 0.01  # AdamW decoupled weight decay
+    c.optim.clip_norm = 1.0  # global gradient-norm clip
+    c.optim.warmup_steps = 0  # linear learning-rate warm-up steps
 
     c.train = ml_collections.ConfigDict()
-    c.train.micro_batch_size = 4
-    c.train.logit_chunk = 512
+    c.train.micro_batch_size = 4  # rows per gradient-accumulation micro-batch (set by the topology)
+    c.train.logit_chunk = 512  # sequence positions per vocabulary-projection chunk
     # A step's rows are split into up to this many update batches of their own widths (AZR's
     # proposer prompts are far longer than its solver prompts; one width pads every solver row
     # to the longest proposer prompt). Same gradient; each extra batch shape compiles once.
@@ -171,31 +174,31 @@ def base_config() -> ml_collections.ConfigDict:
     c.sandbox = ml_collections.ConfigDict()
     c.sandbox.num_workers = 0  # 0 = one per CPU core
     c.sandbox.timeout_s = 10.0  # official execute_max_timeout
-    c.sandbox.memory_mb = 1024
+    c.sandbox.memory_mb = 1024  # address-space limit of each executed program
     # Stored outputs longer than this are kept as head + "..." + tail (N/2 characters each), in both
     # modes. 0 = as azr.semantics says: official cuts at 400 (200 + "..." + 200, as the official
     # executor stores them), strict keeps full outputs (up to the sandbox's repr bound).
     c.sandbox.max_output_chars = 0
 
     c.checkpoint = ml_collections.ConfigDict()
-    c.checkpoint.every = 10
-    c.checkpoint.keep = 3
-    c.checkpoint.async_save = True
+    c.checkpoint.every = 10  # save every N steps (and always on SIGTERM/SIGINT and at the end)
+    c.checkpoint.keep = 3  # checkpoints kept (older ones are deleted)
+    c.checkpoint.async_save = True  # write checkpoints in the background while training goes on
 
     # Greedy pass@1 evaluation (`azr-jax eval`) and in-training monitors (every N steps; the
     # official runs use CRUXEval-I/O + LCB-execution every 10 steps).
     c.eval = ml_collections.ConfigDict()
     c.eval.every = 0  # 0 = no evaluation during training
-    c.eval.benchmarks = ("cruxeval_i", "cruxeval_o")
+    c.eval.benchmarks = ("cruxeval_i", "cruxeval_o")  # benchmark names (azr_jax/eval/README.md)
     c.eval.data_dir = ""  # where benchmark files live (azr_jax/eval/README.md)
     c.eval.sources = ""  # per-benchmark overrides: "name=path,name=tfds:builder"
-    c.eval.max_new_tokens = 1024
-    c.eval.batch_size = 64
+    c.eval.max_new_tokens = 1024  # answer budget per problem
+    c.eval.batch_size = 64  # problems per sampler call
     c.eval.limit = 0  # only the first N problems of each benchmark (0 = all)
 
     c.log = ml_collections.ConfigDict()
-    c.log.tensorboard = True
-    c.log.progress = True
+    c.log.tensorboard = True  # mirror metrics to <workdir>/tensorboard/
+    c.log.progress = True  # progress bar on stderr
     c.log.samples_every = 1  # write a few decoded samples per step to samples.jsonl (0 = off)
     # Each host writes hosts/<i>.json at the end (step, buffer digest, sandbox jobs it ran);
     # with params_digest also a digest of the gathered global params (costly on big models):

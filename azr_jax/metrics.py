@@ -25,6 +25,7 @@ import math
 import numbers
 import operator
 import os
+import sys
 import time
 from typing import IO, Any, Iterator, Mapping, Sequence
 
@@ -241,6 +242,40 @@ class _StepLog:
             self._file = None
 
 
+def missing_steps(path: str, through: int) -> list[int]:
+    """Steps 1..`through` that have no row in the step-keyed JSONL file at `path`."""
+    have = set()
+    if os.path.isfile(path):
+        for _, _, row in _iter_jsonl(path):
+            if isinstance(row.get("step"), int):
+                have.add(row["step"])
+    return [s for s in range(1, through + 1) if s not in have]
+
+
+def _ranges(steps: Sequence[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    out: list[str] = []
+    start = prev = None
+    for s in list(steps) + [None]:
+        if s is not None and prev is not None and s == prev + 1:
+            prev = s
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = s
+    return ", ".join(out)
+
+
+def report_gaps(path: str, resume_step: int) -> list[int]:
+    """Warn (one line) when a resumed run's metrics lack rows of steps it already trained."""
+    missing = missing_steps(path, resume_step)
+    if missing:
+        logger.warning("%s has no rows for steps %s of the %d before the checkpoint (file deleted "
+                       "or replaced?); logging continues at step %d, the gap stays", path,
+                       _ranges(missing), resume_step, resume_step + 1)
+    return missing
+
+
 class MetricsWriter:
     """One metrics row per step to metrics.jsonl, mirrored to TensorBoard (primary host only).
 
@@ -261,6 +296,8 @@ class MetricsWriter:
         os.makedirs(run_dir, exist_ok=True)
         self._log = _StepLog(os.path.join(run_dir, METRICS_FILE), strict=True,
                              resume_step=resume_step)
+        if resume_step:
+            report_gaps(self._log.path, _check_step(resume_step))
         if tensorboard:
             self._open_tb(None if resume_step is None else _check_step(resume_step) + 1)
 
@@ -384,7 +421,7 @@ class SamplesWriter:
 
 # (metric key, short label, format) shown in the tqdm postfix when present and finite:
 # the two role-level mean rewards, the valid-proposal rate per task type, seconds per step
-# (the self-play step's `time/total`) and generation throughput.
+# (`time/total`: the whole step, generation to update) and generation throughput.
 PROGRESS_KEYS: tuple[tuple[str, str, str], ...] = (
     ("reward/solve_mean", "R_solve", "{:+.3f}"),
     ("reward/propose_mean", "R_prop", "{:+.3f}"),
@@ -410,8 +447,35 @@ def progress_postfix(metrics: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+class _BarSafeHandler(logging.Handler):
+    """Stands in for a console log handler while a bar is shown: formats with the original
+    handler and prints through `tqdm.write`, which clears the bar, prints the line and redraws
+    the bar below it (a plain write would land in the middle of the bar's line)."""
+
+    def __init__(self, inner: logging.Handler) -> None:
+        super().__init__(inner.level)
+        self.inner = inner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.inner.format(record), file=sys.stderr)
+        except Exception:  # a logging failure must never stop training
+            self.handleError(record)
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    if type(handler).__name__ == "ABSLHandler":  # absl's root handler writes to stderr
+        return True
+    return getattr(handler, "stream", None) in (sys.stderr, sys.stdout)
+
+
 class StepProgress:
-    """tqdm bar over training steps that shows a few headline numbers (see PROGRESS_KEYS)."""
+    """tqdm bar over training steps that shows a few headline numbers (see PROGRESS_KEYS).
+
+    While the bar is shown, console log lines are printed above it instead of through it.
+    """
 
     def __init__(self, total_steps: int, initial_step: int = 0, enabled: bool = True) -> None:
         total_steps, initial_step = _check_step(total_steps), _check_step(initial_step)
@@ -422,6 +486,15 @@ class StepProgress:
         self._bar = tqdm(total=total_steps, initial=initial_step, disable=not enabled,
                          unit="step", dynamic_ncols=True)
         self._n = initial_step
+        self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
+        if enabled:
+            root = logging.getLogger()
+            for h in list(root.handlers):
+                if _is_console(h):
+                    wrapper = _BarSafeHandler(h)
+                    root.removeHandler(h)
+                    root.addHandler(wrapper)
+                    self._swapped.append((h, wrapper))
 
     @property
     def n(self) -> int:
@@ -441,6 +514,11 @@ class StepProgress:
 
     def close(self) -> None:
         self._bar.close()
+        root = logging.getLogger()
+        for original, wrapper in self._swapped:
+            root.removeHandler(wrapper)
+            root.addHandler(original)
+        self._swapped = []
 
     def __enter__(self) -> "StepProgress":
         return self

@@ -63,8 +63,16 @@ FIGURES: tuple[FigureSpec, ...] = (
         Panel("format-error rate", "fraction", ("format_error/",)),)),
     FigureSpec("lengths", "Response lengths", (
         Panel("mean response tokens", "tokens", ("length/",)),)),
+    FigureSpec("training", "Policy update", (
+        Panel("loss (total and policy-gradient part)", "loss", ("train/loss", "train/pg_loss")),
+        Panel("gradient norm (before clipping) and update norm", "norm",
+              ("train/grad_norm", "train/update_norm")),
+        Panel("entropy of the policy on trained tokens", "nats / token", ("train/entropy",)),
+        Panel("KL: to the sampling policy (approx.), to the reference", "nats / token",
+              ("train/approx_kl_old", "train/kl_ref")),
+        Panel("clip fraction (tokens whose ratio was clipped)", "fraction", ("train/clipfrac",)),)),
     FigureSpec("timings", "Step timings and throughput", (
-        Panel("time per phase", "seconds", ("time/",)),
+        Panel("time per phase (total: the whole step)", "seconds", ("time/",)),
         Panel("generation throughput", "tokens / s", ("tokens_per_s",)),)),
     FigureSpec("buffers", "Task buffer sizes", (
         Panel("buffer size", "tasks", ("buffer/",)),)),

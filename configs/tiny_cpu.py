@@ -7,7 +7,10 @@ directory under ~/.cache/azr_jax. The method is unchanged (same tasks, validatio
 TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
 - 4 rows per task-role group (24 trained sequences, one sampler call), 1 reference, 2
   learnability rollouts, 4 induction inputs, compact prompts, answers up to 128 tokens;
-- no remat and no separate old-logprob pass (the sampler's logprobs are used);
+- no separate old-logprob pass (the sampler's logprobs are used);
+- the update keeps only the weight matmuls' outputs for the backward pass (remat "dots") and
+  runs 2 rows per micro-batch: peak RSS 4.8 GB instead of 13 with no remat and 4 rows, for a
+  slower update on 2 cores (1.1-1.8x as long in the README's runs; benchmarks/demo_memory.py);
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
 - answers without <answer> tags are parsed (`azr.answer_fallback`): it writes well-formed
@@ -25,7 +28,7 @@ def get_config(topology: str = "cpu"):
     c = apply_topology(base_config(), topology)
     c.model.hf_path = "embedded:smollm2-135m"
     c.model.template = "chat"  # instruct model: chat template, R1 instruction as system prompt
-    c.model.remat = "none"
+    c.model.remat = "dots"
     c.total_steps = 100
     c.azr.batch_size = 4
     c.azr.num_references = 1
@@ -43,7 +46,7 @@ def get_config(topology: str = "cpu"):
     c.sampler.max_batch = 32  # a step's 24 rows in one sampler call
     c.rl.recompute_old_logprobs = False
     c.optim.learning_rate = 1e-6
-    c.train.micro_batch_size = 4
+    c.train.micro_batch_size = 2
     c.train.logit_chunk = 128
     c.sandbox.timeout_s = 5.0
     c.checkpoint.every = 1

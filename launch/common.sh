@@ -8,11 +8,15 @@
 
 # Models and topologies the trainer's configs provide (configs/<model>.py:<topology>).
 AZR_MODELS=(tiny_cpu qwen2_5_coder_3b qwen2_5_7b qwen2_5_coder_7b qwen2_5_coder_14b llama3_1_8b)
+# TPU topologies: what configs/*.py define (azr_jax/defaults.py TOPOLOGIES; v6e = Trillium).
 AZR_TPU_TOPOLOGIES=(v4-32 v5e-64 v5p-128 v6e-8 v6e-64 v6e-256)
 AZR_GPU_TOPOLOGIES=(1xH100 8xH100)
 # Where things live on the TPU workers; $HOME is expanded by the worker's shell.
 AZR_REMOTE_DIR="\$HOME/azr-jax"
 AZR_REMOTE_LOG_DIR="\$HOME/azr-logs"
+# The virtual environment tpu_install.sh creates (the package needs Python >= 3.11; TPU VM
+# images ship an older system python3) and tpu_run.sh runs the trainer from.
+AZR_REMOTE_VENV="\$HOME/azr-venv"
 
 AZR_DRY_RUN=0
 SCRIPT_NAME=$(basename "$0")

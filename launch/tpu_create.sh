@@ -15,7 +15,7 @@ Usage: $SCRIPT_NAME --name NAME --zone ZONE --project PROJECT --accelerator-type
 Create a TPU VM slice with 'gcloud compute tpus queued-resources create'.
 
 $TPU_TARGET_HELP
-  --accelerator-type T v4-32, v5e-64 (sent as v5litepod-64), v5p-128, or any gcloud type
+  --accelerator-type T v4-32, v5e-64 (sent as v5litepod-64), v5p-128, v6e-8, or any gcloud type
   --runtime-version V  TPU software version (default: tpu-ubuntu2204-base for v4,
                        v2-alpha-tpuv5-lite for v5e, v2-alpha-tpuv5 for v5p, v2-alpha-tpuv6e for v6e)
   --spot               spot capacity (cheaper, can be preempted at any time)

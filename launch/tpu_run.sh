@@ -109,8 +109,9 @@ if [[ ${#OVERRIDES[@]} -gt 0 ]]; then
   TRAIN_LINE+=" $(shell_quote "${OVERRIDES[@]}")"
 fi
 
-# PATH: pip installs the azr-jax entry point in ~/.local/bin; unbuffered output keeps logs live.
-ENV_WORDS="PATH=\"\$HOME/.local/bin:\$PATH\" PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=\"$REMOTE_CACHE_DIR\""
+# PATH: the venv of tpu_install.sh holds the azr-jax entry point (~/.local/bin: a pip --user
+# install); unbuffered output keeps logs live.
+ENV_WORDS="PATH=\"$AZR_REMOTE_VENV/bin:\$HOME/.local/bin:\$PATH\" PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=\"$REMOTE_CACHE_DIR\""
 if [[ ${#EXTRA_ENV[@]} -gt 0 ]]; then
   ENV_WORDS+=" $(shell_quote "${EXTRA_ENV[@]}")"
 fi

@@ -27,3 +27,18 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+SLOW_SECONDS = 30.0  # what `slow` means (pytest.ini): the fast tier is `-m "not slow"`
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name the unmarked tests that took longer than SLOW_SECONDS, so the fast tier stays fast."""
+    long = []
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        if report.when == "call" and report.duration > SLOW_SECONDS and "slow" not in report.keywords:
+            long.append(f"{report.duration:.0f}s {report.nodeid}")
+    if long:
+        terminalreporter.write_sep("-", f"tests over {SLOW_SECONDS:.0f} s not marked slow")
+        for line in long:
+            terminalreporter.write_line(line)

@@ -11,7 +11,7 @@ from azr_jax.azr.buffers import (
     dedup_exact, load_seed_induction, load_seed_triplets,
 )
 
-SEED_DIR = Path("/work/shared/data/azr_seed")
+SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "azr_seed"
 
 
 def trip(i: int, step: int = 0) -> Triplet:

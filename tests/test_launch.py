@@ -137,31 +137,77 @@ def test_create_rejects_bad_capacity_and_types():
 
 # ----------------------------------------------------------------------------- tpu_install
 
-def test_install_from_git_runs_on_all_workers(tmp_path):
+def _origin_repo(path: Path) -> None:
+    path.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    (path / "setup.py").write_text("# stand-in\n")
+    subprocess.run(["git", "-C", str(path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
+                    "init"], check=True)
+
+
+def _fake_worker(tmp_path: Path, pythons: dict) -> tuple[Path, dict]:
+    """A stand-in TPU worker: a home directory and a PATH holding only git, the coreutils the
+    remote command needs, and fake interpreters. `pythons` maps a name (python3, python3.12,
+    ...) to its version tuple; a fake interpreter answers the version check, `-m venv DIR`
+    (a fake venv python that records its pip calls) and nothing else. A fake `sudo apt-get
+    install python3.11` installs a fake python3.11."""
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    home.mkdir()
+    bin_dir.mkdir()
+    for tool in ("bash", "git", "rm", "mkdir", "cp", "chmod", "cat", "hostname", "env", "dirname"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    fake_py = (
+        'if [ "$1" = "-c" ]; then [ "{ok}" = 1 ]; exit $?; fi\n'
+        'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin"; echo "$0" >> "$HOME/venvs"\n'
+        '  printf \'%s\\n\' \'#!/usr/bin/env bash\' \'if [ "$1" = "-c" ]; then exit 0; fi\' '
+        '\'printf "%s|" "$PWD" "$@" >> "$HOME/pip-calls"; echo >> "$HOME/pip-calls"\' > "$3/bin/python"\n'
+        '  chmod +x "$3/bin/python"; exit 0; fi\nexit 3\n')
+    for name, version in pythons.items():
+        executable(bin_dir / name, fake_py.format(ok=int(version >= (3, 11))))
+    executable(bin_dir / "sudo", 'exec env "$@"\n')
+    executable(bin_dir / "apt-get", 'echo "$@" >> "$HOME/apt-calls"\n'
+               f'if [ "$1" != install ] && [ "$2" != install ]; then exit 0; fi\n'
+               f'cp "{bin_dir}/.python3.11" "{bin_dir}/python3.11"\n')
+    executable(bin_dir / ".python3.11", fake_py.format(ok=1))
+    return home, {"HOME": str(home), "PATH": str(bin_dir)}
+
+
+def test_install_from_git_makes_a_python311_venv_on_an_old_image(tmp_path):
     (cmd,) = dry("tpu_install.sh", *TARGET, "--repo-url", str(tmp_path / "origin"), "--ref", "main")
     assert cmd[:7] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "azr-v4", "--zone=us-central2-b"]
     assert flag(cmd, "--worker") == "all"
     remote = flag(cmd, "--command")
-    assert "pip install -e '.[tpu]'" in remote
-    # Run the remote command here: a real clone from a local repository, a fake python3.
-    origin = tmp_path / "origin"
-    origin.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
-    (origin / "setup.py").write_text("# stand-in\n")
-    subprocess.run(["git", "-C", str(origin), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(origin), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
-                    "init"], check=True)
-    home, bin_dir = tmp_path / "home", tmp_path / "bin"
-    home.mkdir()
-    bin_dir.mkdir()
-    executable(bin_dir / "python3", 'printf "%s|" "$PWD" "$@" >> "$HOME/pip-calls"; echo >> "$HOME/pip-calls"\n')
-    env = {"HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    # Run the remote command on a stand-in worker whose only python3 is 3.10 (the TPU VM image).
+    _origin_repo(tmp_path / "origin")
+    home, env = _fake_worker(tmp_path, {"python3": (3, 10)})
+    outputs = []
     for _ in range(2):                                        # a second install updates in place
-        proc = subprocess.run(["bash", "-c", remote], env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
+        proc = subprocess.run(["/bin/bash", "-c", remote], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        outputs.append(proc.stdout)
+    assert "no Python >= 3.11" in outputs[0] and "no Python >= 3.11" not in outputs[1]
     assert (home / "azr-jax" / "setup.py").is_file()
+    apt = (home / "apt-calls").read_text().splitlines()
+    assert apt[-1].split()[-3:] == ["-qq", "python3.11", "python3.11-venv"] and "update" in apt[0]
+    assert (home / "venvs").read_text().split() == [str(tmp_path / "bin" / "python3.11")]  # made once
     calls = (home / "pip-calls").read_text().splitlines()
     assert calls[-1] == f"{home}/azr-jax|-m|pip|install|-e|.[tpu]|"
+
+
+def test_install_uses_a_new_enough_python_without_apt(tmp_path):
+    (cmd,) = dry("tpu_install.sh", *TARGET, "--repo-url", str(tmp_path / "origin"))
+    _origin_repo(tmp_path / "origin")
+    home, env = _fake_worker(tmp_path, {"python3": (3, 10), "python3.12": (3, 12)})
+    proc = subprocess.run(["/bin/bash", "-c", flag(cmd, "--command")], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (home / "apt-calls").exists()
+    assert (home / "venvs").read_text().split() == [str(tmp_path / "bin" / "python3.12")]
+    (cmd,) = dry("tpu_install.sh", *TARGET, "--repo-url", "u", "--python", "/opt/py/bin/python3.13")
+    assert "PY=/opt/py/bin/python3.13;" in flag(cmd, "--command")
+    proc = run("tpu_install.sh", *TARGET, "--repo-url", "u", "--python", "py; rm -rf /", "--dry-run")
+    assert proc.returncode == 2 and "--python is an interpreter" in proc.stderr
 
 
 def test_install_tarball_packs_the_checkout(tmp_path):
@@ -223,8 +269,8 @@ def test_run_remote_command_starts_the_trainer_detached(tmp_path):
     remote = flag(cmd, "--command")
     home = tmp_path / "home"
     (home / "azr-jax").mkdir(parents=True)
-    (home / ".local" / "bin").mkdir(parents=True)
-    executable(home / ".local" / "bin" / "azr-jax",
+    (home / "azr-venv" / "bin").mkdir(parents=True)
+    executable(home / "azr-venv" / "bin" / "azr-jax",
                'printf "%s\\n" "$@" > "$HOME/trainer-args"\n'
                'env > "$HOME/trainer-env"\npwd > "$HOME/trainer-cwd"\necho "step 1"\n')
     fake_bin = tmp_path / "bin"
@@ -249,8 +295,45 @@ def test_run_remote_command_starts_the_trainer_detached(tmp_path):
     assert trainer_env["PYTHONUNBUFFERED"] == "1"
     assert trainer_env["JAX_COMPILATION_CACHE_DIR"] == f"{home}/.cache/azr-jax-xla"
     assert trainer_env["LIBTPU_INIT_ARGS"] == "--xla_tpu_flag=true"
-    assert trainer_env["PATH"].startswith(f"{home}/.local/bin:")
+    assert trainer_env["PATH"].startswith(f"{home}/azr-venv/bin:{home}/.local/bin:")
     assert (home / "trainer-cwd").read_text().strip() == f"{home}/azr-jax"
+
+
+def _common_list(name):
+    out = subprocess.run(["bash", "-c", f'source launch/common.sh; printf "%s\\n" "${{{name}[@]}}"'],
+                         cwd=LAUNCH.parent, capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def test_every_config_topology_launches_and_v6e_end_to_end():
+    """tpu_run.sh accepts every TPU topology the configs define (v6e included), each is a type
+    tpu_create.sh can request, and the trainer gets it as the config's topology."""
+    from azr_jax.defaults import TOPOLOGIES
+    tpu = _common_list("AZR_TPU_TOPOLOGIES")
+    gpu = _common_list("AZR_GPU_TOPOLOGIES")
+    assert {"v6e-8", "v6e-64", "v6e-256"} <= set(tpu)
+    assert {t for t in TOPOLOGIES if t[0] == "v"} <= set(tpu)
+    assert {t for t in TOPOLOGIES if t.endswith("H100")} <= set(gpu)
+    for topo in tpu:
+        create = dry("tpu_create.sh", *TARGET, "--accelerator-type", topo)[0]
+        assert flag(create, "--runtime-version")
+        (cmd,) = dry("tpu_run.sh", *TARGET, "--model", "qwen2_5_coder_3b", "--topology", topo,
+                     "--workdir", "gs://b/r")
+        assert f"--config=configs/qwen2_5_coder_3b.py:{topo}" in flag(cmd, "--command")
+    create = dry("tpu_create.sh", *TARGET, "--accelerator-type", "v6e-8")[0]
+    assert flag(create, "--runtime-version") == "v2-alpha-tpuv6e"
+    assert flag(create, "--accelerator-type") == "v6e-8"
+
+
+def test_launch_readme_cites_real_config_fields():
+    """Every `--config.a.b` the launch README mentions is a field of the base config."""
+    import re
+    from azr_jax.config_files import leaf_paths
+    from azr_jax.defaults import base_config
+    fields = {p for p, _ in leaf_paths(base_config())}
+    text = (LAUNCH / "README.md").read_text()
+    cited = set(re.findall(r"--config\.([A-Za-z0-9_.]+[A-Za-z0-9_])", text)) - {"key"}  # the placeholder
+    assert cited and cited <= fields, cited - fields
 
 
 def test_run_stop_and_errors():

@@ -17,7 +17,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GROUPS = [f"{role}_{task}" for task in ("deduction", "abduction", "induction")
           for role in ("propose", "solve")]
 TASKS = ("deduction", "abduction", "induction")
-TRAINING_FIGURES = ["rewards", "accuracy", "valid_proposals", "lengths", "timings", "buffers"]
+TRAINING_FIGURES = ["rewards", "accuracy", "valid_proposals", "lengths", "training", "timings",
+                    "buffers"]
 
 
 def _step_metrics(step: int) -> dict:
@@ -36,6 +37,9 @@ def _step_metrics(step: int) -> dict:
     m["reward/solve_induction"] = float("nan") if step == 2 else m["reward/solve_induction"]
     m.update({"time/generate": 2.0, "time/validate_wait": 0.5, "time/total": 3.0,
               "tokens_per_s": 500.0 * step, "reward/solve_mean": 0.05 * step})
+    m.update({"train/loss": 0.1 / step, "train/pg_loss": 0.09 / step, "train/grad_norm": 2.0,
+              "train/update_norm": 1e-3, "train/entropy": 1.5, "train/approx_kl_old": 1e-4 * step,
+              "train/clipfrac": 0.01 * step, "train/rows": 24.0})
     return m
 
 
@@ -98,6 +102,15 @@ def test_figure_lines_follow_prefixes_and_keep_null_gaps(run_dir):
     timings = P.build_figure(next(s for s in P.FIGURES if s.name == "timings"), rows)
     top, bottom = ({ln.get_label() for ln in ax.get_lines()} for ax in timings.axes)
     assert top == {"generate", "validate_wait", "total"} and bottom == {"tokens_per_s"}
+
+
+def test_training_figure_has_loss_grad_norm_entropy_kl_and_clip_fraction(run_dir):
+    rows = P.read_metrics(str(run_dir))
+    fig = P.build_figure(next(s for s in P.FIGURES if s.name == "training"), rows)
+    labels = [sorted(ln.get_label() for ln in ax.get_lines()) for ax in fig.axes]
+    assert labels == [["train/loss", "train/pg_loss"], ["train/grad_norm", "train/update_norm"],
+                      ["train/entropy"], ["train/approx_kl_old"], ["train/clipfrac"]]
+    np.testing.assert_allclose(fig.axes[4].get_lines()[0].get_ydata(), [0.01, 0.02, 0.03])
 
 
 def test_series_and_selectors():
@@ -181,3 +194,7 @@ def test_plot_a_real_three_step_run(tmp_path):
     assert plot.returncode == 0, plot.stderr[-3000:]
     printed = plot.stdout.split()
     _assert_pngs(printed, run / "plots", TRAINING_FIGURES)
+    # The timing figure is honest: "total" is the whole step, so never below one of its parts.
+    for row in P.read_metrics(str(run)):
+        parts = [v for k, v in row.items() if k.startswith("time/") and k != "time/total"]
+        assert row["time/total"] >= max(parts) > 0, row

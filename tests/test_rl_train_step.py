@@ -61,6 +61,7 @@ def test_chunked_logprobs_match_full_forward():
     assert not np.asarray(lp6)[:, :6].any()
 
 
+@pytest.mark.slow
 def test_microbatched_update_equals_full_batch_reference():
     params = api.init_params(CFG, seed=2)
     b = _batch(seed=3)
@@ -103,6 +104,7 @@ def test_positive_advantage_raises_its_tokens_logprob():
     assert after[m].sum() > before[m].sum()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (fake) devices")
 def test_sharded_update_matches_one_device():
     params = api.init_params(CFG, seed=6)

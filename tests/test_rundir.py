@@ -34,7 +34,9 @@ def test_mirror_push_then_pull_on_a_fresh_machine(tmp_path):
     (local / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
     (local / "tensorboard" / "events.out").write_bytes(b"\x00\x01tb")
     (local / "metrics.jsonl.tmp").write_text("half-written")
+    (local / rundir.LOCK_FILE).write_text('{"host": "vm", "pid": 7}')  # this host's, not mirrored
     assert rundir.LogMirror(str(local), str(remote)).push() == 2
+    assert not (remote / rundir.LOCK_FILE).exists()
     assert (remote / "metrics.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n'
     assert not (remote / "metrics.jsonl.tmp").exists()
 

@@ -35,6 +35,7 @@ ENGINES = {"static": SamplerConfig(batch_buckets=(4,), max_batch=4),
                                        read_extents=1, decode_widths=1)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_greedy_64_tokens_on_real_prompts_equal_hf(smollm2, engine):
     d, cfg, params, ref = smollm2

@@ -113,6 +113,10 @@ class ScriptedPolicy:
         return out
 
 
+# One real step through SelfPlayRun (model, farm, update) shared by every test here.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     from transformers import AutoTokenizer

@@ -35,19 +35,33 @@ def test_config_is_the_published_one(smollm2):
 
 
 def test_chat_prompt_logits_match_torch(smollm2):
+    """Our fp32 logits against HF torch in float64, with the bound set by torch's own fp32.
+
+    Both fp32 forwards round differently (summation order, fused kernels, XLA's threaded
+    reductions vary between runs), so a fixed atol at the fp32 noise floor (1e-4 here: the
+    residual stream reaches ~800) fails now and then on a correct model. Instead: measure each
+    fp32 implementation's error against the float64 result; ours may be at most 3x torch's
+    largest error and 2x its mean error (measured: 1.4x and 1.5x). A real bug (rope, norm,
+    attention mask) is off by 1e-2 or more.
+    """
+    import copy
+
     cfg, params, ref, ids = smollm2
     tokens = np.array([ids], np.int32)
     mask = np.ones_like(tokens)
     ours = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m)[0])(
         params, tokens, mask)
     with torch.no_grad():
-        want = ref(torch.tensor([ids])).logits[0].numpy()
-    # torch's own fp32 result differs from its float64 result by ~9e-5 here, and CI's CPU (other
-    # SIMD paths) showed 1.3e-4: 2e-4 is the fp32 noise floor of a 30-layer model whose residual
-    # stream reaches ~800. A real mismatch (a wrong RoPE, norm or tie) is > 1e-1.
-    np.testing.assert_allclose(np.asarray(ours)[0], want, atol=2e-4, rtol=0)
+        torch32 = ref(torch.tensor([ids])).logits[0].numpy()
+        exact = copy.deepcopy(ref).double()(torch.tensor([ids])).logits[0].numpy()
+    ours_err = np.abs(np.asarray(ours, np.float64)[0] - exact)
+    torch_err = np.abs(torch32.astype(np.float64) - exact)
+    assert ours_err.max() <= 3 * torch_err.max(), (ours_err.max(), torch_err.max())
+    assert ours_err.mean() <= 2 * torch_err.mean(), (ours_err.mean(), torch_err.mean())
+    assert ours_err.max() < 1e-3
 
 
+@pytest.mark.slow
 def test_greedy_32_tokens_identical(smollm2):
     cfg, params, ref, ids = smollm2
     n_new = 32

@@ -105,6 +105,7 @@ def test_split_batches_hold_the_same_rows():
     assert sorted(seen) == list(range(len(samples)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("aggregation", ["micro-token-mean", "token-mean", "seq-mean-token-mean"])
 def test_update_many_equals_one_batch_update(aggregation):
     samples = _samples(1)

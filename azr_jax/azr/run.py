@@ -8,7 +8,7 @@ A remote run directory (`gs://...`, a TPU pod's shared storage) keeps the checkp
 are written locally (`log.local_dir`, default under ~/.cache/azr_jax/runs) and mirrored to
 `<workdir>/logs/` after every checkpoint (see `azr_jax.rundir`).
 A run resumes from its latest checkpoint whenever the directory already holds one; SIGTERM
-(TPU preemption) and SIGINT finish the current step, save, and exit.
+(TPU preemption) and SIGINT save and exit losing at most the step in progress (`train`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import os
-import signal
+import shutil
+import threading
 import time
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 from etils import epath
 
 from azr_jax import metrics as metrics_lib
-from azr_jax import rundir
+from azr_jax import host_memory, rundir, stopping
 from azr_jax.azr.batch import build_update_batches
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers, load_seed_induction, load_seed_triplets
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
@@ -193,9 +194,21 @@ class SelfPlayRun:
         self.log_dir = os.path.abspath(self.log_dir)
         self.mirror = (rundir.LogMirror(self.log_dir, rundir.join(self.workdir, rundir.LOGS_SUBDIR))
                        if self.log_dir != self.workdir else None)
-        if not rundir.is_remote(self.workdir):
-            os.makedirs(self.workdir, exist_ok=True)
-        os.makedirs(self.log_dir, exist_ok=True)
+        made = [d for d in ((self.workdir,) if not rundir.is_remote(self.workdir) else ())
+                + (self.log_dir,) if not os.path.isdir(d)]
+        for d in made:
+            os.makedirs(d, exist_ok=True)
+        # One trainer per run directory (primary host: the others write no logs of their own).
+        self._lock = rundir.RunLock(self.log_dir) if self.primary else None
+        try:
+            self._build(c, policy, farm)
+        except BaseException:  # a start that failed leaves no empty run directory behind
+            self._release_lock()
+            for d in reversed(made):
+                rundir.remove_if_unused(d)
+            raise
+
+    def _build(self, c: ml_collections.ConfigDict, policy: Policy | None, farm: Any) -> None:
         self.mesh = mesh_from_config(c.mesh)
         self.rules = ShardingRules(self.mesh)
         log.info("mesh %s", describe(self.mesh))
@@ -217,15 +230,15 @@ class SelfPlayRun:
         optim, loss, step_cfg, self.adv_cfg = update_configs(c)
         self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
                                step_cfg=step_cfg)
-        self.state: TrainState = self.trainer.init_state(params)
+        # The AdamW moments (twice the params) are made when first needed (`_with_optimizer`):
+        # a fresh run's first generation, which also compiles the sampler, runs without them.
+        self.state = TrainState(params, None, None)
         del params
 
         self.policy = policy or self._make_policy()
         self._own_farm = farm is None
         self.farm = farm or SandboxFarm(FarmConfig(num_workers=c.sandbox.num_workers or
                                                    max(1, os.cpu_count() or 1)))
-        if self._own_farm:
-            log.info("sandbox: %s", getattr(self.farm, "isolation_report", ""))
         self.executor = TaskExecutor(self.farm, job_options(c),
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count(),
@@ -241,7 +254,15 @@ class SelfPlayRun:
                                  max_to_keep=c.checkpoint.keep, save_every=1,
                                  async_save=c.checkpoint.async_save)
         self.step = 0
-        self._stop_signal: int | None = None
+        self._saved_step: int | None = None  # the last step queued for a checkpoint
+        self._config_blob = json.loads(c.to_json_best_effort())
+        # Stopping mid-step (see `train`): the main thread marks the part of a step that can be
+        # abandoned; `_phase` orders it against the helper thread that saves on a signal.
+        self._stops: stopping.StopSignals | None = None
+        self._phase = threading.Lock()
+        self._interruptible = False
+        self._abandoned = False
+        self._snapshot: tuple[int, dict[str, Any]] | None = None
         self.metrics = None
         self.samples = None
         self.evals = None
@@ -273,17 +294,19 @@ class SelfPlayRun:
                     target_size=self.c.azr.seed_target_size, seed=self.c.seed, triplets=given)
             self.step = 0
         else:
+            self._with_optimizer()
             shardings = self.trainer.state_shardings
             target = abstract_with_shardings(
                 TrainState(self.state.params, self.state.opt_state, self.state.step), shardings)
-            out = self.ckpt.restore(latest, params_target=target.params,
-                                    opt_state_target=target.opt_state)
+            out = self.ckpt.restore_latest_good(params_target=target.params,
+                                                opt_state_target=target.opt_state)
             st = out["state"]
             self.state = TrainState(out["params"], out["opt_state"],
                                     put(np.asarray(st["step"], np.int32),
                                         shardings.step if shardings else None))
             self.selfplay.buffers.load_state_dict(st["buffers"])
             self.step = int(st["step"])
+            self._saved_step = self.step  # a stop before the next step has nothing to save
             log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
         if self.mirror is not None and self.primary:
             self.mirror.pull()  # a fresh VM resuming: bring back the steps already logged
@@ -293,6 +316,8 @@ class SelfPlayRun:
                                                  resume_step=self.step)
         self.evals = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary,
                                                resume_step=self.step, filename="eval.jsonl")
+        if self.primary:
+            rundir.write_config(self.workdir, self.c.to_json_best_effort(indent=2, sort_keys=True))
         if self.primary and self.tokenizer_dir:
             from azr_jax.convert import copy_tokenizer
             copy_tokenizer(self.tokenizer_dir, rundir.join(self.ckpt.directory, TOKENIZER_SUBDIR))
@@ -303,13 +328,17 @@ class SelfPlayRun:
         t0 = time.perf_counter()
         step = self.step + 1
         out: StepOutput = self.selfplay.run(step, self.state.params, self.key)
+        host_memory.release()  # what generation freed (compiler, host buffers) before the update
         m = dict(out.metrics, **getattr(self.policy, "take_stats", dict)())
+        m["time/selfplay"] = m.pop("time/total", float("nan"))  # "total" is the whole step's
         if out.samples:
             m.update(self._update(out))
+            host_memory.release()
+        self._enter_critical()
         self.step = step
         if self.c.eval.every and step % self.c.eval.every == 0:
             m.update(self._monitor())
-        m["time/step_s"] = time.perf_counter() - t0
+        m["time/total"] = time.perf_counter() - t0
         if self.primary:
             self.metrics.write(step, m)
             if self.c.log.samples_every and step % self.c.log.samples_every == 0:
@@ -338,6 +367,8 @@ class SelfPlayRun:
                 old = ub.sampler_logprobs
             batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old,
                                        ub.loss_weights), ub.completion_start))
+        self._enter_critical()  # the update donates the old state: no abandoning past here
+        self._with_optimizer()
         self.state, tm = self.trainer.update_many(self.state, batches)
         res = {f"train/{k}": v for k, v in tm.items()}
         drift = np.concatenate(drifts) if drifts else np.zeros(0)
@@ -376,12 +407,26 @@ class SelfPlayRun:
         return out
 
     # ------------------------------------------------------------------ loop
-    def save(self, force: bool = False) -> None:
-        state = {"step": self.step, "buffers": self.selfplay.buffers.state_dict(),
-                 "seed": self.c.seed, "config": json.loads(self.c.to_json_best_effort())}
+    def _state_blob(self) -> dict[str, Any]:
+        return {"step": self.step, "buffers": self.selfplay.buffers.state_dict(),
+                "seed": self.c.seed, "config": self._config_blob}
+
+    def save(self, force: bool = False, state: dict[str, Any] | None = None) -> None:
+        """Queue a checkpoint of the current step (once per step: a stop right after a
+        scheduled save does not save again)."""
+        if self._saved_step == self.step:
+            return
+        state = state if state is not None else self._state_blob()
+        self._with_optimizer()
         self.ckpt.save(self.step, params=self.state.params, opt_state=self.state.opt_state,
                        model_config=self.model_cfg, state=state, force=force)
+        self._saved_step = self.step
         self._push_logs()
+
+    def _with_optimizer(self) -> None:
+        """Create the optimizer state (zeros) if this run has none yet."""
+        if self.state.opt_state is None:
+            self.state = self.trainer.init_state(self.state.params)
 
     def _push_logs(self) -> None:
         """Mirror the local logs to a remote workdir (primary host only)."""
@@ -394,42 +439,116 @@ class SelfPlayRun:
         except OSError as e:  # storage hiccup: the next checkpoint retries; training goes on
             log.warning("could not mirror logs to %s: %s", self.mirror.remote, e)
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        log.warning("signal %d: finishing the current step, then saving", signum)
-        self._stop_signal = signum
-
     def train(self, total_steps: int) -> None:
-        prev = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        """Steps until `total_steps`, saving every `checkpoint.every` steps and at the end.
+
+        SIGINT/SIGTERM (`azr_jax.stopping`): between steps, the loop saves and returns at
+        once. During a step, what is abandoned is that step only: on one host a helper thread
+        saves the last finished step right away (its params, optimizer state and a copy of the
+        buffers taken when the step began) and ends the process, even while the main thread is
+        inside a long generation; on several hosts every host abandons the step at the next
+        sampler call (they must agree, so they check together) and saves. Only the update
+        itself (it donates the old state) runs to its end once started. A second signal aborts
+        at once.
+        """
         progress = metrics_lib.StepProgress(total_steps, self.step,
                                             enabled=self.primary and self.c.log.progress)
+        self.selfplay.policy = _StopCheckingPolicy(self.policy, self._check_stop)
         try:
-            while self.step < total_steps and not self._should_stop():
-                m = self.train_step()
-                progress.update(self.step, m)
-                if self.step % self.c.checkpoint.every == 0 or self.step == total_steps:
-                    self.save()
-            if self._stop_signal is not None or self.step < total_steps:
-                self.save(force=True)
+            with stopping.StopSignals(self._on_stop_request) as self._stops, progress:
+                while self.step < total_steps and not self._should_stop():
+                    if not self._begin_step():
+                        break
+                    try:
+                        m = self.train_step()
+                    except StepAbandoned:
+                        self._abandon_in_main()
+                        break
+                    progress.update(self.step, m)
+                    if self.step % self.c.checkpoint.every == 0 or self.step == total_steps:
+                        self.save()
+                if self.step < total_steps or self._stops.requested.is_set():
+                    self.save(force=True)
+                    log.info("stopped at step %d: re-run the same command to continue", self.step)
+                self.ckpt.wait()
         finally:
-            progress.close()
-            self.ckpt.wait()
-            for s, h in prev.items():
-                signal.signal(s, h)
+            self.selfplay.policy = self.policy
+            self._stops = None
         self.write_host_summary()
+
+    def _stop_requested(self) -> bool:
+        return self._stops is not None and self._stops.requested.is_set()
 
     def _should_stop(self) -> bool:
         """Stop when any host was signalled: hosts must leave the loop at the same step, or the
         others would wait forever in the next collective."""
-        return any(distributed.allgather_json(self._stop_signal is not None))
+        return any(distributed.allgather_json(self._stop_requested()))
 
-    def write_host_summary(self) -> dict[str, Any]:
+    def _check_stop(self) -> None:
+        """A safe point inside a step (before and after each sampler call)."""
+        if self._should_stop():
+            raise StepAbandoned
+
+    def _begin_step(self) -> bool:
+        """Mark the step abandonable, with what saving the previous step needs; False when a
+        signal came in since the loop's check (one host; several agree in `_should_stop`)."""
+        with self._phase:
+            if self._stop_requested() and jax.process_count() == 1:
+                return False
+            self._snapshot = (self.step, self._state_blob())
+            self._interruptible = True
+        return True
+
+    def _enter_critical(self) -> None:
+        with self._phase:
+            self._interruptible = False
+
+    def _abandon_in_main(self) -> None:
+        """Every host reached a safe point after a signal: drop the step's partial work."""
+        with self._phase:  # blocks for good if the helper thread is already ending the run
+            self._abandoned = True
+            self._interruptible = False
+        step, blob = self._snapshot
+        self.selfplay.buffers.load_state_dict(blob["buffers"])
+        log.warning("step %d abandoned", step + 1)
+
+    def _on_stop_request(self, signum: int) -> None:
+        """Helper thread, first signal on a one-host run: if the main thread is inside the
+        abandonable part of a step, save the previous step now and end the process."""
+        if jax.process_count() > 1:
+            return  # every host must take part in a save: they stop together at a safe point
+        with self._phase:
+            if not self._interruptible or self._abandoned:
+                return  # between steps, or in the update: the main thread stops next
+            self._abandoned = True
+            step, blob = self._snapshot
+            try:
+                log.warning("step %d abandoned; saving step %d", step + 1, step)
+                self.save(force=True, state=blob)
+                self.ckpt.wait()
+                self.write_host_summary(buffers=blob["buffers"])
+                self._close_writers()
+                self._release_lock()
+                log.info("stopped at step %d: re-run the same command to continue", step)
+                code = 0
+            except BaseException:
+                log.exception("could not save step %d", step)
+                code = 1
+            stopping.flush_logs()
+            for d in getattr(self.farm, "scratch_dirs", lambda: [])():
+                shutil.rmtree(d, ignore_errors=True)  # its workers die with this process
+            os._exit(code)
+
+    def write_host_summary(self, buffers: dict[str, Any] | None = None) -> dict[str, Any]:
         """hosts/<process>.json: what this host ends with, to check hosts agree."""
         import hashlib
-        buffers = json.dumps(self.selfplay.buffers.state_dict(), sort_keys=True).encode()
+        state = buffers if buffers is not None else self.selfplay.buffers.state_dict()
+        buffers_json = json.dumps(state, sort_keys=True).encode()
         info: dict[str, Any] = {
             "process_index": jax.process_index(), "process_count": jax.process_count(),
-            "step": self.step, "buffer_sizes": self.selfplay.buffers.sizes(),
-            "buffers_sha256": hashlib.sha256(buffers).hexdigest(),
+            "step": self.step,
+            "buffer_sizes": {k: len(v["entries"]) for k, v in state.items()},
+            "buffers_sha256": hashlib.sha256(buffers_json).hexdigest(),
             "sandbox_jobs_run": self.executor.jobs_run,
         }
         if self.c.log.params_digest:
@@ -442,15 +561,43 @@ class SelfPlayRun:
         path.write_text(json.dumps(info, indent=2, sort_keys=True))
         return info
 
-    def close(self) -> None:
-        self.ckpt.close()
-        if self.metrics is not None:
-            self.metrics.close()
-        for w in (self.samples, self.evals):
+    def _close_writers(self) -> None:
+        for w in (self.metrics, self.samples, self.evals):
             if w is not None:
                 w.close()
-        if self._own_farm:
-            self.farm.close()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def close(self) -> None:
+        try:
+            self.ckpt.close()
+            self._close_writers()
+            if self._own_farm:
+                self.farm.close()
+        finally:
+            self._release_lock()
+
+
+class StepAbandoned(Exception):
+    """Raised at a safe point of a step after a stop signal: the step's work is dropped."""
+
+
+class _StopCheckingPolicy:
+    """The run's policy with a stop check before and after each generation (safe points)."""
+
+    def __init__(self, policy: Policy, check: Any):
+        self._policy, self._check = policy, check
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        out = self._policy.generate(*args, **kwargs)
+        self._check()
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._policy, name)
 
 
 def _sample_rows(out: StepOutput, per_group: int = 1) -> list[dict[str, Any]]:

