@@ -1,4 +1,5 @@
 """azr-jax: Absolute Zero Reasoner self-play in JAX/Flax."""
+
 from setuptools import find_packages, setup
 
 # Everything needed to train, sample, evaluate and convert on CPU, GPU or TPU.
@@ -42,7 +43,11 @@ EXTRAS = {
         # EvalPlus 0.3.1 is the MBPP+ reference of the eval agreement tests; the README installs it
         # with --no-deps (its model-provider dependencies pin protobuf < 6, which breaks
         # tensorflow-datasets); these are what its scoring and data modules import.
-        "wget>=3.2", "appdirs>=1.4.4", "tempdir>=0.7.1", "multipledispatch>=0.6", "psutil>=5.9",
+        "wget>=3.2",
+        "appdirs>=1.4.4",
+        "tempdir>=0.7.1",
+        "multipledispatch>=0.6",
+        "psutil>=5.9",
         # the official AZR executor, run side by side in tests (never a package dependency)
         "pebble>=5.0",
         "timeout-decorator>=0.5",
@@ -61,8 +66,7 @@ setup(
     python_requires=">=3.11",
     # configs/ stays at the top of the checkout and is installed as azr_jax.configs, so
     # `--config=configs/tiny_cpu.py` resolves from any directory (azr_jax/config_files.py).
-    packages=find_packages(include=["azr_jax", "azr_jax.*", "sharding", "sharding.*"])
-    + ["azr_jax.configs"],
+    packages=find_packages(include=["azr_jax", "azr_jax.*", "sharding", "sharding.*"]) + ["azr_jax.configs"],
     package_dir={"azr_jax.configs": "configs"},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

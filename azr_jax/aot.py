@@ -17,6 +17,7 @@ FLOPs are counted analytically (`azr_jax.flops`); the step-time lower bound divi
 slice's peak bf16 rate (the decode program is also bounded by reading its per-chip arguments,
 weights and KV cache, from HBM at every step).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,8 @@ import math
 import os
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,8 +51,10 @@ def slice_devices(tpu: TpuSlice) -> list[jax.Device]:
     if importlib.util.find_spec("libtpu") is None:
         raise LibtpuMissing(
             "compiling for a TPU slice needs libtpu, which is not installed: "
-            f"pip install \"jax[tpu]=={jax.__version__}\" (or the azr-jax [tpu] extra)")
+            f'pip install "jax[tpu]=={jax.__version__}" (or the azr-jax [tpu] extra)'
+        )
     from sharding.platforms import tpu_attached
+
     if not tpu_attached():
         # libtpu's runtime start-up asks the machine for its TPU hosts and prints errors when
         # it finds none; tell it this machine is one host without chips. The slice's hosts
@@ -61,10 +65,15 @@ def slice_devices(tpu: TpuSlice) -> list[jax.Device]:
         # owns none, so other compiles (a sweep, a test and its CLI subprocess) may run beside.
         os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     from jax.experimental import topologies
+
     per_host = tuple(tpu.chips_per_host) + (1,) * (3 - len(tpu.chips_per_host))
     topo = topologies.get_topology_desc(
-        platform="tpu", topology_name=tpu.topology_name, chip_config_name=tpu.chip_config,
-        chips_per_host_bounds=per_host, num_slices=1)
+        platform="tpu",
+        topology_name=tpu.topology_name,
+        chip_config_name=tpu.chip_config,
+        chips_per_host_bounds=per_host,
+        num_slices=1,
+    )
     return list(topo.devices)
 
 
@@ -76,9 +85,10 @@ def config_slice(c: ml_collections.ConfigDict, override: str | None = None) -> T
     except ValueError:
         if override:
             raise
-        raise ValueError(f"topology {name!r} is not a TPU slice: compile for one with "
-                         "configs/<model>.py:<tpu topology> (e.g. v5p-128) or --slice=v5p-16"
-                         ) from None
+        raise ValueError(
+            f"topology {name!r} is not a TPU slice: compile for one with "
+            "configs/<model>.py:<tpu topology> (e.g. v5p-128) or --slice=v5p-16"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- the model
@@ -88,18 +98,21 @@ def model_config(c: ml_collections.ConfigDict) -> ModelConfig:
     over = dict(dtype=c.model.dtype, param_dtype=c.model.param_dtype, remat=c.model.remat)
     if c.model.get("preset", ""):
         from azr_jax.model.presets import get_preset
+
         return get_preset(c.model.preset).replace(**over)
     from azr_jax.hf.assets import resolve_model_path
+
     if c.model.init == "hf":
         if not c.model.hf_path:
-            raise ValueError("the config has neither model.preset nor model.hf_path: nothing "
-                             "says the model's dimensions")
+            raise ValueError(
+                "the config has neither model.preset nor model.hf_path: nothing says the model's dimensions"
+            )
         return ModelConfig.from_hf_dir(resolve_model_path(c.model.hf_path), **over)
     dims = dict(c.model.random_dims)
     if not dims.get("vocab_size"):
         from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(resolve_model_path(c.model.tokenizer_path or
-                                                               c.model.hf_path))
+
+        tok = AutoTokenizer.from_pretrained(resolve_model_path(c.model.tokenizer_path or c.model.hf_path))
         dims["vocab_size"] = len(tok)
     return ModelConfig(eos_token_id=(), **dims, **over)
 
@@ -123,13 +136,13 @@ class Program:
     steps: int = 1  # sequential steps inside one call (decode: tokens), for the HBM bound
 
 
-def update_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: ShardingRules
-                    ) -> list[Program]:
+def update_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: ShardingRules) -> list[Program]:
     """The update's programs at the widest update shape: every trained row of a step (proposer
     and solver rows of each task type) at the prompt limit's + the response limit's bucket."""
     from azr_jax.azr.batch import bucket_length
     from azr_jax.azr.run import update_configs
     from azr_jax.rl.train_step import TrainBatch, Trainer
+
     optim, loss, step_cfg, _ = update_configs(c)
     trainer = Trainer(cfg, rules=rules, optim=optim, loss=loss, step_cfg=step_cfg)
     mb = step_cfg.micro_batch_size
@@ -140,23 +153,31 @@ def update_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shard
     width = prompt + bucket_length(c.azr.max_response_tokens, 32)
     host = rules.replicated()  # what the trainer is given: host arrays, every chip a copy
     sds = lambda dtype: jax.ShapeDtypeStruct((rows, width), dtype, sharding=host)
-    batch = TrainBatch(sds(jnp.int32), sds(jnp.int32), sds(jnp.int32), sds(jnp.float32),
-                       sds(jnp.float32))
+    batch = TrainBatch(sds(jnp.int32), sds(jnp.int32), sds(jnp.int32), sds(jnp.float32), sds(jnp.float32))
     lowered = trainer.lower(api.abstract_params(cfg), batch, start=prompt)
     shape = f"{rows} x {width} (mb {mb})"
-    out = [Program("update/grads", shape,
-                   flops_lib.train_flops(cfg, rows, width, width - prompt),
-                   lowered["update/grads"].compile),
-           Program("update/apply", "params", None, lowered["update/apply"].compile)]
+    out = [
+        Program(
+            "update/grads",
+            shape,
+            flops_lib.train_flops(cfg, rows, width, width - prompt),
+            lowered["update/grads"].compile,
+        ),
+        Program("update/apply", "params", None, lowered["update/apply"].compile),
+    ]
     if c.rl.recompute_old_logprobs:
-        out.append(Program("old_logprobs", shape,
-                           flops_lib.forward_flops(cfg, rows, width, width - prompt),
-                           lowered["old_logprobs"].compile))
+        out.append(
+            Program(
+                "old_logprobs",
+                shape,
+                flops_lib.forward_flops(cfg, rows, width, width - prompt),
+                lowered["old_logprobs"].compile,
+            )
+        )
     return out
 
 
-def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: ShardingRules
-                     ) -> list[Program]:
+def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: ShardingRules) -> list[Program]:
     """The sampler's programs as a run on a TPU plans them (`sampling.plan.make_plan`), lowered
     by the sampler's own `sampling.programs.lower_programs`: the static engine's prefill and
     decode at `max_batch` rows, every row its own prompt (the largest dense cache), and the
@@ -167,6 +188,7 @@ def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shar
     from azr_jax.sampling.plan import make_plan
     from azr_jax.sampling.programs import lower_programs
     from azr_jax.sampling.sampler import _batch_multiple
+
     s = c.sampler
     config = sampler_config(s)
     multiple = _batch_multiple(rules)
@@ -183,33 +205,63 @@ def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shar
     def build(name: str) -> Callable[[], Any]:
         def run() -> Any:
             if name == "continuous":
-                low = lower_programs(cfg, cont, rows=queue, prompt_len=P, gen_len=N, rules=rules,
-                                     params=params, mode=mode, group=group)
+                low = lower_programs(
+                    cfg,
+                    cont,
+                    rows=queue,
+                    prompt_len=P,
+                    gen_len=N,
+                    rules=rules,
+                    params=params,
+                    mode=mode,
+                    group=group,
+                )
             else:
                 if not lowered:
-                    lowered.update(lower_programs(cfg, static, rows=B, prompt_len=P, gen_len=N,
-                                                  rules=rules, params=params, mode=mode))
+                    lowered.update(
+                        lower_programs(
+                            cfg,
+                            static,
+                            rows=B,
+                            prompt_len=P,
+                            gen_len=N,
+                            rules=rules,
+                            params=params,
+                            mode=mode,
+                        )
+                    )
                 low = lowered
             return low[name].compile()
+
         return run
 
     shape = f"{B} x ({P} + {N})"
-    return [Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), build("prefill")),
-            Program("sampler/decode", shape, flops_lib.decode_flops(cfg, B, P, N - 1),
-                    build("decode"), steps=N - 1),
-            # every row decodes up to N - 1 tokens on `slots` slots: queue / slots rounds of steps
-            Program("sampler/continuous",
-                    f"{queue} rows ({group} per prompt) on {cont.slots} slots, ({P} + {N})",
-                    flops_lib.forward_flops(cfg, -(-queue // group), P, 1)
-                    + flops_lib.decode_flops(cfg, queue, P, N - 1), build("continuous"),
-                    steps=-(-queue // cont.slots) * (N - 1))]
+    return [
+        Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), build("prefill")),
+        Program(
+            "sampler/decode", shape, flops_lib.decode_flops(cfg, B, P, N - 1), build("decode"), steps=N - 1
+        ),
+        # every row decodes up to N - 1 tokens on `slots` slots: queue / slots rounds of steps
+        Program(
+            "sampler/continuous",
+            f"{queue} rows ({group} per prompt) on {cont.slots} slots, ({P} + {N})",
+            flops_lib.forward_flops(cfg, -(-queue // group), P, 1)
+            + flops_lib.decode_flops(cfg, queue, P, N - 1),
+            build("continuous"),
+            steps=-(-queue // cont.slots) * (N - 1),
+        ),
+    ]
 
 
 def _placed_params(cfg: ModelConfig, rules: ShardingRules) -> Any:
     from sharding.params import tree_shardings
+
     shapes = api.abstract_params(cfg)
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        shapes, tree_shardings(shapes, api.logical_axes(cfg), rules))
+    return jax.tree.map(
+        lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+        shapes,
+        tree_shardings(shapes, api.logical_axes(cfg), rules),
+    )
 
 
 # ---------------------------------------------------------------------------- compiling
@@ -240,8 +292,10 @@ class Result:
 
 # How libtpu words running out of HBM: "Used 20.00G of 15.75G hbm" (a program's buffers) or "the
 # total memory required for HLO temporaries (20.00G) exceeds available HBM (15.75G)".
-_OOM = re.compile(r"Used ([\d.]+)([KMGT]) of [\d.]+[KMGT] hbm"
-                  r"|required for [^(]*\(([\d.]+)([KMGT])\) exceeds available HBM")
+_OOM = re.compile(
+    r"Used ([\d.]+)([KMGT]) of [\d.]+[KMGT] hbm"
+    r"|required for [^(]*\(([\d.]+)([KMGT])\) exceeds available HBM"
+)
 
 
 def _compile(p: Program, chips: int) -> Result:
@@ -255,16 +309,32 @@ def _compile(p: Program, chips: int) -> Result:
         size, unit = (m.group(1, 2) if m.group(1) else m.group(3, 4)) if m else ("0", "K")
         needed = int(float(size) * scale[unit])
         first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-        return Result(p.name, p.shape, p.flops or 0.0, time.perf_counter() - t, p.steps,
-                      error=first[:300], needed=needed)
+        return Result(
+            p.name,
+            p.shape,
+            p.flops or 0.0,
+            time.perf_counter() - t,
+            p.steps,
+            error=first[:300],
+            needed=needed,
+        )
     mem = compiled.memory_analysis()
     flops = p.flops
     if flops is None:  # XLA's count is per chip
         flops = float((compiled.cost_analysis() or {}).get("flops", 0.0)) * chips
-    return Result(p.name, p.shape, flops, time.perf_counter() - t, p.steps,
-                  arguments=mem.argument_size_in_bytes, temporaries=mem.temp_size_in_bytes,
-                  outputs=mem.output_size_in_bytes, aliased=mem.alias_size_in_bytes,
-                  code=mem.generated_code_size_in_bytes, compiled=compiled)
+    return Result(
+        p.name,
+        p.shape,
+        flops,
+        time.perf_counter() - t,
+        p.steps,
+        arguments=mem.argument_size_in_bytes,
+        temporaries=mem.temp_size_in_bytes,
+        outputs=mem.output_size_in_bytes,
+        aliased=mem.alias_size_in_bytes,
+        code=mem.generated_code_size_in_bytes,
+        compiled=compiled,
+    )
 
 
 @dataclasses.dataclass
@@ -284,10 +354,15 @@ class Report:
     def misfits(self) -> str:
         """One line naming the programs that do not fit (or did not compile), with numbers."""
         hbm = self.slice.chip.hbm_bytes
-        bad = [f"{r.name} ({r.total / GiB:.1f} GiB)" if r.total else f"{r.name} ({r.error})"
-               for r in self.results if r.error or r.total > hbm]
-        return (f"{len(bad)} of {len(self.results)} programs do not fit in the "
-                f"{hbm / GiB:.0f} GiB of HBM of a {self.slice.chip.name} chip: " + ", ".join(bad))
+        bad = [
+            f"{r.name} ({r.total / GiB:.1f} GiB)" if r.total else f"{r.name} ({r.error})"
+            for r in self.results
+            if r.error or r.total > hbm
+        ]
+        return (
+            f"{len(bad)} of {len(self.results)} programs do not fit in the "
+            f"{hbm / GiB:.0f} GiB of HBM of a {self.slice.chip.name} chip: " + ", ".join(bad)
+        )
 
     def lower_bound(self, r: Result) -> float:
         """Seconds per call at the slice's peak bf16 rate (decode: or reading its arguments from
@@ -298,9 +373,12 @@ class Report:
         return max(compute, memory)
 
 
-def compile_config(c: ml_collections.ConfigDict, tpu: TpuSlice,
-                   programs: tuple[str, ...] = (), progress: Callable[[str], None] = print
-                   ) -> Report:
+def compile_config(
+    c: ml_collections.ConfigDict,
+    tpu: TpuSlice,
+    programs: tuple[str, ...] = (),
+    progress: Callable[[str], None] = print,
+) -> Report:
     """Compile `programs` (default: all) of config `c`'s step for every chip of `tpu`."""
     cfg = model_config(c)
     devices = slice_devices(tpu)
@@ -309,9 +387,11 @@ def compile_config(c: ml_collections.ConfigDict, tpu: TpuSlice,
     notes = []
     shards, mb = batch_shards(rules), int(c.train.micro_batch_size)
     if mb % shards:
-        notes.append(f"warning: micro_batch_size {mb} is not a multiple of the {shards} batch "
-                     "shards (data x fsdp): each micro-batch is split fewer ways and the rest of "
-                     "the chips repeat its work")
+        notes.append(
+            f"warning: micro_batch_size {mb} is not a multiple of the {shards} batch "
+            "shards (data x fsdp): each micro-batch is split fewer ways and the rest of "
+            "the chips repeat its work"
+        )
     todo = update_programs(c, cfg, rules) + sampler_programs(c, cfg, rules)
     unknown = set(programs) - {p.name for p in todo}
     if unknown:
@@ -336,26 +416,62 @@ def _gib(n: float) -> str:
 
 def format_report(report: Report, config_name: str = "") -> str:
     tpu, chip = report.slice, report.slice.chip
-    head = (f"{config_name or 'config'} on {tpu.name} ({tpu.topology_name}): {tpu.chips} chips, "
-            f"{tpu.hosts} host{'s' if tpu.hosts > 1 else ''}, {chip.name} "
-            f"{chip.hbm_bytes / GiB:.0f} GiB HBM and {chip.bf16_flops / 1e12:.0f} TFLOP/s bf16 "
-            f"per chip; mesh {report.mesh}; model {_count(report.model.num_params())} params, "
-            f"{report.model.dtype} compute, {report.model.param_dtype} weights, remat "
-            f"{report.model.remat}")
-    cols = ("program", "shape", "args", "temp", "out", "code", "total GiB", "HBM %", "TFLOP",
-            "time >= s", "compile s")
+    head = (
+        f"{config_name or 'config'} on {tpu.name} ({tpu.topology_name}): {tpu.chips} chips, "
+        f"{tpu.hosts} host{'s' if tpu.hosts > 1 else ''}, {chip.name} "
+        f"{chip.hbm_bytes / GiB:.0f} GiB HBM and {chip.bf16_flops / 1e12:.0f} TFLOP/s bf16 "
+        f"per chip; mesh {report.mesh}; model {_count(report.model.num_params())} params, "
+        f"{report.model.dtype} compute, {report.model.param_dtype} weights, remat "
+        f"{report.model.remat}"
+    )
+    cols = (
+        "program",
+        "shape",
+        "args",
+        "temp",
+        "out",
+        "code",
+        "total GiB",
+        "HBM %",
+        "TFLOP",
+        "time >= s",
+        "compile s",
+    )
     rows = []
     for r in report.results:
         if r.error:
             need = f"{_gib(r.total)}+" if r.needed else "?"
-            rows.append((r.name, r.shape, "-", "-", "-", "-", need,
-                         f"{100 * r.total / chip.hbm_bytes:.0f}" if r.needed else "?",
-                         f"{r.flops / 1e12:.1f}", "-", f"{r.seconds:.0f}"))
+            rows.append(
+                (
+                    r.name,
+                    r.shape,
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    need,
+                    f"{100 * r.total / chip.hbm_bytes:.0f}" if r.needed else "?",
+                    f"{r.flops / 1e12:.1f}",
+                    "-",
+                    f"{r.seconds:.0f}",
+                )
+            )
             continue
-        rows.append((r.name, r.shape, _gib(r.arguments), _gib(r.temporaries),
-                     _gib(r.outputs - r.aliased), _gib(r.code), _gib(r.total),
-                     f"{100 * r.total / chip.hbm_bytes:.0f}", f"{r.flops / 1e12:.1f}",
-                     f"{report.lower_bound(r):.3g}", f"{r.seconds:.0f}"))
+        rows.append(
+            (
+                r.name,
+                r.shape,
+                _gib(r.arguments),
+                _gib(r.temporaries),
+                _gib(r.outputs - r.aliased),
+                _gib(r.code),
+                _gib(r.total),
+                f"{100 * r.total / chip.hbm_bytes:.0f}",
+                f"{r.flops / 1e12:.1f}",
+                f"{report.lower_bound(r):.3g}",
+                f"{r.seconds:.0f}",
+            )
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
     line = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
     out = [head, "", line(cols)] + [line(r) for r in rows]
@@ -363,17 +479,30 @@ def format_report(report: Report, config_name: str = "") -> str:
     for r in report.results:
         if r.error:
             out.append(f"{r.name}: {r.error}")
-    out.append("per chip; out = outputs not aliased to donated inputs; TFLOP = model FLOPs of "
-               "one call on the whole slice")
+    out.append(
+        "per chip; out = outputs not aliased to donated inputs; TFLOP = model FLOPs of "
+        "one call on the whole slice"
+    )
     return "\n".join(out)
 
 
 def report_json(report: Report) -> dict[str, Any]:
-    return {"slice": report.slice.name, "topology": report.slice.topology_name,
-            "chips": report.slice.chips, "hosts": report.slice.hosts, "mesh": report.mesh,
-            "micro_batch_size": report.micro_batch, "max_batch": report.max_batch,
-            "hbm_bytes": report.slice.chip.hbm_bytes, "fits": report.fits(),
-            "programs": [dict({f.name: getattr(r, f.name) for f in dataclasses.fields(r)
-                               if f.name != "compiled"}, total=r.total,
-                              lower_bound_s=report.lower_bound(r) if not r.error else None)
-                         for r in report.results]}
+    return {
+        "slice": report.slice.name,
+        "topology": report.slice.topology_name,
+        "chips": report.slice.chips,
+        "hosts": report.slice.hosts,
+        "mesh": report.mesh,
+        "micro_batch_size": report.micro_batch,
+        "max_batch": report.max_batch,
+        "hbm_bytes": report.slice.chip.hbm_bytes,
+        "fits": report.fits(),
+        "programs": [
+            dict(
+                {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "compiled"},
+                total=r.total,
+                lower_bound_s=report.lower_bound(r) if not r.error else None,
+            )
+            for r in report.results
+        ],
+    }

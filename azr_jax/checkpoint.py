@@ -6,6 +6,7 @@ directory converts to HF format directly. Saves are asynchronous (the train loop
 while arrays are written), keep the last N, and are atomic: orbax only exposes a step after
 its commit marker is written, so a kill mid-save leaves the previous step as the latest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,12 @@ ITEMS = ("params", "opt_state", "state", "model_config")
 
 
 def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
-    return {"hf_config": cfg.to_hf_dict(torch_dtype=cfg.param_dtype), "dtype": cfg.dtype,
-            "param_dtype": cfg.param_dtype, "remat": cfg.remat}
+    return {
+        "hf_config": cfg.to_hf_dict(torch_dtype=cfg.param_dtype),
+        "dtype": cfg.dtype,
+        "param_dtype": cfg.param_dtype,
+        "remat": cfg.remat,
+    }
 
 
 def model_config_from_json(blob: dict[str, Any], **overrides: Any) -> ModelConfig:
@@ -39,12 +44,21 @@ def model_config_from_json(blob: dict[str, Any], **overrides: Any) -> ModelConfi
 class Checkpointer:
     """Thin wrapper over `ocp.CheckpointManager` with our item names."""
 
-    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int | None = 3,
-                 save_every: int = 1, async_save: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        max_to_keep: int | None = 3,
+        save_every: int = 1,
+        async_save: bool = True,
+    ):
         self.directory = rundir.resolve(directory)
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, save_interval_steps=max(1, save_every),
-            enable_async_checkpointing=async_save, create=True)
+            max_to_keep=max_to_keep,
+            save_interval_steps=max(1, save_every),
+            enable_async_checkpointing=async_save,
+            create=True,
+        )
         self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
 
     def latest_step(self) -> int | None:
@@ -53,8 +67,16 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return list(self._mngr.all_steps())
 
-    def save(self, step: int, *, params: Any, model_config: ModelConfig,
-             opt_state: Any = None, state: dict[str, Any] | None = None, force: bool = False) -> bool:
+    def save(
+        self,
+        step: int,
+        *,
+        params: Any,
+        model_config: ModelConfig,
+        opt_state: Any = None,
+        state: dict[str, Any] | None = None,
+        force: bool = False,
+    ) -> bool:
         """Queue a save; returns False when `save_every` says this step is skipped."""
         args: dict[str, Any] = {
             "params": ocp.args.StandardSave(params),
@@ -74,8 +96,14 @@ class Checkpointer:
         out = self._mngr.restore(step, args=ocp.args.Composite(model_config=ocp.args.JsonRestore()))
         return model_config_from_json(out["model_config"], **overrides)
 
-    def restore(self, step: int | None = None, *, params_target: Any,
-                opt_state_target: Any = None, with_state: bool = True) -> dict[str, Any]:
+    def restore(
+        self,
+        step: int | None = None,
+        *,
+        params_target: Any,
+        opt_state_target: Any = None,
+        with_state: bool = True,
+    ) -> dict[str, Any]:
         """Restore into the given abstract targets (ShapeDtypeStructs carrying shardings, so
         every array lands directly where the current mesh wants it).
 
@@ -90,13 +118,13 @@ class Checkpointer:
             args["state"] = ocp.args.JsonRestore()
         result: dict[str, Any] = {}
         for name, arg in args.items():
-            where = rundir.join(self.directory, str(step), name,
-                                *(("metadata",) if name == "state" else ()))
+            where = rundir.join(self.directory, str(step), name, *(("metadata",) if name == "state" else ()))
             try:
                 result[name] = self._mngr.restore(step, args=ocp.args.Composite(**{name: arg}))[name]
             except Exception as e:  # orbax/tensorstore/json errors of a damaged item
-                raise CheckpointError(f"checkpoint step {step}: {name} ({where}) is unreadable: "
-                                      f"{_one_line(e)}") from e
+                raise CheckpointError(
+                    f"checkpoint step {step}: {name} ({where}) is unreadable: {_one_line(e)}"
+                ) from e
         state = result.get("state")
         if state is not None and (not isinstance(state, dict) or state.get("step") != step):
             got = state.get("step") if isinstance(state, dict) else state
@@ -120,8 +148,9 @@ class Checkpointer:
                 moved = self._move_aside(step)
                 log.warning("%s; moved it to %s, falling back to the previous step", e, moved)
                 broken.append(step)
-        raise CheckpointError(f"no readable checkpoint in {self.directory} (damaged steps "
-                              f"{broken}, moved aside)")
+        raise CheckpointError(
+            f"no readable checkpoint in {self.directory} (damaged steps {broken}, moved aside)"
+        )
 
     def _move_aside(self, step: int) -> str:
         src = epath.Path(rundir.join(self.directory, str(step)))
@@ -138,7 +167,8 @@ class Checkpointer:
             raise FileNotFoundError(f"no checkpoint found in {self.directory}")
         if step not in self.all_steps():
             raise FileNotFoundError(
-                f"checkpoint step {step} not in {self.directory} (have {self.all_steps()})")
+                f"checkpoint step {step} not in {self.directory} (have {self.all_steps()})"
+            )
         return step
 
     def wait(self) -> None:
@@ -148,7 +178,7 @@ class Checkpointer:
         self._mngr.wait_until_finished()
         self._mngr.close()
 
-    def __enter__(self) -> "Checkpointer":
+    def __enter__(self) -> Checkpointer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -167,8 +197,7 @@ def _one_line(e: BaseException) -> str:
 
 def abstract_with_shardings(tree: Any, shardings: Any) -> Any:
     """ShapeDtypeStructs carrying target shardings: what `restore` places arrays by."""
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                        tree, shardings)
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
 
 
 def is_checkpoint_dir(path: str | os.PathLike) -> bool:

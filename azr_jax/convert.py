@@ -6,6 +6,7 @@ model). Tokenizer files travel with the weights: an orbax checkpoint made from a
 keeps a copy under `<dst>/tokenizer/`, and exporting it back to HF copies them into the HF
 directory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,13 +38,16 @@ def source_kind(path: str) -> str:
         return "orbax"
     if not os.path.exists(path):
         raise FileNotFoundError(f"conversion source not found: {path}")
-    raise ValueError(f"{path} is neither a .gguf file, an HF model directory (config.json) nor "
-                     "an azr-jax orbax checkpoint directory")
+    raise ValueError(
+        f"{path} is neither a .gguf file, an HF model directory (config.json) nor "
+        "an azr-jax orbax checkpoint directory"
+    )
 
 
 def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
-    names = [n for n in TOKENIZER_FILES + ("generation_config.json",)
-             if os.path.isfile(os.path.join(src_dir, n))]
+    names = [
+        n for n in TOKENIZER_FILES + ("generation_config.json",) if os.path.isfile(os.path.join(src_dir, n))
+    ]
     if names:
         dst = epath.Path(dst_dir)  # may be remote: a TPU run's gs:// checkpoint dir
         dst.mkdir(parents=True, exist_ok=True)
@@ -52,8 +56,9 @@ def copy_tokenizer(src_dir: str, dst_dir: str) -> list[str]:
     return names
 
 
-def load_orbax_params(path: str, step: int | None = None, **cfg_overrides: Any
-                      ) -> tuple[ModelConfig, api.Params, int]:
+def load_orbax_params(
+    path: str, step: int | None = None, **cfg_overrides: Any
+) -> tuple[ModelConfig, api.Params, int]:
     """Model config and params of an orbax checkpoint (latest step by default), on host."""
     ckpt = Checkpointer(path, async_save=False)
     try:
@@ -64,15 +69,24 @@ def load_orbax_params(path: str, step: int | None = None, **cfg_overrides: Any
         ckpt.close()
 
 
-def convert(src: str, dst: str, *, to: str, dtype: str | None = None,
-            tokenizer_dir: str | None = None, step: int | None = None,
-            max_shard_bytes: int | None = None, progress: bool = True) -> str:
+def convert(
+    src: str,
+    dst: str,
+    *,
+    to: str,
+    dtype: str | None = None,
+    tokenizer_dir: str | None = None,
+    step: int | None = None,
+    max_shard_bytes: int | None = None,
+    progress: bool = True,
+) -> str:
     """Convert `src` into `dst` in format `to` ('hf' or 'orbax'); returns `dst`."""
     if to not in ("hf", "orbax"):
         raise ValueError(f"--to must be 'hf' or 'orbax', got {to!r}")
     kind = source_kind(src)
     if kind == "embedded":  # the name train accepts for the shipped model: its HF directory
         from azr_jax.hf.assets import resolve_model_path
+
         resolved = resolve_model_path(src)
         if resolved == src:
             raise FileNotFoundError(f"unknown embedded model {src!r}; use embedded:smollm2-135m")
@@ -81,13 +95,15 @@ def convert(src: str, dst: str, *, to: str, dtype: str | None = None,
     try:
         if kind == "gguf":
             from azr_jax.hf.gguf import gguf_to_hf
+
             if to == "hf":
                 return gguf_to_hf(src, dst)
             tmp = tempfile.mkdtemp(prefix="azr-gguf-")
             src, kind = gguf_to_hf(src, os.path.join(tmp, "hf")), "hf"
         if kind == "hf":
-            cfg, params = load_hf(src, progress=progress,
-                                  **({"param_dtype": dtype} if dtype and to == "orbax" else {}))
+            cfg, params = load_hf(
+                src, progress=progress, **({"param_dtype": dtype} if dtype and to == "orbax" else {})
+            )
             tokenizer_dir = tokenizer_dir or src
         else:
             cfg, params, step = load_orbax_params(src, step)
@@ -97,8 +113,7 @@ def convert(src: str, dst: str, *, to: str, dtype: str | None = None,
 
         if to == "hf":
             kw = {"max_shard_bytes": max_shard_bytes} if max_shard_bytes else {}
-            save_hf(cfg, params, dst, dtype=dtype, tokenizer_dir=tokenizer_dir,
-                    progress=progress, **kw)
+            save_hf(cfg, params, dst, dtype=dtype, tokenizer_dir=tokenizer_dir, progress=progress, **kw)
         else:
             with Checkpointer(dst, async_save=False) as ckpt:
                 if ckpt.latest_step() is not None:

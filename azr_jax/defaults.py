@@ -4,6 +4,7 @@ Values are the official AZR settings (azr_method.md §5.3) unless a comment says
 a config file changes only what its model or machine needs. Lives in the package (not in
 `configs/`) so config files import it whatever the working directory.
 """
+
 from __future__ import annotations
 
 import ml_collections
@@ -24,24 +25,18 @@ TOPOLOGIES: dict[str, dict] = {
     # (prompt + generation buckets x rows) where HBM is small. On v4/v5p each mesh axis is a
     # product of the torus' axis sizes; v5e/v6e meshes may split a torus axis (as jax does).
     # v4-32: 16 chips (2x2x4, 4 hosts), 32 GiB each: 3B and 7B.
-    "v4-32": dict(mesh=dict(data=1, fsdp=4, tensor=4), dtype="bfloat16", micro_batch_size=4,
-                  max_batch=64),
+    "v4-32": dict(mesh=dict(data=1, fsdp=4, tensor=4), dtype="bfloat16", micro_batch_size=4, max_batch=64),
     # v5e-64: 64 chips (8x8, 16 hosts), 16 GiB each: 3B only (a 7B's update needs ~18 GiB a
     # chip even with 4-way heads, and 28 heads split no further on this torus).
-    "v5e-64": dict(mesh=dict(data=1, fsdp=8, tensor=8), dtype="bfloat16", micro_batch_size=8,
-                   max_batch=64),
+    "v5e-64": dict(mesh=dict(data=1, fsdp=8, tensor=8), dtype="bfloat16", micro_batch_size=8, max_batch=64),
     # v5p-128: 64 chips (4x4x4, 16 hosts), 95 GiB each: every paper model up to 14B.
-    "v5p-128": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16",
-                    micro_batch_size=16),
+    "v5p-128": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16", micro_batch_size=16),
     # v6e-8: one host of 8 chips (2x4), 32 GiB each: 3B.
-    "v6e-8": dict(mesh=dict(data=1, fsdp=2, tensor=4), dtype="bfloat16", micro_batch_size=2,
-                  max_batch=32),
+    "v6e-8": dict(mesh=dict(data=1, fsdp=2, tensor=4), dtype="bfloat16", micro_batch_size=2, max_batch=32),
     # v6e-64: 64 chips (8x8, 16 hosts), 32 GiB each: 7B.
-    "v6e-64": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16",
-                   micro_batch_size=16),
+    "v6e-64": dict(mesh=dict(data=1, fsdp=16, tensor=4), dtype="bfloat16", micro_batch_size=16),
     # v6e-256: 256 chips (16x16, 64 hosts), 32 GiB each: 14B (8-way heads).
-    "v6e-256": dict(mesh=dict(data=1, fsdp=32, tensor=8), dtype="bfloat16",
-                    micro_batch_size=32),
+    "v6e-256": dict(mesh=dict(data=1, fsdp=32, tensor=8), dtype="bfloat16", micro_batch_size=32),
 }
 
 
@@ -58,9 +53,19 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.preset = ""  # optional name in azr_jax.model.presets to check the checkpoint against
     c.model.init = "hf"  # "hf" | "random"
     # Shape of the random model of init="random" (vocab_size 0 = the tokenizer's).
-    c.model.random_dims = ml_collections.ConfigDict(dict(
-        architecture="qwen2", vocab_size=0, hidden_size=64, intermediate_size=128, num_layers=2,
-        num_heads=4, num_kv_heads=2, head_dim=16, tie_word_embeddings=True))
+    c.model.random_dims = ml_collections.ConfigDict(
+        dict(
+            architecture="qwen2",
+            vocab_size=0,
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=2,
+            num_heads=4,
+            num_kv_heads=2,
+            head_dim=16,
+            tie_word_embeddings=True,
+        )
+    )
     c.model.dtype = "float32"  # compute dtype (set by the topology)
     c.model.param_dtype = "float32"  # fp32 master weights
     # Recompute in the update's backward pass, per layer: "full", "dots" (keep the weight
@@ -227,9 +232,14 @@ def apply_topology(c: ml_collections.ConfigDict, topology: str) -> ml_collection
     return c
 
 
-def paper_model_config(topology: str, *, preset: str, seed_batch_factor: int = 4,
-                       reject_multiple_functions: bool = True, entry_function: str = "first"
-                       ) -> ml_collections.ConfigDict:
+def paper_model_config(
+    topology: str,
+    *,
+    preset: str,
+    seed_batch_factor: int = 4,
+    reject_multiple_functions: bool = True,
+    entry_function: str = "first",
+) -> ml_collections.ConfigDict:
     """The paper's hyper-parameters (§5.3) for a base model whose HF checkpoint directory is
     given on the command line (`--config.model.hf_path=/path/to/hf/dir`).
 

@@ -7,6 +7,7 @@ model's work, not the hardware's). XLA's own cost analysis is no substitute here
 body of a `scan`/`while` loop once, whatever its trip count (micro-batches, layers, decode steps).
 Attention is causal: a token at position t attends to t + 1 keys.
 """
+
 from __future__ import annotations
 
 from azr_jax.model.config import ModelConfig
@@ -14,8 +15,7 @@ from azr_jax.model.config import ModelConfig
 
 def layer_weights(cfg: ModelConfig) -> int:
     """Matmul weights of the decoder stack (biases, norms and embeddings excluded)."""
-    d, f, h, k, hd = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads,
-                      cfg.head_dim)
+    d, f, h, k, hd = (cfg.hidden_size, cfg.intermediate_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim)
     return cfg.num_layers * (d * hd * (2 * h + 2 * k) + 3 * d * f)
 
 
@@ -31,17 +31,16 @@ def attention_flops(cfg: ModelConfig, queries: int, context_start: int = 0) -> f
     return 4.0 * cfg.num_layers * cfg.num_heads * cfg.head_dim * keys
 
 
-def forward_flops(cfg: ModelConfig, rows: int, seq: int, logit_positions: int | None = None
-                  ) -> float:
+def forward_flops(cfg: ModelConfig, rows: int, seq: int, logit_positions: int | None = None) -> float:
     """One forward pass over `rows` sequences of `seq` tokens, the LM head applied at
     `logit_positions` of them per row (default: all)."""
     logits = seq if logit_positions is None else logit_positions
-    return rows * (2.0 * layer_weights(cfg) * seq + 2.0 * head_weights(cfg) * logits
-                   + attention_flops(cfg, seq))
+    return rows * (
+        2.0 * layer_weights(cfg) * seq + 2.0 * head_weights(cfg) * logits + attention_flops(cfg, seq)
+    )
 
 
-def train_flops(cfg: ModelConfig, rows: int, seq: int, logit_positions: int | None = None
-                ) -> float:
+def train_flops(cfg: ModelConfig, rows: int, seq: int, logit_positions: int | None = None) -> float:
     """Forward + backward (3x the forward): the 6·N·tokens of MFU plus attention."""
     return 3.0 * forward_flops(cfg, rows, seq, logit_positions)
 

@@ -7,6 +7,7 @@ differ: listed separately). A slice name is the `--accelerator-type` of `gcloud 
 v4 and v5p names count TensorCores (2 per chip, one JAX device per chip: "megacore"), v5e and
 v6e names count chips.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,8 +79,9 @@ class TpuSlice:
 
     @property
     def chip(self) -> Chip:
-        return CHIPS[{"v4": "TPU v4", "v5e": "TPU v5 lite", "v5p": "TPU v5",
-                      "v6e": "TPU v6 lite"}[self.generation]]
+        return CHIPS[
+            {"v4": "TPU v4", "v5e": "TPU v5 lite", "v5p": "TPU v5", "v6e": "TPU v6 lite"}[self.generation]
+        ]
 
 
 # generation -> (accelerator-type count per chip, smallest multi-host shape, chips per host
@@ -118,7 +120,8 @@ def parse_slice(name: str) -> TpuSlice:
             return TpuSlice(name, gen, shape, shape if chips <= one_host else host)
     raise ValueError(
         f"unknown TPU slice {name!r}: expected v4-N or v5p-N (N TensorCores: 8, 16, 32, 64, ...) "
-        "or v5e-N / v6e-N (N chips: 1, 4, 8, 16, 32, ...)")
+        "or v5e-N / v6e-N (N chips: 1, 4, 8, 16, 32, ...)"
+    )
 
 
 def is_tpu_slice(name: str) -> bool:

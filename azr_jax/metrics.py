@@ -17,6 +17,7 @@ Resume: a run restored from checkpoint step k logged steps past k before it died
 `os.replace`) with exactly the rows whose step is <= k, drops an interrupted last line with a
 warning, and opens TensorBoard with `purge_step=k+1` so TensorBoard hides the stale events.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,8 @@ import operator
 import os
 import sys
 import time
-from typing import IO, Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, Any
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class JsonlError(ValueError):
 
 
 # --------------------------------------------------------------------------- reading
+
 
 def _iter_jsonl(path: str) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
     """Yield (line number, raw line, parsed object) for every non-blank line of `path`.
@@ -66,8 +69,7 @@ def _iter_jsonl(path: str) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
                 bad = (lineno, e)
                 continue
             if not isinstance(row, dict):
-                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got "
-                                 f"{type(row).__name__}")
+                raise JsonlError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             yield lineno, raw, row
     if bad is not None:
         logger.warning("%s:%d: ignoring a partial last line (interrupted write?)", path, bad[0])
@@ -91,6 +93,7 @@ def read_metrics(path_or_run_dir: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- values
+
 
 def _check_step(step: Any) -> int:
     """Steps are non-negative integers (numpy/jax integers accepted, bools and floats not)."""
@@ -116,8 +119,7 @@ def _json_scalar(where: str, value: Any) -> Any:
         return value if math.isfinite(value) else None
     if getattr(value, "shape", None) == () and hasattr(value, "item"):  # numpy / jax 0-d
         return _json_scalar(where, value.item())
-    raise ValueError(f"{where}: expected a scalar (number, bool, str or None), got "
-                     f"{type(value).__name__}")
+    raise ValueError(f"{where}: expected a scalar (number, bool, str or None), got {type(value).__name__}")
 
 
 def _json_value(where: str, value: Any) -> Any:
@@ -139,6 +141,7 @@ def _dump_line(row: Mapping[str, Any]) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing
+
 
 def _fsync_dir(path: str) -> None:
     """Make a rename durable; not every platform can open a directory, which is fine to skip."""
@@ -216,8 +219,7 @@ class _StepLog:
         """Drop every row with step > `step` (see `rewrite_through_step`)."""
         step = _check_step(step)
         self.close()
-        self._last_step = (rewrite_through_step(self.path, step)
-                           if os.path.isfile(self.path) else None)
+        self._last_step = rewrite_through_step(self.path, step) if os.path.isfile(self.path) else None
         self._open()
 
     def check_order(self, step: int) -> None:
@@ -225,7 +227,8 @@ class _StepLog:
         if last is not None and (step < last or (self._strict and step == last)):
             raise ValueError(
                 f"step {step} is not after the last step {last} already in {self.path}; "
-                "when resuming pass resume_step=<checkpoint step> so later rows are dropped")
+                "when resuming pass resume_step=<checkpoint step> so later rows are dropped"
+            )
 
     def append(self, lines: Sequence[bytes], step: int) -> None:
         """Write whole lines in one call, then flush and fsync: a kill tears at most one line."""
@@ -270,9 +273,14 @@ def report_gaps(path: str, resume_step: int) -> list[int]:
     """Warn (one line) when a resumed run's metrics lack rows of steps it already trained."""
     missing = missing_steps(path, resume_step)
     if missing:
-        logger.warning("%s has no rows for steps %s of the %d before the checkpoint (file deleted "
-                       "or replaced?); logging continues at step %d, the gap stays", path,
-                       _ranges(missing), resume_step, resume_step + 1)
+        logger.warning(
+            "%s has no rows for steps %s of the %d before the checkpoint (file deleted "
+            "or replaced?); logging continues at step %d, the gap stays",
+            path,
+            _ranges(missing),
+            resume_step,
+            resume_step + 1,
+        )
     return missing
 
 
@@ -284,8 +292,9 @@ class MetricsWriter:
     appends to whatever is there (and then refuses steps that do not come after it).
     """
 
-    def __init__(self, run_dir: str, *, tensorboard: bool = True, primary: bool = True,
-                 resume_step: int | None = None) -> None:
+    def __init__(
+        self, run_dir: str, *, tensorboard: bool = True, primary: bool = True, resume_step: int | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.primary = primary
         self._tensorboard = tensorboard
@@ -294,8 +303,7 @@ class MetricsWriter:
         if not primary:
             return
         os.makedirs(run_dir, exist_ok=True)
-        self._log = _StepLog(os.path.join(run_dir, METRICS_FILE), strict=True,
-                             resume_step=resume_step)
+        self._log = _StepLog(os.path.join(run_dir, METRICS_FILE), strict=True, resume_step=resume_step)
         if resume_step:
             report_gaps(self._log.path, _check_step(resume_step))
         if tensorboard:
@@ -313,8 +321,9 @@ class MetricsWriter:
     def _open_tb(self, purge_step: int | None) -> None:
         from tensorboardX import SummaryWriter
 
-        self._tb = SummaryWriter(os.path.join(self.run_dir, TENSORBOARD_DIR),
-                                 purge_step=purge_step, flush_secs=TB_FLUSH_SECS)
+        self._tb = SummaryWriter(
+            os.path.join(self.run_dir, TENSORBOARD_DIR), purge_step=purge_step, flush_secs=TB_FLUSH_SECS
+        )
 
     def truncate_after(self, step: int) -> None:
         """Resume at checkpoint `step`: keep rows <= step, make TensorBoard hide later events."""
@@ -359,7 +368,7 @@ class MetricsWriter:
             self._tb.close()
             self._tb = None
 
-    def __enter__(self) -> "MetricsWriter":
+    def __enter__(self) -> MetricsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -370,16 +379,21 @@ class SamplesWriter:
     """Rows stamped with a step (decoded generations to samples.jsonl; in-training eval scores
     to eval.jsonl via `filename`), with the same resume semantics as the metrics."""
 
-    def __init__(self, run_dir: str, *, primary: bool = True,
-                 resume_step: int | None = None, filename: str = SAMPLES_FILE) -> None:
+    def __init__(
+        self,
+        run_dir: str,
+        *,
+        primary: bool = True,
+        resume_step: int | None = None,
+        filename: str = SAMPLES_FILE,
+    ) -> None:
         self.run_dir = run_dir
         self.primary = primary
         self.filename = filename
         self._log: _StepLog | None = None
         if primary:
             os.makedirs(run_dir, exist_ok=True)
-            self._log = _StepLog(os.path.join(run_dir, filename), strict=False,
-                                 resume_step=resume_step)
+            self._log = _StepLog(os.path.join(run_dir, filename), strict=False, resume_step=resume_step)
 
     @property
     def path(self) -> str:
@@ -410,7 +424,7 @@ class SamplesWriter:
         if self._log is not None:
             self._log.close()
 
-    def __enter__(self) -> "SamplesWriter":
+    def __enter__(self) -> SamplesWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -483,8 +497,9 @@ class StepProgress:
             raise ValueError(f"initial_step {initial_step} > total_steps {total_steps}")
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total_steps, initial=initial_step, disable=not enabled,
-                         unit="step", dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total_steps, initial=initial_step, disable=not enabled, unit="step", dynamic_ncols=True
+        )
         self._n = initial_step
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
         if enabled:
@@ -520,7 +535,7 @@ class StepProgress:
             root.addHandler(original)
         self._swapped = []
 
-    def __enter__(self) -> "StepProgress":
+    def __enter__(self) -> StepProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,13 +9,15 @@ step) are drawn as gaps; series with few points get markers so isolated points s
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas directly, never
 through pyplot, so plotting neither needs a display nor changes the process-wide backend.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,31 +53,56 @@ class FigureSpec:
 
 
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("rewards", "Mean reward per task-role", (
-        Panel("reward (dashed: propose, solid: solve, black: role means)", "reward",
-              ("reward/",)),)),
-    FigureSpec("accuracy", "Solver accuracy and proposer learnability", (
-        Panel("solver accuracy", "accuracy", ("accuracy/",)),
-        Panel("learnability: mean solve rate of valid proposals", "solve rate",
-              ("solve_rate/",)),)),
-    FigureSpec("valid_proposals", "Proposal validity and format errors", (
-        Panel("valid-proposal rate", "fraction valid", ("valid/",)),
-        Panel("format-error rate", "fraction", ("format_error/",)),)),
-    FigureSpec("lengths", "Response lengths", (
-        Panel("mean response tokens", "tokens", ("length/",)),)),
-    FigureSpec("training", "Policy update", (
-        Panel("loss (total and policy-gradient part)", "loss", ("train/loss", "train/pg_loss")),
-        Panel("gradient norm (before clipping) and update norm", "norm",
-              ("train/grad_norm", "train/update_norm")),
-        Panel("entropy of the policy on trained tokens", "nats / token", ("train/entropy",)),
-        Panel("KL: to the sampling policy (approx.), to the reference", "nats / token",
-              ("train/approx_kl_old", "train/kl_ref")),
-        Panel("clip fraction (tokens whose ratio was clipped)", "fraction", ("train/clipfrac",)),)),
-    FigureSpec("timings", "Step timings and throughput", (
-        Panel("time per phase (total: the whole step)", "seconds", ("time/",)),
-        Panel("generation throughput", "tokens / s", ("tokens_per_s",)),)),
-    FigureSpec("buffers", "Task buffer sizes", (
-        Panel("buffer size", "tasks", ("buffer/",)),)),
+    FigureSpec(
+        "rewards",
+        "Mean reward per task-role",
+        (Panel("reward (dashed: propose, solid: solve, black: role means)", "reward", ("reward/",)),),
+    ),
+    FigureSpec(
+        "accuracy",
+        "Solver accuracy and proposer learnability",
+        (
+            Panel("solver accuracy", "accuracy", ("accuracy/",)),
+            Panel("learnability: mean solve rate of valid proposals", "solve rate", ("solve_rate/",)),
+        ),
+    ),
+    FigureSpec(
+        "valid_proposals",
+        "Proposal validity and format errors",
+        (
+            Panel("valid-proposal rate", "fraction valid", ("valid/",)),
+            Panel("format-error rate", "fraction", ("format_error/",)),
+        ),
+    ),
+    FigureSpec("lengths", "Response lengths", (Panel("mean response tokens", "tokens", ("length/",)),)),
+    FigureSpec(
+        "training",
+        "Policy update",
+        (
+            Panel("loss (total and policy-gradient part)", "loss", ("train/loss", "train/pg_loss")),
+            Panel(
+                "gradient norm (before clipping) and update norm",
+                "norm",
+                ("train/grad_norm", "train/update_norm"),
+            ),
+            Panel("entropy of the policy on trained tokens", "nats / token", ("train/entropy",)),
+            Panel(
+                "KL: to the sampling policy (approx.), to the reference",
+                "nats / token",
+                ("train/approx_kl_old", "train/kl_ref"),
+            ),
+            Panel("clip fraction (tokens whose ratio was clipped)", "fraction", ("train/clipfrac",)),
+        ),
+    ),
+    FigureSpec(
+        "timings",
+        "Step timings and throughput",
+        (
+            Panel("time per phase (total: the whole step)", "seconds", ("time/",)),
+            Panel("generation throughput", "tokens / s", ("tokens_per_s",)),
+        ),
+    ),
+    FigureSpec("buffers", "Task buffer sizes", (Panel("buffer size", "tasks", ("buffer/",)),)),
 )
 
 
@@ -112,7 +139,7 @@ def numeric_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _label(key: str, selector: str) -> str:
-    return key[len(selector):] if selector.endswith("/") else key
+    return key[len(selector) :] if selector.endswith("/") else key
 
 
 def _style(label: str) -> dict[str, Any]:
@@ -141,8 +168,7 @@ def _draw_panel(ax: Any, panel: Panel, rows: Sequence[dict[str, Any]], keys: Seq
                 continue
             label = _label(key, selector)
             marker = "o" if len(steps) <= MARKER_MAX_POINTS else None
-            ax.plot(steps, values, label=label, marker=marker, markersize=3, linewidth=1.4,
-                    **_style(label))
+            ax.plot(steps, values, label=label, marker=marker, markersize=3, linewidth=1.4, **_style(label))
             drawn += 1
     if drawn:
         ax.set_title(panel.title, fontsize=10)
@@ -198,8 +224,9 @@ def _save_atomic(fig: Any, path: str) -> None:
 
 def eval_figure(rows: Sequence[dict[str, Any]]) -> FigureSpec:
     """Every numeric benchmark column of eval.jsonl on one panel."""
-    return FigureSpec("eval", "Evaluation scores", (
-        Panel("benchmark scores", "score", tuple(numeric_keys(rows))),))
+    return FigureSpec(
+        "eval", "Evaluation scores", (Panel("benchmark scores", "score", tuple(numeric_keys(rows))),)
+    )
 
 
 def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
@@ -211,8 +238,10 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     if not os.path.isfile(os.path.join(run_dir, METRICS_FILE)):
-        raise FileNotFoundError(f"{run_dir} has no {METRICS_FILE} (is it an azr-jax run "
-                                "directory, and has the trainer finished a step?)")
+        raise FileNotFoundError(
+            f"{run_dir} has no {METRICS_FILE} (is it an azr-jax run "
+            "directory, and has the trainer finished a step?)"
+        )
     rows = read_metrics(run_dir)
     if not rows:
         raise ValueError(f"{os.path.join(run_dir, METRICS_FILE)} has no complete rows yet")
@@ -222,8 +251,9 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
     jobs: list[tuple[FigureSpec, list[dict[str, Any]]]] = [(spec, rows) for spec in FIGURES]
     eval_path = os.path.join(run_dir, EVAL_FILE)
     if os.path.isfile(eval_path):
-        eval_rows = sorted((r for r in read_jsonl(eval_path) if isinstance(r.get("step"), int)),
-                           key=lambda r: r["step"])
+        eval_rows = sorted(
+            (r for r in read_jsonl(eval_path) if isinstance(r.get("step"), int)), key=lambda r: r["step"]
+        )
         jobs.append((eval_figure(eval_rows), eval_rows))
     else:
         logger.info("skipping eval.png: no %s in %s", EVAL_FILE, run_dir)
@@ -234,6 +264,9 @@ def plot_run(run_dir: str, out_dir: str | None = None) -> list[str]:
         if render_figure(spec, spec_rows, path):
             written.append(path)
         else:
-            logger.info("skipping %s.png: no data for %s", spec.name,
-                        ", ".join(s for p in spec.panels for s in p.selectors) or "any metric")
+            logger.info(
+                "skipping %s.png: no data for %s",
+                spec.name,
+                ", ".join(s for p in spec.panels for s in p.selectors) or "any metric",
+            )
     return written

@@ -7,6 +7,7 @@ written to a local directory and mirrored to `<workdir>/logs/` after every check
 that resumes on a fresh VM (preemption) first pulls the mirror back, so the metrics of the
 steps it already did are neither lost nor duplicated.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -134,19 +135,36 @@ class RunLock:
         except OSError:
             owner = self._owner()
             self._file.close()
-            who = (f"pid {owner.get('pid')} on host {owner.get('host')} (started "
-                   f"{owner.get('started', '?')})") if owner else "another process"
-            raise UsageError(f"run directory {directory} is in use by {who}: wait for it, stop "
-                             f"it (kill -TERM {owner.get('pid', '<pid>')}), or use another "
-                             "--workdir") from None
+            who = (
+                (f"pid {owner.get('pid')} on host {owner.get('host')} (started {owner.get('started', '?')})")
+                if owner
+                else "another process"
+            )
+            raise UsageError(
+                f"run directory {directory} is in use by {who}: wait for it, stop "
+                f"it (kill -TERM {owner.get('pid', '<pid>')}), or use another "
+                "--workdir"
+            ) from None
         old = self._owner()
         if old:
-            log.warning("taking over the lock of pid %s on host %s (started %s): that trainer "
-                        "is gone", old.get("pid"), old.get("host"), old.get("started", "?"))
+            log.warning(
+                "taking over the lock of pid %s on host %s (started %s): that trainer is gone",
+                old.get("pid"),
+                old.get("host"),
+                old.get("started", "?"),
+            )
         self._file.seek(0)
         self._file.truncate()
-        self._file.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+        self._file.write(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+            )
+            + "\n"
+        )
         self._file.flush()
 
     def _owner(self) -> dict:

@@ -13,6 +13,7 @@ Usage (needs a GPU; on a CPU the device plane is absent and it says so):
   python benchmarks/decode_profile.py --batch-sizes 1,64 --new-tokens 128
   XLA_FLAGS=--xla_gpu_... python benchmarks/decode_profile.py     # A/B an XLA option
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from sampler import QWEN2_5_1_5B, UNSTACK_CHOICES  # noqa: E402
 
 from azr_jax.model import api  # noqa: E402
 from azr_jax.sampling import Sampler, SamplerConfig, SamplingParams  # noqa: E402
-from sampler import QWEN2_5_1_5B, UNSTACK_CHOICES  # noqa: E402
 
 
 def _device_events(trace_dir: str) -> list:
@@ -67,8 +68,10 @@ def profile(sampler: Sampler, params, rows: list[list[int]], n: int, top: int) -
         events = _device_events(d)
     B, steps = len(rows), out.decode_steps
     wall_ms = 1e3 * out.decode_seconds / steps  # the continuous engine's clock has its prefill
-    print(f"\n### batch {B}, {out.engine} engine: call {total:.2f} s, prefill "
-          f"{out.prefill_seconds:.3f} s, decode {wall_ms:.2f} ms/step over {steps} steps")
+    print(
+        f"\n### batch {B}, {out.engine} engine: call {total:.2f} s, prefill "
+        f"{out.prefill_seconds:.3f} s, decode {wall_ms:.2f} ms/step over {steps} steps"
+    )
     if not events:
         print("no device plane in the trace (not a GPU run?)")
         return
@@ -85,9 +88,11 @@ def profile(sampler: Sampler, params, rows: list[list[int]], n: int, top: int) -
     count = sum(r[0] for r in by_name.values())
     # Whole-call sums include the prefill; per-step figures divide by decode steps, which
     # dominate the call (prefill is printed above to judge).
-    print(f"whole call: {count} kernels/copies, busy {busy_ns / 1e6:.1f} ms of {1e3 * total:.0f}"
-          f" ms wall; per decode step ~{count / steps:.0f} launches, busy "
-          f"{busy_ns / 1e6 / steps:.2f} ms vs wall {wall_ms:.2f} ms")
+    print(
+        f"whole call: {count} kernels/copies, busy {busy_ns / 1e6:.1f} ms of {1e3 * total:.0f}"
+        f" ms wall; per decode step ~{count / steps:.0f} launches, busy "
+        f"{busy_ns / 1e6 / steps:.2f} ms vs wall {wall_ms:.2f} ms"
+    )
     print("| kernel | hlo op | count | total ms | share of busy |")
     print("|---|---|---|---|---|")
     for name, (c, ns) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
@@ -101,21 +106,33 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=512)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--top", type=int, default=15)
-    ap.add_argument("--unstack-layers", choices=tuple(UNSTACK_CHOICES), default="auto",
-                    help="SamplerConfig.unstack_layers (auto: the sampler's own choice)")
-    ap.add_argument("--engine", choices=("auto", "static", "continuous"), default="auto",
-                    help="SamplerConfig.engine (auto: the decode plan's choice)")
+    ap.add_argument(
+        "--unstack-layers",
+        choices=tuple(UNSTACK_CHOICES),
+        default="auto",
+        help="SamplerConfig.unstack_layers (auto: the sampler's own choice)",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=("auto", "static", "continuous"),
+        default="auto",
+        help="SamplerConfig.engine (auto: the decode plan's choice)",
+    )
     args = ap.parse_args()
     if min(args.batch_sizes) < 1 or args.prompt_len < 1 or args.new_tokens < 2:
         ap.error("batch sizes and --prompt-len must be >= 1, --new-tokens >= 2")
     cfg = QWEN2_5_1_5B
-    print(f"# decode profile: {jax.devices()[0].device_kind}, jax {jax.__version__}, "
-          f"Qwen2.5-1.5B shape bf16, prompt {args.prompt_len}, {args.new_tokens} new tokens, "
-          f"unstack_layers {args.unstack_layers}, engine {args.engine}")
+    print(
+        f"# decode profile: {jax.devices()[0].device_kind}, jax {jax.__version__}, "
+        f"Qwen2.5-1.5B shape bf16, prompt {args.prompt_len}, {args.new_tokens} new tokens, "
+        f"unstack_layers {args.unstack_layers}, engine {args.engine}"
+    )
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
-    sampler = Sampler(cfg, config=SamplerConfig(
-        unstack_layers=UNSTACK_CHOICES[args.unstack_layers], engine=args.engine),
-        stop_token_ids=())
+    sampler = Sampler(
+        cfg,
+        config=SamplerConfig(unstack_layers=UNSTACK_CHOICES[args.unstack_layers], engine=args.engine),
+        stop_token_ids=(),
+    )
     rng = np.random.default_rng(0)
     for B in args.batch_sizes:
         rows = rng.integers(3, cfg.vocab_size, (B, args.prompt_len)).tolist()

@@ -30,6 +30,7 @@ Usage:
   python benchmarks/sampler.py --batch-sizes 32 --new-tokens 128
   python benchmarks/sampler.py --skip-cpu             # GPU section only (needs a GPU)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ import numpy as np  # noqa: E402
 
 from azr_jax.model import api  # noqa: E402
 from azr_jax.model.config import ModelConfig  # noqa: E402
-from azr_jax.sampling import SamplerConfig, SamplingParams, Sampler  # noqa: E402
+from azr_jax.sampling import Sampler, SamplerConfig, SamplingParams  # noqa: E402
 from azr_jax.sampling.demo_prompts import azr_task_prompts  # noqa: E402
 from azr_jax.sampling.plan import make_plan  # noqa: E402
 from azr_jax.sampling.sampler import platform_of  # noqa: E402
@@ -56,11 +57,25 @@ from azr_jax.sampling.text import Tokenizer  # noqa: E402
 
 # Published Qwen2.5-1.5B config.json dims (no checkpoint needed: the roofline is shape-bound).
 QWEN2_5_1_5B = ModelConfig(
-    architecture="qwen2", vocab_size=151936, hidden_size=1536, intermediate_size=8960,
-    num_layers=28, num_heads=12, num_kv_heads=2, head_dim=128, rope_theta=1_000_000.0,
-    rms_norm_eps=1e-6, tie_word_embeddings=True, qkv_bias=True, max_position_embeddings=32768,
-    bos_token_id=151643, eos_token_id=(151643,), dtype="bfloat16", param_dtype="bfloat16",
-    remat="none")
+    architecture="qwen2",
+    vocab_size=151936,
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_layers=28,
+    num_heads=12,
+    num_kv_heads=2,
+    head_dim=128,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    qkv_bias=True,
+    max_position_embeddings=32768,
+    bos_token_id=151643,
+    eos_token_id=(151643,),
+    dtype="bfloat16",
+    param_dtype="bfloat16",
+    remat="none",
+)
 
 # --*-unstack-layers choices -> SamplerConfig.unstack_layers (auto: the sampler's own rule).
 UNSTACK_CHOICES = {"auto": None, "on": True, "off": False}
@@ -72,8 +87,7 @@ def _splits(choice: str) -> int | None:
 
 
 # Peak HBM bandwidth by device kind substring (vendor datasheets, bytes/s).
-PEAK_HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12),
-            ("L4", 0.3e12))
+PEAK_HBM = (("H200", 4.8e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12), ("A100", 2.0e12), ("L4", 0.3e12))
 
 
 # ----------------------------------------------------------------------------------------- CPU
@@ -84,8 +98,14 @@ def _torch_threads(model, torch, ids) -> int:
         torch.set_num_threads(n)
         t = time.perf_counter()
         with torch.no_grad():
-            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4,
-                           do_sample=False, eos_token_id=None, pad_token_id=0)
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=4,
+                do_sample=False,
+                eos_token_id=None,
+                pad_token_id=0,
+            )
         dt = time.perf_counter() - t
         if dt < best_t:
             best, best_t = n, dt
@@ -98,12 +118,13 @@ def _hf_generate(model, torch, rows: list[list[int]], n: int, pad: int) -> tuple
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
     t = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
-                             eos_token_id=None, pad_token_id=pad)
+        out = model.generate(
+            ids, attention_mask=mask, max_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=pad
+        )
     dt = time.perf_counter() - t
     new = out[:, width:].numpy()
     assert new.shape == (len(rows), n), new.shape  # exactly n tokens per row
@@ -131,22 +152,33 @@ def _cpu_section(args: argparse.Namespace) -> None:
     # off runs with the first splits setting only.
     first = args.cpu_matmul_splits[0]
     variants = [(e, "on", sp) for e in args.engines for sp in args.cpu_matmul_splits] + [
-        (e, "off", first) for e in args.engines]
-    samplers = {(engine, share, sp): Sampler(cfg, config=SamplerConfig(
-                    engine=engine, share_prompts=share == "on",
-                    decode_matmul_splits=_splits(sp)), stop_token_ids=())
-                for engine, share, sp in variants}
+        (e, "off", first) for e in args.engines
+    ]
+    samplers = {
+        (engine, share, sp): Sampler(
+            cfg,
+            config=SamplerConfig(
+                engine=engine, share_prompts=share == "on", decode_matmul_splits=_splits(sp)
+            ),
+            stop_token_ids=(),
+        )
+        for engine, share, sp in variants
+    }
     greedy = SamplingParams(temperature=0.0)
     N = args.new_tokens
     threads = None if args.no_hf else _torch_threads(hf, torch, torch.tensor([[1] * 32]))
 
-    print(f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
-          f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
-          f"({threads} thread(s)), transformers {transformers.__version__}")
-    header = ("| batch | distinct prompts | prompt tok (mean/max) | engine | share | splits "
-              "| azr-jax new tok/s "
-              "| prefill s | decode ms/step | compile s | HF new tok/s | HF s | ratio "
-              "| rows identical |")
+    print(
+        f"\n## CPU: SmolLM2-135M-Instruct fp32, {N} new tokens/row, greedy, "
+        f"{os.cpu_count()} cores, jax {jax.__version__}, torch {torch.__version__} "
+        f"({threads} thread(s)), transformers {transformers.__version__}"
+    )
+    header = (
+        "| batch | distinct prompts | prompt tok (mean/max) | engine | share | splits "
+        "| azr-jax new tok/s "
+        "| prefill s | decode ms/step | compile s | HF new tok/s | HF s | ratio "
+        "| rows identical |"
+    )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for B in args.batch_sizes:
@@ -170,8 +202,10 @@ def _cpu_section(args: argparse.Namespace) -> None:
         hf_s = hf_tokens = None
         if not args.no_hf:
             _hf_generate(hf, torch, rows, 2, tok.hf.pad_token_id or 0)  # warm
-            hf_s, hf_tokens = min((_hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0)
-                                   for _ in range(args.repeats)), key=lambda r: r[0])
+            hf_s, hf_tokens = min(
+                (_hf_generate(hf, torch, rows, N, tok.hf.pad_token_id or 0) for _ in range(args.repeats)),
+                key=lambda r: r[0],
+            )
         for (_, share, splits), out, ours, compile_s in runs:
             step_ms = 1e3 * out.decode_seconds / max(out.decode_steps, 1)
             if hf_s is None:
@@ -180,11 +214,13 @@ def _cpu_section(args: argparse.Namespace) -> None:
                 same = int((hf_tokens == out.tokens).all(axis=1).sum())
                 hf_rate = B * N / hf_s
                 hf_cols = f"| {hf_rate:.1f} | {hf_s:.1f} | {ours / hf_rate:.2f}x | {same}/{B} |"
-            print(f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {out.engine} "
-                  f"| {share} | {splits} "
-                  f"| {ours:.1f} "
-                  f"| {out.prefill_seconds:.1f} | {step_ms:.0f} | {compile_s:.1f} {hf_cols}",
-                  flush=True)
+            print(
+                f"| {B} | {distinct} | {np.mean(lens):.0f}/{max(lens)} | {out.engine} "
+                f"| {share} | {splits} "
+                f"| {ours:.1f} "
+                f"| {out.prefill_seconds:.1f} | {step_ms:.0f} | {compile_s:.1f} {hf_cols}",
+                flush=True,
+            )
 
 
 # ----------------------------------------------------------------------------------------- GPU
@@ -232,9 +268,17 @@ def _hf_gpu_generate(model, rows: list[list[int]], n: int) -> float:
     torch.cuda.synchronize()
     t = time.perf_counter()
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                             do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             eos_token_id=None, pad_token_id=0)
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n,
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
     torch.cuda.synchronize()
     dt = time.perf_counter() - t
     assert out.shape == (len(rows), len(rows[0]) + n), out.shape
@@ -252,16 +296,21 @@ def gpu_section(args: argparse.Namespace) -> None:
     params = jax.jit(lambda: api.init_params(cfg, seed=0))()
     param_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(params))
     P, N = args.gpu_prompt_len, args.gpu_new_tokens
-    config = SamplerConfig(unstack_layers=UNSTACK_CHOICES[args.gpu_unstack_layers],
-                           engine=args.gpu_engine)
+    config = SamplerConfig(unstack_layers=UNSTACK_CHOICES[args.gpu_unstack_layers], engine=args.gpu_engine)
     sampler = Sampler(cfg, config=config, stop_token_ids=())
     plan = make_plan(platform_of(params), max(args.gpu_batch_sizes), config)
-    kv_per_slot = (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * 2  # k and v
-                   * jnp.dtype(cfg.dtype).itemsize)
+    kv_per_slot = (
+        cfg.num_layers
+        * cfg.num_kv_heads
+        * cfg.head_dim
+        * 2  # k and v
+        * jnp.dtype(cfg.dtype).itemsize
+    )
     hf = None
     if args.gpu_hf_batch_sizes:
         import torch
         import transformers
+
         if torch.cuda.is_available():
             hf = _hf_gpu_model(cfg)
             _hf_gpu_generate(hf, [[5] * 8], 2)  # warm: cuBLAS handles, kernels
@@ -270,16 +319,20 @@ def gpu_section(args: argparse.Namespace) -> None:
             hf_versions = "HF peer skipped: torch sees no CUDA device"
     else:
         hf_versions = "HF peer off"
-    print(f"\n## GPU: {dev.device_kind}, Qwen2.5-1.5B shape, bf16, random weights "
-          f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, temperature 1, "
-          f"unstack_layers {args.gpu_unstack_layers} ({plan.unstack_layers}), engine "
-          f"{args.gpu_engine} ({plan.engine}); "
-          f"jax {jax.__version__}; {hf_versions}")
+    print(
+        f"\n## GPU: {dev.device_kind}, Qwen2.5-1.5B shape, bf16, random weights "
+        f"({param_bytes / 1e9:.2f} GB), prompt {P}, {N} new tokens, temperature 1, "
+        f"unstack_layers {args.gpu_unstack_layers} ({plan.unstack_layers}), engine "
+        f"{args.gpu_engine} ({plan.engine}); "
+        f"jax {jax.__version__}; {hf_versions}"
+    )
     sheet = "unknown (use --hbm-gbps)" if peak is None else f"{peak / 1e12:.2f} TB/s"
     print(f"HBM: datasheet {sheet}, measured copy (read + write) {copy_bw / 1e12:.2f} TB/s")
-    print("| batch | new tok/s | prefill s | decode ms/step | decode tok/s | bytes/step read "
-          "(GB) | % of copy BW (as read) | % of copy BW (ideal KV) | % of datasheet (as read) "
-          "| HF new tok/s | ratio |")
+    print(
+        "| batch | new tok/s | prefill s | decode ms/step | decode tok/s | bytes/step read "
+        "(GB) | % of copy BW (as read) | % of copy BW (ideal KV) | % of datasheet (as read) "
+        "| HF new tok/s | ratio |"
+    )
     print("|---" * 11 + "|")
     rng = np.random.default_rng(0)
     for B in args.gpu_batch_sizes:
@@ -292,15 +345,18 @@ def gpu_section(args: argparse.Namespace) -> None:
         step_s = out.decode_seconds / steps  # continuous: includes its prefill
         read = param_bytes + out.kv_bytes_read / steps
         ideal = param_bytes + B * (P + N / 2) * kv_per_slot
-        frac = lambda b, bw: "-" if bw is None else f"{b / step_s / bw:.0%}"
+        frac = lambda b, bw, s=step_s: "-" if bw is None else f"{b / s / bw:.0%}"
         ours = B * N / total
         hf_cols = "| - | - |"
         if hf is not None and B in args.gpu_hf_batch_sizes:
             hf_rate = B * N / _hf_gpu_generate(hf, rows, N)
             hf_cols = f"| {hf_rate:.0f} | {ours / hf_rate:.2f}x |"
-        print(f"| {B} | {ours:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
-              f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read, copy_bw)} "
-              f"| {frac(ideal, copy_bw)} | {frac(read, peak)} {hf_cols}", flush=True)
+        print(
+            f"| {B} | {ours:.0f} | {out.prefill_seconds:.2f} | {1e3 * step_s:.2f} "
+            f"| {B * steps / out.decode_seconds:.0f} | {read / 1e9:.2f} | {frac(read, copy_bw)} "
+            f"| {frac(ideal, copy_bw)} | {frac(read, peak)} {hf_cols}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -309,25 +365,49 @@ def main() -> None:
     ap.add_argument("--batch-sizes", type=ints, default=[1, 8, 32])
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--no-hf", action="store_true", help="azr-jax only (no torch baseline)")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="timed calls per side; the fastest counts (a shared VM's noise)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed calls per side; the fastest counts (a shared VM's noise)",
+    )
     ap.add_argument("--skip-cpu", action="store_true")
-    ap.add_argument("--cpu-matmul-splits", type=lambda s: s.split(","), default=["auto"],
-                    help="comma list of SamplerConfig.decode_matmul_splits values for the CPU "
-                         "table ('auto' = the sampler's default; e.g. auto,1 adds whole-matrix "
-                         "rows to compare)")
-    ap.add_argument("--engines", type=lambda s: s.split(","), default=["auto"],
-                    help="comma list of SamplerConfig.engine values for the CPU table")
+    ap.add_argument(
+        "--cpu-matmul-splits",
+        type=lambda s: s.split(","),
+        default=["auto"],
+        help="comma list of SamplerConfig.decode_matmul_splits values for the CPU "
+        "table ('auto' = the sampler's default; e.g. auto,1 adds whole-matrix "
+        "rows to compare)",
+    )
+    ap.add_argument(
+        "--engines",
+        type=lambda s: s.split(","),
+        default=["auto"],
+        help="comma list of SamplerConfig.engine values for the CPU table",
+    )
     ap.add_argument("--gpu-engine", choices=("auto", "static", "continuous"), default="auto")
     ap.add_argument("--gpu-batch-sizes", type=ints, default=[1, 16, 64, 256])
     ap.add_argument("--gpu-prompt-len", type=int, default=512)
     ap.add_argument("--gpu-new-tokens", type=int, default=512)
-    ap.add_argument("--gpu-hf-batch-sizes", type=lambda s: ints(s) if s else [],
-                    default=[1, 64], help="GPU batch sizes that also run HF generate ('' = none)")
-    ap.add_argument("--gpu-unstack-layers", choices=tuple(UNSTACK_CHOICES), default="auto",
-                    help="SamplerConfig.unstack_layers for the GPU section (auto: the default)")
-    ap.add_argument("--hbm-gbps", type=float, default=None,
-                    help="peak HBM bandwidth in GB/s when the device kind is not in the table")
+    ap.add_argument(
+        "--gpu-hf-batch-sizes",
+        type=lambda s: ints(s) if s else [],
+        default=[1, 64],
+        help="GPU batch sizes that also run HF generate ('' = none)",
+    )
+    ap.add_argument(
+        "--gpu-unstack-layers",
+        choices=tuple(UNSTACK_CHOICES),
+        default="auto",
+        help="SamplerConfig.unstack_layers for the GPU section (auto: the default)",
+    )
+    ap.add_argument(
+        "--hbm-gbps",
+        type=float,
+        default=None,
+        help="peak HBM bandwidth in GB/s when the device kind is not in the table",
+    )
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
@@ -337,8 +417,7 @@ def main() -> None:
     for sp in args.cpu_matmul_splits:
         if sp != "auto" and not (sp.isdigit() and int(sp) >= 1):
             ap.error(f"--cpu-matmul-splits takes 'auto' or ints >= 1, got {sp!r}")
-    print(f"# sampler benchmark: {platform.node()} {platform.machine()}, "
-          f"jax devices {jax.devices()}")
+    print(f"# sampler benchmark: {platform.node()} {platform.machine()}, jax devices {jax.devices()}")
     if not args.skip_cpu:
         cpu_section(args)
     gpu_section(args)

@@ -106,7 +106,15 @@ def bench_farm(corpus, workers: int) -> dict:
         cpu = farm.cpu_seconds() - cpu0 + time.process_time() - own0
         report = farm.isolation_report
     ok = sum(r.ok for r in results)
-    return {"mode": "farm", "jobs": len(jobs), "ok": ok, "seconds": elapsed, "cpu_s": cpu, "startup_s": startup, "isolation": report}
+    return {
+        "mode": "farm",
+        "jobs": len(jobs),
+        "ok": ok,
+        "seconds": elapsed,
+        "cpu_s": cpu,
+        "startup_s": startup,
+        "isolation": report,
+    }
 
 
 def _official_executor(workers: int):
@@ -121,7 +129,10 @@ def _official_executor(workers: int):
         return None, f"cannot import it ({exc}); pip install pebble timeout-decorator"
     finally:
         sys.path.remove(str(OFFICIAL_DIR))
-    return (PythonExecutor(timeout_length=TIMEOUT_S, ast_check=True, max_workers=workers), CHECK_DETERMINISM_TEMPLATE), ""
+    return (
+        PythonExecutor(timeout_length=TIMEOUT_S, ast_check=True, max_workers=workers),
+        CHECK_DETERMINISM_TEMPLATE,
+    ), ""
 
 
 def bench_official(corpus, workers: int) -> dict | None:
@@ -131,7 +142,9 @@ def bench_official(corpus, workers: int) -> dict | None:
         return None
     executor, template = loaded
     # What its check_all runs for a proposal, formatted the same way (imports prepended).
-    snippets = [template.format(code="\n".join(list(imp) + [p]) if imp else p, inputs=i) for p, imp, i in corpus]
+    snippets = [
+        template.format(code="\n".join(list(imp) + [p]) if imp else p, inputs=i) for p, imp, i in corpus
+    ]
     sink = io.StringIO()
     # the official pool prints progress bars and programs' prints; its processes start in our cwd
     with _scratch_cwd(), contextlib.redirect_stdout(sink):
@@ -202,9 +215,15 @@ def bench_exec(corpus) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes of every pooled mode")
-    parser.add_argument("--subprocess-jobs", type=int, default=300, help="jobs sampled for the subprocess peer")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes of every pooled mode"
+    )
+    parser.add_argument(
+        "--subprocess-jobs", type=int, default=300, help="jobs sampled for the subprocess peer"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="farm and official alternate this many times")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
@@ -237,8 +256,14 @@ def main() -> None:
         row["cpu_ms_per_job"] = 1000 * row["cpu_s"] / row["jobs"]
         procs = 1 if row["mode"] == "exec" else args.workers
         cells = [
-            row["mode"], procs, row["jobs"], row["ok"], f"{row['seconds']:.2f}", f"{rate:.1f}",
-            f"{row['cpu_ms_per_job']:.2f}", f"{farm_rate / rate:.2f}x",
+            row["mode"],
+            procs,
+            row["jobs"],
+            row["ok"],
+            f"{row['seconds']:.2f}",
+            f"{rate:.1f}",
+            f"{row['cpu_ms_per_job']:.2f}",
+            f"{farm_rate / rate:.2f}x",
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     if args.json:

@@ -16,6 +16,7 @@ Usage:
   python benchmarks/train_step.py --preset qwen2.5-1.5b --batch 8   # on a GPU
   python benchmarks/train_step.py --preset qwen2.5-3b --frameworks jax
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,15 +38,33 @@ from azr_jax.model.presets import get_preset  # noqa: E402
 # Published config.json dims (random weights: throughput depends on the shape only).
 PRESETS = {
     # A Qwen2.5-shaped toy for CPUs: 2 layers, a 32k vocabulary.
-    "tiny": ModelConfig(architecture="qwen2", vocab_size=32768, hidden_size=256,
-                        intermediate_size=768, num_layers=2, num_heads=4, num_kv_heads=2,
-                        head_dim=64, rope_theta=1_000_000.0, tie_word_embeddings=True,
-                        qkv_bias=True),
-    "qwen2.5-1.5b": ModelConfig(architecture="qwen2", vocab_size=151936, hidden_size=1536,
-                                intermediate_size=8960, num_layers=28, num_heads=12,
-                                num_kv_heads=2, head_dim=128, rope_theta=1_000_000.0,
-                                tie_word_embeddings=True, qkv_bias=True,
-                                max_position_embeddings=32768),
+    "tiny": ModelConfig(
+        architecture="qwen2",
+        vocab_size=32768,
+        hidden_size=256,
+        intermediate_size=768,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=64,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        qkv_bias=True,
+    ),
+    "qwen2.5-1.5b": ModelConfig(
+        architecture="qwen2",
+        vocab_size=151936,
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_layers=28,
+        num_heads=12,
+        num_kv_heads=2,
+        head_dim=128,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        qkv_bias=True,
+        max_position_embeddings=32768,
+    ),
     "qwen2.5-3b": get_preset("qwen2.5-coder-3b"),  # Qwen2.5-3B has the same dims
 }
 
@@ -83,9 +102,15 @@ def run_jax(args: argparse.Namespace, seq: int) -> dict:
     rng = np.random.default_rng(0)
     shape = (args.batch, seq)
     ones = np.ones(shape, np.int32)
-    batch = jax.device_put(TrainBatch(
-        rng.integers(0, cfg.vocab_size, shape, dtype=np.int32), ones, ones,
-        rng.standard_normal(shape).astype(np.float32), np.zeros(shape, np.float32)))
+    batch = jax.device_put(
+        TrainBatch(
+            rng.integers(0, cfg.vocab_size, shape, dtype=np.int32),
+            ones,
+            ones,
+            rng.standard_normal(shape).astype(np.float32),
+            np.zeros(shape, np.float32),
+        )
+    )
     holder = {"state": state}
 
     def step():  # `update` returns host floats: it has waited for the step
@@ -93,8 +118,12 @@ def run_jax(args: argparse.Namespace, seq: int) -> dict:
 
     seconds = _timed(step, args.steps)
     stats = device.memory_stats() or {}
-    return dict(seconds=seconds, device=device.device_kind, platform=device.platform,
-                peak_bytes=stats.get("peak_bytes_in_use"))
+    return dict(
+        seconds=seconds,
+        device=device.device_kind,
+        platform=device.platform,
+        peak_bytes=stats.get("peak_bytes_in_use"),
+    )
 
 
 def run_torch(args: argparse.Namespace, seq: int) -> dict:
@@ -105,8 +134,9 @@ def run_torch(args: argparse.Namespace, seq: int) -> dict:
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     hf = AutoConfig.for_model(**cfg.to_hf_dict())
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(hf, torch_dtype=torch.float32,
-                                             attn_implementation="sdpa").to(dev)
+    model = AutoModelForCausalLM.from_config(hf, torch_dtype=torch.float32, attn_implementation="sdpa").to(
+        dev
+    )
     if cfg.remat != "none":
         model.gradient_checkpointing_enable()
     model.train()
@@ -127,8 +157,7 @@ def run_torch(args: argparse.Namespace, seq: int) -> dict:
     seconds = _timed(step, args.steps)
     kind = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
     peak = torch.cuda.max_memory_allocated() if dev == "cuda" else None
-    return dict(seconds=seconds, device=kind, platform="gpu" if dev == "cuda" else "cpu",
-                peak_bytes=peak)
+    return dict(seconds=seconds, device=kind, platform="gpu" if dev == "cuda" else "cpu", peak_bytes=peak)
 
 
 # ----------------------------------------------------------------------------------- driver
@@ -142,14 +171,21 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def _spawn(args: argparse.Namespace, framework: str, seq: int) -> dict:
-    cmd = [sys.executable, __file__, f"--worker={framework}:{seq}", f"--preset={args.preset}",
-           f"--batch={args.batch}", f"--remat={args.remat}", f"--steps={args.steps}"]
+    cmd = [
+        sys.executable,
+        __file__,
+        f"--worker={framework}:{seq}",
+        f"--preset={args.preset}",
+        f"--batch={args.batch}",
+        f"--remat={args.remat}",
+        f"--steps={args.steps}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return dict(error=f"exit {proc.returncode}: {tail[:160]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main() -> None:
@@ -157,8 +193,12 @@ def main() -> None:
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument("--seq-lens", default="4096,8192", help="tokens per sequence, comma-separated")
     p.add_argument("--batch", type=int, default=1, help="sequences per step")
-    p.add_argument("--remat", default="full", choices=("none", "full", "dots"),
-                   help="per-layer rematerialisation (paper configs: full)")
+    p.add_argument(
+        "--remat",
+        default="full",
+        choices=("none", "full", "dots"),
+        help="per-layer rematerialisation (paper configs: full)",
+    )
     p.add_argument("--steps", type=int, default=2, help="timed steps (the fastest counts)")
     p.add_argument("--frameworks", default="jax,torch")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -167,10 +207,13 @@ def main() -> None:
         return worker(args)
 
     from azr_jax.hardware import chip
+
     cfg = model_config(args)
-    print(f"train step: {args.preset} ({cfg.num_params() / 1e9:.3f}B params), batch "
-          f"{args.batch}, bf16 compute / fp32 weights, remat {args.remat}, AdamW; fastest of "
-          f"{args.steps} steps after a warm-up step")
+    print(
+        f"train step: {args.preset} ({cfg.num_params() / 1e9:.3f}B params), batch "
+        f"{args.batch}, bf16 compute / fp32 weights, remat {args.remat}, AdamW; fastest of "
+        f"{args.steps} steps after a warm-up step"
+    )
     cols = ("framework", "seq", "device", "step s", "tokens/s", "TFLOP/s", "MFU", "peak GiB")
     rows = []
     for seq in (int(s) for s in args.seq_lens.split(",")):
@@ -184,9 +227,18 @@ def main() -> None:
             achieved = model_flops / r["seconds"]
             mfu = f"{100 * achieved / spec.bf16_flops:.1f}%" if spec else "-"
             mem = f"{r['peak_bytes'] / 2**30:.2f}" + (" (RSS)" if r.get("peak_is_rss") else "")
-            rows.append((fw, seq, r["device"], f"{r['seconds']:.3f}",
-                         f"{args.batch * seq / r['seconds']:,.0f}", f"{achieved / 1e12:.3f}",
-                         mfu, mem))
+            rows.append(
+                (
+                    fw,
+                    seq,
+                    r["device"],
+                    f"{r['seconds']:.3f}",
+                    f"{args.batch * seq / r['seconds']:,.0f}",
+                    f"{achieved / 1e12:.3f}",
+                    mfu,
+                    mem,
+                )
+            )
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
     for row in (cols, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())

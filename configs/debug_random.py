@@ -4,6 +4,7 @@ The policy writes noise, so proposals are invalid and answers wrong: that exerci
 failure path of the step (parsing, rewards of -1, empty groups) in seconds. Tests that need
 valid tasks script the generator instead.
 """
+
 from azr_jax.defaults import apply_topology, base_config
 
 
@@ -13,9 +14,19 @@ def get_config(topology: str = "cpu"):
     c.model.hf_path = ""
     c.model.tokenizer_path = "embedded:smollm2-135m"
     c.model.template = "chat"
-    c.model.random_dims.update(dict(architecture="llama", vocab_size=0, hidden_size=64,
-                                    intermediate_size=128, num_layers=2, num_heads=4,
-                                    num_kv_heads=2, head_dim=16, tie_word_embeddings=True))
+    c.model.random_dims.update(
+        dict(
+            architecture="llama",
+            vocab_size=0,
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=2,
+            num_heads=4,
+            num_kv_heads=2,
+            head_dim=16,
+            tie_word_embeddings=True,
+        )
+    )
     c.total_steps = 4
     c.azr.batch_size = 2
     c.azr.num_references = 1

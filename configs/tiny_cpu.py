@@ -21,6 +21,7 @@ reference snippet), hence 4 proposals per type and step rather than 2: a 3-step 
 24 deduction/abduction proposals. It checks the machinery end to end; learning AZR tasks needs
 a bigger model (configs/qwen2_5_coder_3b.py).
 """
+
 from azr_jax.defaults import apply_topology, base_config
 
 

@@ -7,6 +7,7 @@ Must run before anything touches a JAX backend. The decision is explicit and log
   or a SLURM / Open MPI job with several tasks: let jax auto-detect the cluster;
 - otherwise: single host, nothing to do.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +30,9 @@ def _multi_host_environment() -> str | None:
     return None
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> bool:
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> bool:
     """Start the distributed runtime when running on several hosts; returns whether it did."""
     global _initialized
     if _initialized:
@@ -42,12 +44,13 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         process_id = int(os.environ["AZR_PROCESS_ID"])
     if coordinator or num_processes:
         if not (coordinator and num_processes is not None and process_id is not None):
-            raise ValueError("explicit multi-host start needs coordinator, num_processes and "
-                             f"process_id; got {coordinator!r}, {num_processes!r}, {process_id!r}")
+            raise ValueError(
+                "explicit multi-host start needs coordinator, num_processes and "
+                f"process_id; got {coordinator!r}, {num_processes!r}, {process_id!r}"
+            )
         if num_processes <= 1:
             return False
-        log.info("jax.distributed: process %d/%d, coordinator %s", process_id, num_processes,
-                 coordinator)
+        log.info("jax.distributed: process %d/%d, coordinator %s", process_id, num_processes, coordinator)
         # CPU processes need a collectives backend of their own (GPU/TPU ignore this).
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes, process_id)
@@ -95,7 +98,9 @@ def to_host(x: object):
     all-gathered (cheap for what the host needs: sampled tokens, logprobs, metrics).
     """
     import numpy as np
+
     if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
         from jax.experimental import multihost_utils
+
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)

@@ -5,10 +5,11 @@ parameters (ZeRO-3 style: XLA all-gathers a layer's weights when it needs them),
 splits attention heads, MLP columns and the vocabulary (Megatron style). The same three names
 serve one CPU, 8 fake CPU devices, one GPU and a TPU pod; only the sizes change.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -17,8 +18,9 @@ from jax.sharding import AxisType, Mesh
 AXES = ("data", "fsdp", "tensor")
 
 
-def resolve_axis_sizes(sizes: Sequence[int], num_devices: int,
-                       names: Sequence[str] = AXES) -> tuple[int, ...]:
+def resolve_axis_sizes(
+    sizes: Sequence[int], num_devices: int, names: Sequence[str] = AXES
+) -> tuple[int, ...]:
     """Replace a single -1 by "the rest of the devices" and check the product.
 
     Raises ValueError with the offending numbers, so a mis-sized launch fails before any
@@ -38,17 +40,20 @@ def resolve_axis_sizes(sizes: Sequence[int], num_devices: int,
         if num_devices % fixed:
             raise ValueError(
                 f"mesh {dict(zip(names, sizes))}: the fixed axes use {fixed} devices, which does "
-                f"not divide the {num_devices} available devices")
+                f"not divide the {num_devices} available devices"
+            )
         sizes[free[0]] = num_devices // fixed
     if math.prod(sizes) != num_devices:
         raise ValueError(
             f"mesh {dict(zip(names, sizes))} needs {math.prod(sizes)} devices but "
-            f"{num_devices} are available (set one axis to -1 to use the rest)")
+            f"{num_devices} are available (set one axis to -1 to use the rest)"
+        )
     return tuple(sizes)
 
 
-def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1,
-              devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(
+    data: int = 1, fsdp: int = -1, tensor: int = 1, devices: Sequence[jax.Device] | None = None
+) -> Mesh:
     """A mesh over `devices` (default: all devices of all hosts).
 
     Axis types are `Auto` on purpose: sharding is decided by the in/out shardings of jit and by
@@ -67,6 +72,7 @@ def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1,
             # A mesh axis that is no product of the torus' axis sizes (data=2 on a 4x4x4 v5p):
             # split a physical axis rather than refuse (what jax does by default on v5e).
             from jax.experimental import mesh_utils
+
             grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
             return Mesh(grid, AXES, axis_types=types)
     return Mesh(np.asarray(devices).reshape(shape), AXES, axis_types=types)

@@ -1,7 +1,9 @@
 """Place parameter trees on a mesh according to their logical axes."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -31,6 +33,7 @@ def put(tree: Any, shardings: Any) -> Any:
     Sharding for every leaf or a tree matching `tree`. Typed PRNG keys are placed through
     their raw key data.
     """
+
     def one(x: Any, s: jax.sharding.Sharding) -> jax.Array:
         if s.is_fully_addressable:
             return jax.device_put(x, s)
@@ -39,8 +42,7 @@ def put(tree: Any, shardings: Any) -> Any:
                 return x
             return jax.jit(lambda a: a, out_shardings=s)(x)
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(one(jax.random.key_data(x), s),
-                                            impl=jax.random.key_impl(x))
+            return jax.random.wrap_key_data(one(jax.random.key_data(x), s), impl=jax.random.key_impl(x))
         host = np.asarray(x)
         return array_from_host(host.shape, host.dtype, s, lambda index: host[index])
 
@@ -51,15 +53,21 @@ def put(tree: Any, shardings: Any) -> Any:
     return jax.tree.map(one, tree, shardings)
 
 
-def array_from_host(shape: tuple[int, ...], dtype: Any, sharding: NamedSharding,
-                    read: Callable[[tuple[slice, ...]], np.ndarray]) -> jax.Array:
+def array_from_host(
+    shape: tuple[int, ...],
+    dtype: Any,
+    sharding: NamedSharding,
+    read: Callable[[tuple[slice, ...]], np.ndarray],
+) -> jax.Array:
     """Build a global array from a host reader, one addressable shard at a time.
 
     Each host only reads the slices its own devices hold, so a multi-host load never gathers
     a whole tensor on one machine.
     """
+
     def cb(index: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(read(index), dtype=dtype)
+
     return jax.make_array_from_callback(tuple(shape), sharding, cb)
 
 

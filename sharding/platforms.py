@@ -8,6 +8,7 @@ to the CPU. JAX already skips CUDA when no NVIDIA device is visible; `skip_absen
 same for TPU. An explicit `JAX_PLATFORMS` always wins, and nothing changes on a machine with an
 accelerator (TPU chips or a GPU device node).
 """
+
 from __future__ import annotations
 
 import glob
@@ -43,6 +44,7 @@ def skip_absent_tpu() -> bool:
     os.environ["JAX_PLATFORMS"] = "cpu"
     if "jax" in sys.modules:  # imported already: its config read the environment at import
         import jax
+
         if not jax.config.jax_platforms:
             jax.config.update("jax_platforms", "cpu")
     return True

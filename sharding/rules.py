@@ -5,11 +5,13 @@ dimensions (`batch`, `act_heads`, ...). These rules turn the names into `Partiti
 given mesh. Keeping the mapping here, not in the model, is what lets one model file serve a
 laptop (everything replicated), 8 fake CPU devices and a TPU pod.
 """
+
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -88,8 +90,13 @@ class ShardingRules:
                     key = (name, shape[i], axes)
                     if key not in self._warned:
                         self._warned.add(key)
-                        log.info("logical axis %r (size %d) not divisible by mesh axes %s: "
-                                 "dropping %r", name, shape[i], axes, axes[-1])
+                        log.info(
+                            "logical axis %r (size %d) not divisible by mesh axes %s: dropping %r",
+                            name,
+                            shape[i],
+                            axes,
+                            axes[-1],
+                        )
                     axes = axes[:-1]
             used.update(axes)
             out.append(None if not axes else axes[0] if len(axes) == 1 else axes)
@@ -97,8 +104,7 @@ class ShardingRules:
             out.pop()
         return PartitionSpec(*out)
 
-    def sharding(self, names: Sequence[str | None], shape: Sequence[int] | None = None
-                 ) -> NamedSharding:
+    def sharding(self, names: Sequence[str | None], shape: Sequence[int] | None = None) -> NamedSharding:
         if self.mesh is None:
             raise ValueError("ShardingRules has no mesh")
         return NamedSharding(self.mesh, self.spec(names, shape))

@@ -3,6 +3,7 @@
 The XLA flag must be set before jax is imported anywhere, so it lives at the top of conftest.
 Tests that want "one device" build a mesh over `jax.devices()[:1]`.
 """
+
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")

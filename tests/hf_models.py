@@ -1,22 +1,42 @@
 """Tiny random Hugging Face checkpoints built locally (no hub), shared by the model tests."""
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-TINY = dict(vocab_size=160, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-            num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512,
-            rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2)
+TINY = dict(
+    vocab_size=160,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=3,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    max_position_embeddings=512,
+    rms_norm_eps=1e-6,
+    bos_token_id=1,
+    eos_token_id=2,
+)
 
 VARIANTS = {
     "qwen2_tied": ("Qwen2ForCausalLM", dict(TINY, tie_word_embeddings=True, rope_theta=10000.0)),
-    "qwen2_untied": ("Qwen2ForCausalLM", dict(TINY, tie_word_embeddings=False,
-                                              rope_theta=1_000_000.0)),
-    "llama3_scaled": ("LlamaForCausalLM", dict(
-        TINY, tie_word_embeddings=False, rope_theta=500000.0,
-        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64})),
+    "qwen2_untied": ("Qwen2ForCausalLM", dict(TINY, tie_word_embeddings=False, rope_theta=1_000_000.0)),
+    "llama3_scaled": (
+        "LlamaForCausalLM",
+        dict(
+            TINY,
+            tie_word_embeddings=False,
+            rope_theta=500000.0,
+            rope_scaling={
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            },
+        ),
+    ),
 }
 
 
@@ -48,14 +68,15 @@ def left_pad(rows: list[list[int]], pad_id: int = 0) -> tuple[np.ndarray, np.nda
     tokens = np.full((len(rows), T), pad_id, np.int32)
     mask = np.zeros((len(rows), T), np.int32)
     for i, r in enumerate(rows):
-        tokens[i, T - len(r):] = r
-        mask[i, T - len(r):] = 1
+        tokens[i, T - len(r) :] = r
+        mask[i, T - len(r) :] = 1
     return tokens, mask
 
 
 def torch_logits(model, row: list[int]) -> np.ndarray:
     """Reference logits of one unpadded row from the HF torch model (fp32 numpy)."""
     import torch
+
     with torch.no_grad():
         out = model(torch.tensor([row])).logits[0]
     return out.float().numpy()
@@ -71,11 +92,13 @@ def smollm2_and_reference():
 
     from azr_jax.hf import assets
     from azr_jax.hf.load import load_hf
+
     try:
         d = assets.smollm2_hf_dir()
     except FileNotFoundError as e:
         pytest.skip(str(e))
     cfg, params = load_hf(d)
     ref = transformers.AutoModelForCausalLM.from_pretrained(
-        d, dtype=torch.float32, attn_implementation="eager").eval()
+        d, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
     return d, cfg, params, ref

@@ -6,6 +6,7 @@ constants, or ``Class.method``) are executed, in a namespace holding the modules
 nothing else of the official package (ray, veRL, vLLM, ...) is imported. Tests skip when the
 directory is absent.
 """
+
 from __future__ import annotations
 
 import ast
@@ -33,7 +34,8 @@ def _nodes(tree: ast.Module, names: set[str]) -> list[ast.stmt]:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
             out.append(node)
         elif isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id in names for t in node.targets):
+            isinstance(t, ast.Name) and t.id in names for t in node.targets
+        ):
             out.append(node)
         elif isinstance(node, ast.ClassDef):
             for sub in node.body:  # "Class.method" -> the method as a plain function
@@ -58,8 +60,13 @@ def load(relpath: str, *names: str, namespace: dict | None = None) -> types.Simp
     if missing:
         raise LookupError(f"{relpath} lacks {sorted(missing)}")
     module = ast.Module(body=body, type_ignores=[])
-    ns: dict = {"re": re, "ast": ast, "__name__": "official_" + path.stem,
-                **{k: getattr(typing, k) for k in typing.__all__}, **(namespace or {})}
+    ns: dict = {
+        "re": re,
+        "ast": ast,
+        "__name__": "official_" + path.stem,
+        **{k: getattr(typing, k) for k in typing.__all__},
+        **(namespace or {}),
+    }
     exec(compile(module, str(path), "exec"), ns)  # the official definitions only
     return types.SimpleNamespace(**{n.split(".")[-1]: ns[n.split(".")[-1]] for n in names})
 
@@ -74,10 +81,15 @@ PROCESS_DATA = "absolute_zero_reasoner/data_construction/process_data.py"
 
 def parsing() -> types.SimpleNamespace:
     """The parsing functions of the official reward path, as one namespace."""
-    p = load(PARSERS, "parse_imports", "remove_comments_and_docstrings",
-             "remove_any_not_definition_imports")
-    cr = load(CODE_REWARD, "has_test_input", "parse_code_input_output", "parse_inputs_message",
-              "parse_code_function", namespace=vars(p))
+    p = load(PARSERS, "parse_imports", "remove_comments_and_docstrings", "remove_any_not_definition_imports")
+    cr = load(
+        CODE_REWARD,
+        "has_test_input",
+        "parse_code_input_output",
+        "parse_inputs_message",
+        "parse_code_function",
+        namespace=vars(p),
+    )
     ce = load(CUSTOM_EVALUATE, "extract_answer", "get_format_reward", "last_boxed_only_string")
     rm = load(REWARD_MANAGERS, "CodeIORewardManager.extract_input_output")
     return types.SimpleNamespace(**vars(p), **vars(cr), **vars(ce), **vars(rm))
@@ -111,13 +123,20 @@ def executor(**kwargs):
     if name not in sys.modules:
         path = require() / EXECUTOR
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        body = [n for n in tree.body
-                if not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("absolute_zero_reasoner"))
-                and not isinstance(n, ast.If) and not (isinstance(n, ast.FunctionDef) and n.name == "_test")]
+        body = [
+            n
+            for n in tree.body
+            if not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("absolute_zero_reasoner"))
+            and not isinstance(n, ast.If)
+            and not (isinstance(n, ast.FunctionDef) and n.name == "_test")
+        ]
         mod = types.ModuleType(name)
         tmpl = ast.parse((require() / TEMPLATES).read_text(encoding="utf-8"))
-        tnames = [n.targets[0].id if isinstance(n, ast.Assign) else n.name for n in tmpl.body
-                  if isinstance(n, (ast.Assign, ast.FunctionDef))]
+        tnames = [
+            n.targets[0].id if isinstance(n, ast.Assign) else n.name
+            for n in tmpl.body
+            if isinstance(n, (ast.Assign, ast.FunctionDef))
+        ]
         mod.__dict__.update(vars(load(TEMPLATES, *tnames)))
         mod.__dict__.update(vars(load(CHECKS, "contains_banned_imports")))
         mod.__dict__.update(vars(load(PARSERS, "parse_error")))

@@ -5,6 +5,7 @@ format flag and extracted text) and runnable on its own to count agreement for a
 
     python tests/parse_battery.py [REPO]   # REPO's azr_jax (default: this one), both semantics
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,16 @@ PROGRAMS = {
     "blank_runs": "\n\n\n   \n" + "def  f (x):\n    return x",
 }
 
-INPUTS = ["3", "'abc', [1, 2]", "{'a': 1, 'b': (2, 3)}", "'multi\\nline'", "", "[1, 2]  # a comment",
-          "'Assistant: hi'", "'é'"]
+INPUTS = [
+    "3",
+    "'abc', [1, 2]",
+    "{'a': 1, 'b': (2, 3)}",
+    "'multi\\nline'",
+    "",
+    "[1, 2]  # a comment",
+    "'Assistant: hi'",
+    "'é'",
+]
 
 
 def _proposer_bodies() -> list[tuple[str, str]]:
@@ -75,8 +84,12 @@ def _proposer_bodies() -> list[tuple[str, str]]:
         ("io/no_input", _code(p)),
         ("io/no_code", _inp("1")),
         ("io/trailing_output", f"{_code(p)}\n{_inp('2')}\n{F}output\n4\n{F}"),
-        ("io/two_programs", "\n".join([_code("def a(x):\n    return 1"), _inp("1"),
-                                   _code("def b(x):\n    return 2"), _inp("2")])),
+        (
+            "io/two_programs",
+            "\n".join(
+                [_code("def a(x):\n    return 1"), _inp("1"), _code("def b(x):\n    return 2"), _inp("2")]
+            ),
+        ),
         ("io/unterminated_code", f"{_inp('1')}\n{F}python\ndef f(x): return x"),
         ("io/nested_fence_in_string", _code("def f(x):\n    return '```' + x") + "\n" + _inp("'a'")),
         ("io/four_backticks", f"````python\n{p}\n````\n{_inp('2')}"),
@@ -156,7 +169,7 @@ def _wrap(body: str, variant: str) -> str:
         "assistant_inside": f" t</think> Assistant: <answer>{body}</answer>",
         "assistant_after": f" t</think><answer>{body}</answer>\nUser: more?\nAssistant: sure",
         "trailing_quote": f" t</think><answer>{body}</answer>'",
-        "quote_unterminated": f" t</think><answer>{body}\"",
+        "quote_unterminated": f' t</think><answer>{body}"',
         "double_think": f"<think> again</think><answer>{body}</answer>",
         "answer_in_think": f" <answer>x</answer></think><answer>{body}</answer>",
         "caps_tags": f" t</THINK><ANSWER>{body}</ANSWER>",
@@ -164,9 +177,23 @@ def _wrap(body: str, variant: str) -> str:
     }[variant]
 
 
-VARIANTS = ("ok", "tight", "no_answer", "unterminated", "repeated", "no_think_close",
-            "text_between", "assistant_inside", "assistant_after", "trailing_quote",
-            "quote_unterminated", "double_think", "answer_in_think", "caps_tags", "trailing_text")
+VARIANTS = (
+    "ok",
+    "tight",
+    "no_answer",
+    "unterminated",
+    "repeated",
+    "no_think_close",
+    "text_between",
+    "assistant_inside",
+    "assistant_after",
+    "trailing_quote",
+    "quote_unterminated",
+    "double_think",
+    "answer_in_think",
+    "caps_tags",
+    "trailing_text",
+)
 
 
 def responses() -> list[tuple[str, str, str]]:
@@ -189,8 +216,11 @@ def responses() -> list[tuple[str, str, str]]:
         ("raw/very_long", "io", " " + "blah " * 20000 + "</think><answer>" + simple + "</answer>"),
         ("raw/many_fences", "sol", "</think><answer>" + (F + "output\n1\n" + F) * 300 + "</answer>"),
         ("raw/unicode_tags", "sol", " ü</think><answer>→ " + _inp("'ß'", "output") + "</answer>"),
-        ("raw/nested_answer", "sol", " t</think><answer>outer <answer>" + _inp("1", "output")
-         + "</answer></answer>"),
+        (
+            "raw/nested_answer",
+            "sol",
+            " t</think><answer>outer <answer>" + _inp("1", "output") + "</answer></answer>",
+        ),
         ("raw/fence_in_think", "io", f" {_code('def g(x): return 0')} hmm</think><answer>{simple}</answer>"),
         ("raw/bare_blocks", "io", "\n" + simple),
     ]
@@ -199,8 +229,19 @@ def responses() -> list[tuple[str, str, str]]:
 
 # --------------------------------------------------------------------------- the official side
 PROMPT = "Complete the task.\n```python\ndef f(x):\n    return x\n```"
-ROLES = ("pred_code_o", "pred_code_i", "pred_code_f", "gen_code_io", "gen_code_io_llama",
-         "gen_code_f", "learn_code_o", "learn_code_i", "learn_code_f", "seed_code_io", "seed_code_f")
+ROLES = (
+    "pred_code_o",
+    "pred_code_i",
+    "pred_code_f",
+    "gen_code_io",
+    "gen_code_io_llama",
+    "gen_code_f",
+    "learn_code_o",
+    "learn_code_i",
+    "learn_code_f",
+    "seed_code_io",
+    "seed_code_f",
+)
 
 
 def official_outcomes(off: Any, response: str) -> dict[str, Any]:
@@ -216,8 +257,10 @@ def official_outcomes(off: Any, response: str) -> dict[str, Any]:
         "pred_code_i": (fmt, off.extract_input_output(content, return_input=True)),
         "pred_code_f": (fmt, off.parse_code_function(content)),
         "gen_code_io": (fmt, io(content)),
-        "gen_code_io_llama": (fmt, io(content, reject_multiple_functions=False,
-                                      f_replace_location="any_last")),
+        "gen_code_io_llama": (
+            fmt,
+            io(content, reject_multiple_functions=False, f_replace_location="any_last"),
+        ),
         "gen_code_f": (fmt, off.parse_inputs_message(content, num_inputs=NUM_INPUTS)),
         "learn_code_o": off.extract_input_output(raw_content, return_input=False, return_output=True),
         "learn_code_i": off.extract_input_output(raw_content, return_input=True),
@@ -239,13 +282,19 @@ def ours_outcomes(parsing: Any, semantics: str | None, response: str) -> dict[st
 
     def io(p):
         r = p.result
-        return (float(p.format_ok), (True, {"code": r.program, "input": r.input, "output": "",
-                                             "imports": list(r.imports)}) if r.ok else (False, {}))
+        return (
+            float(p.format_ok),
+            (True, {"code": r.program, "input": r.input, "output": "", "imports": list(r.imports)})
+            if r.ok
+            else (False, {}),
+        )
 
     def ind(p):
         r = p.result
-        return (float(p.format_ok), (True, {"inputs": list(r.inputs), "message": r.message})
-                if r.ok else (False, {}))
+        return (
+            float(p.format_ok),
+            (True, {"inputs": list(r.inputs), "message": r.message}) if r.ok else (False, {}),
+        )
 
     def sol(p, code=False):
         r = p.result
@@ -282,8 +331,9 @@ def ours_outcomes(parsing: Any, semantics: str | None, response: str) -> dict[st
     }
 
 
-def compare(official: Any, parsing: Any, semantics: str | None
-            ) -> tuple[int, list[tuple[str, str, Any, Any]]]:
+def compare(
+    official: Any, parsing: Any, semantics: str | None
+) -> tuple[int, list[tuple[str, str, Any, Any]]]:
     """(number of comparisons, mismatches as (case, role, official, ours)) over every response
     and every role."""
     n, bad = 0, []
@@ -310,8 +360,11 @@ def _official_ns() -> Any:
     import types
 
     import official_azr
+
     ns = official_azr.parsing()
-    return types.SimpleNamespace(**vars(ns), instruction_following=official_azr.prompts().instruction_following)
+    return types.SimpleNamespace(
+        **vars(ns), instruction_following=official_azr.prompts().instruction_following
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -326,8 +379,10 @@ def main(argv: list[str]) -> None:
     print(f"{repo}: {len(responses())} responses x {len(ROLES)} roles")
     for s in semantics:
         n, bad = compare(off, parsing, s)
-        print(f"  semantics={s or 'default'}: {n - len(bad)}/{n} agree with the official code; "
-              f"responses with any difference: {len({b[0] for b in bad})}")
+        print(
+            f"  semantics={s or 'default'}: {n - len(bad)}/{n} agree with the official code; "
+            f"responses with any difference: {len({b[0] for b in bad})}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ The references are libtpu itself (its topology descriptors count a slice's chips
 compiler refuses a program larger than a chip's HBM) and hand-derived shard shapes from the
 table in sharding/rules.py.
 """
+
 import json
 import os
 import subprocess
@@ -26,15 +27,18 @@ from sharding.mesh import make_mesh  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name,shape,hosts,kind", [
-    ("v4-8", (2, 2, 1), 1, "TPU v4"),
-    ("v4-32", (2, 2, 4), 4, "TPU v4"),
-    ("v5e-8", (2, 4), 1, "TPU v5 lite"),
-    ("v5e-64", (8, 8), 16, "TPU v5 lite"),
-    ("v5p-128", (4, 4, 4), 16, "TPU v5"),
-    ("v6e-8", (2, 4), 1, "TPU v6 lite"),
-    ("v6e-256", (16, 16), 64, "TPU v6 lite"),
-])
+@pytest.mark.parametrize(
+    "name,shape,hosts,kind",
+    [
+        ("v4-8", (2, 2, 1), 1, "TPU v4"),
+        ("v4-32", (2, 2, 4), 4, "TPU v4"),
+        ("v5e-8", (2, 4), 1, "TPU v5 lite"),
+        ("v5e-64", (8, 8), 16, "TPU v5 lite"),
+        ("v5p-128", (4, 4, 4), 16, "TPU v5"),
+        ("v6e-8", (2, 4), 1, "TPU v6 lite"),
+        ("v6e-256", (16, 16), 64, "TPU v6 lite"),
+    ],
+)
 def test_slices_match_libtpu_topologies(name, shape, hosts, kind):
     tpu = parse_slice(name)
     assert (tpu.shape, tpu.hosts) == (shape, hosts)
@@ -60,6 +64,7 @@ def test_missing_libtpu_says_how_to_install(monkeypatch):
 def _debug_config():
     sys.path.insert(0, str(REPO))
     from configs import debug_random
+
     c = debug_random.get_config("cpu")
     c.model.dtype = "bfloat16"
     c.model.random_dims.vocab_size = 512
@@ -81,8 +86,14 @@ def debug_report():
 
 def test_debug_step_compiles_with_memory_stats(debug_report):
     names = [r.name for r in debug_report.results]
-    assert names == ["update/grads", "update/apply", "old_logprobs", "sampler/prefill",
-                     "sampler/decode", "sampler/continuous"]
+    assert names == [
+        "update/grads",
+        "update/apply",
+        "old_logprobs",
+        "sampler/prefill",
+        "sampler/decode",
+        "sampler/continuous",
+    ]
     for r in debug_report.results:
         assert not r.error, (r.name, r.error)
         assert r.arguments > 0 and r.code > 0 and r.outputs > 0, r
@@ -134,25 +145,33 @@ def test_a_program_larger_than_hbm_reports_what_it_needs():
     report = aot.Report(tpu, "fsdp=4", aot.model_config(_debug_config()), [r], [])
     assert not report.fits()
     assert "too_big" in aot.format_report(report)
-    assert "1 of 1 programs do not fit in the 16 GiB of HBM of a TPU v5e chip: too_big (" in \
-        report.misfits()
+    assert "1 of 1 programs do not fit in the 16 GiB of HBM of a TPU v5e chip: too_big (" in report.misfits()
 
 
 def test_cli_compiles_and_writes_json(tmp_path):
     out = tmp_path / "r.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), AZR_JAX_XLA_CACHE="0")
-    cmd = [sys.executable, "-m", "azr_jax.cli", "compile", "--config=configs/debug_random.py",
-           "--slice=v6e-8", "--programs=update/apply,sampler/prefill", f"--json={out}",
-           "--config.model.random_dims.vocab_size=512", "--config.model.dtype=bfloat16"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "azr_jax.cli",
+        "compile",
+        "--config=configs/debug_random.py",
+        "--slice=v6e-8",
+        "--programs=update/apply,sampler/prefill",
+        f"--json={out}",
+        "--config.model.random_dims.vocab_size=512",
+        "--config.model.dtype=bfloat16",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "v6e-8 (v6e:2x4): 8 chips, 1 host" in proc.stdout
     data = json.loads(out.read_text())
-    assert data["fits"] and [p["name"] for p in data["programs"]] == ["update/apply",
-                                                                     "sampler/prefill"]
+    assert data["fits"] and [p["name"] for p in data["programs"]] == ["update/apply", "sampler/prefill"]
     assert all(p["total"] > 0 for p in data["programs"])
-    bad = subprocess.run(cmd[:5] + ["--slice=v9-8"], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=600)
+    bad = subprocess.run(
+        cmd[:5] + ["--slice=v9-8"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert bad.returncode != 0 and "unknown TPU slice 'v9-8'" in bad.stderr
 
 
@@ -161,20 +180,21 @@ def test_libtpu_without_tpu_keeps_jax_quietly_on_cpu():
     runtime (which fails after printing errors and loading libtpu.so); an explicit
     JAX_PLATFORMS is left alone."""
     from sharding.platforms import _GPU_DEVICE_NODES, tpu_attached
+
     if tpu_attached() or any(os.path.exists(p) for p in _GPU_DEVICE_NODES):
         pytest.skip("an accelerator is attached")
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
     env["PYTHONPATH"] = str(REPO)
-    code = ("import os, azr_jax, jax, sys; d = jax.devices(); "
-            "print(d[0].platform, os.environ['JAX_PLATFORMS'], 'libtpu' in str(sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import os, azr_jax, jax, sys; d = jax.devices(); "
+        "print(d[0].platform, os.environ['JAX_PLATFORMS'], 'libtpu' in str(sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["cpu", "cpu", "False"]
     assert "TPU" not in proc.stderr, proc.stderr
     env["JAX_PLATFORMS"] = "cpu,tpu"  # the user's choice wins (and fails loudly here)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "tpu" in proc.stderr.lower()
 
 
@@ -184,6 +204,7 @@ def test_every_tpu_topology_is_a_slice_its_mesh_fills():
     the batch split."""
     from azr_jax.defaults import TOPOLOGIES
     from azr_jax.hardware import is_tpu_slice
+
     tpus = [name for name in TOPOLOGIES if is_tpu_slice(name)]
     assert {"v4-32", "v5e-64", "v5p-128", "v6e-8", "v6e-64"} <= set(tpus)
     for name in tpus:

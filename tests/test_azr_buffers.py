@@ -1,4 +1,5 @@
 """Buffers: entries, seeding, sampling (w/o replacement, recency), caps, state, determinism."""
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 
 from azr_jax.azr.buffers import (
-    ZERO_INDUCTION, ZERO_TRIPLET, Buffer, BufferConfig, InductionTask, TaskBuffers, Triplet,
-    dedup_exact, load_seed_induction, load_seed_triplets,
+    ZERO_INDUCTION,
+    ZERO_TRIPLET,
+    Buffer,
+    BufferConfig,
+    InductionTask,
+    TaskBuffers,
+    Triplet,
+    dedup_exact,
+    load_seed_induction,
+    load_seed_triplets,
 )
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "azr_seed"
@@ -19,8 +28,14 @@ def trip(i: int, step: int = 0) -> Triplet:
 
 
 def ind(i: int, n: int = 10, step: int = 0) -> InductionTask:
-    return InductionTask(f"def f(x):\n    return x * {i}", tuple(map(str, range(n))),
-                         tuple(str(k * i) for k in range(n)), f"times {i}", (), step)
+    return InductionTask(
+        f"def f(x):\n    return x * {i}",
+        tuple(map(str, range(n))),
+        tuple(str(k * i) for k in range(n)),
+        f"times {i}",
+        (),
+        step,
+    )
 
 
 # ---------------------------------------------------------------- entries
@@ -92,8 +107,11 @@ def test_reference_sampling_is_roughly_uniform():
 
 
 def test_recent_first_window_and_fill():
-    entries = [trip(i, step=0) for i in range(20)] + [trip(100 + i, step=5) for i in range(3)] + [
-        trip(200 + i, step=6) for i in range(2)]
+    entries = (
+        [trip(i, step=0) for i in range(20)]
+        + [trip(100 + i, step=5) for i in range(3)]
+        + [trip(200 + i, step=6) for i in range(2)]
+    )
     buf = Buffer("triplet", entries=entries)
     rng = np.random.default_rng(2)
     # window 1 at step 6: steps 5 and 6 are recent (5 entries) -> all of them, then 3 fill draws
@@ -214,8 +232,14 @@ def test_load_seed_file_errors(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         load_seed_triplets(bad)
     ok = tmp_path / "ok.jsonl"
-    rec = {"snippet": "def f(a):\n    return a", "inputs": ["1", "2"], "outputs": ["1", "2"],
-           "message": "m", "imports": ["import re"], "_input_types": ["int", "int"]}
+    rec = {
+        "snippet": "def f(a):\n    return a",
+        "inputs": ["1", "2"],
+        "outputs": ["1", "2"],
+        "message": "m",
+        "imports": ["import re"],
+        "_input_types": ["int", "int"],
+    }
     ok.write_text(json.dumps(rec) + "\n\n")
     (t,) = load_seed_induction(ok)
     assert t.imports == ("import re",) and t.inputs == ("1", "2") and t.step == 0
@@ -223,8 +247,10 @@ def test_load_seed_file_errors(tmp_path):
 
 @pytest.mark.skipif(not SEED_DIR.is_dir(), reason="seed corpora not available")
 def test_real_seed_files_load_with_expected_counts():
-    paths = {name: SEED_DIR / name for name in
-             ("7b_seed_io.jsonl", "7b_coder_seed_io.jsonl", "7b_coder_code_f_seed_io.jsonl")}
+    paths = {
+        name: SEED_DIR / name
+        for name in ("7b_seed_io.jsonl", "7b_coder_seed_io.jsonl", "7b_coder_code_f_seed_io.jsonl")
+    }
     for p in paths.values():
         if not p.exists():
             pytest.skip(f"{p} missing")
@@ -232,14 +258,18 @@ def test_real_seed_files_load_with_expected_counts():
         raw = [json.loads(line) for line in paths[name].read_text().splitlines() if line.strip()]
         triplets = load_seed_triplets(paths[name])
         assert len(triplets) == len(raw) == 256
-        assert all(t.program == r["snippet"] and t.output == r["output"] and list(t.imports) == r["imports"]
-                   for t, r in zip(triplets, raw))
+        assert all(
+            t.program == r["snippet"] and t.output == r["output"] and list(t.imports) == r["imports"]
+            for t, r in zip(triplets, raw)
+        )
         assert len(dedup_exact(triplets)) == 256
     induction = load_seed_induction(paths["7b_coder_code_f_seed_io.jsonl"])
     assert len(induction) == 256
     sizes = Counter(len(t.inputs) for t in induction)
     assert sizes == Counter({10: 255, 6: 1})
-    bufs = TaskBuffers.from_seed_files(paths["7b_coder_seed_io.jsonl"], paths["7b_coder_code_f_seed_io.jsonl"])
+    bufs = TaskBuffers.from_seed_files(
+        paths["7b_coder_seed_io.jsonl"], paths["7b_coder_code_f_seed_io.jsonl"]
+    )
     assert bufs.sizes() == {"deduction": 256, "abduction": 256, "induction": 256}
     assert bufs.deduction.entries == bufs.abduction.entries
     # every seed entry is "recent" at step 1 (added at step 0, window 1)

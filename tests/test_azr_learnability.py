@@ -7,10 +7,11 @@ answer extraction from the plain response, its PythonExecutor, the per-task accu
 `rewards.proposer_reward`). The rollouts exercise what the official rate ignores or keeps:
 the format flag, a missing <answer> (an empty answer), "Assistant:" inside, fallbacks.
 """
+
 import numpy as np
+import official_azr
 import pytest
 
-import official_azr
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.execution import TaskExecutor
 from azr_jax.azr.parsing import ParseConfig, learnability_answer
@@ -25,40 +26,56 @@ PY = lambda x: f"{F}python\n{x}\n{F}"  # noqa: E731
 
 DED = Triplet("def f(x):\n    return x * 2 + 1", "3", "7")
 ABD = Triplet("def f(s):\n    return s[::-1]", "'abc'", "'cba'")
-IND = InductionTask("def f(a):\n    return a + 1", ("1", "2", "10", "-3"), ("2", "3", "11", "-2"),
-                    "Add something.")
+IND = InductionTask(
+    "def f(a):\n    return a + 1", ("1", "2", "10", "-3"), ("2", "3", "11", "-2"), "Add something."
+)
 
 CASES = {
-    "ded_mixed": (TaskType.DEDUCTION, DED, [
-        f" t</think><answer>{OUT(7)}</answer>",        # right, formatted
-        f"<answer>{OUT(7)}</answer>",                   # right, no </think>: still counts
-        " I believe it is 7",                            # no <answer>: the empty answer
-        f" t</think><answer>{OUT(8)}</answer>",        # wrong
-        f"Assistant: <answer>{OUT(7)}</answer>",        # not cut at Assistant:
-        " t</think><answer>The output is 7.</answer>",  # phrase fallback
-        f" t</think><answer>{F}output\n 7 \n{F}</answer>",
-        " t</think><answer>7</answer>"]),                # the whole answer
+    "ded_mixed": (
+        TaskType.DEDUCTION,
+        DED,
+        [
+            f" t</think><answer>{OUT(7)}</answer>",  # right, formatted
+            f"<answer>{OUT(7)}</answer>",  # right, no </think>: still counts
+            " I believe it is 7",  # no <answer>: the empty answer
+            f" t</think><answer>{OUT(8)}</answer>",  # wrong
+            f"Assistant: <answer>{OUT(7)}</answer>",  # not cut at Assistant:
+            " t</think><answer>The output is 7.</answer>",  # phrase fallback
+            f" t</think><answer>{F}output\n 7 \n{F}</answer>",
+            " t</think><answer>7</answer>",
+        ],
+    ),  # the whole answer
     "ded_all_right": (TaskType.DEDUCTION, DED, [f"<answer>{OUT(7)}</answer>"] * 8),
-    "abd_half": (TaskType.ABDUCTION, ABD, [
-        f" t</think><answer>{INP(repr('abc'))}</answer>",
-        f' t</think><answer>{INP(chr(34) + "abc" + chr(34))}</answer>',
-        f" t</think><answer>{INP(repr('cba'))}</answer>",  # wrong
-        " no tags",                                          # f() -> error
-        " t</think><answer>call it as input('abc')</answer>",
-        f"<answer>{INP(repr('xyz'))}</answer>",             # wrong
-        f" t</think><answer>{INP(repr('abc'))}",            # unterminated: still read
-        f" t</think><answer>{OUT(repr('abc'))}</answer>"]),  # an output block: whole answer, wrong
+    "abd_half": (
+        TaskType.ABDUCTION,
+        ABD,
+        [
+            f" t</think><answer>{INP(repr('abc'))}</answer>",
+            f" t</think><answer>{INP(chr(34) + 'abc' + chr(34))}</answer>",
+            f" t</think><answer>{INP(repr('cba'))}</answer>",  # wrong
+            " no tags",  # f() -> error
+            " t</think><answer>call it as input('abc')</answer>",
+            f"<answer>{INP(repr('xyz'))}</answer>",  # wrong
+            f" t</think><answer>{INP(repr('abc'))}",  # unterminated: still read
+            f" t</think><answer>{OUT(repr('abc'))}</answer>",
+        ],
+    ),  # an output block: whole answer, wrong
     "abd_none": (TaskType.ABDUCTION, ABD, [" nothing"] * 4 + [f"<answer>{INP('1')}</answer>"] * 4),
-    "ind_mixed": (TaskType.INDUCTION, IND, [
-        f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1')}</answer>",
-        f"<answer>{PY('def f(a):' + chr(10) + '    return 1 + a')}</answer>",
-        f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a')}</answer>",   # wrong
-        " t</think><answer>no code at all</answer>",
-        # a trailing input block is taken as the program (official quirk): wrong
-        f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1')}{INP('1')}</answer>",
-        f" t</think><answer>{F}\ndef f(a):\n    return a + 1\n{F}</answer>",  # untagged fence
-        f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1 if a < 5 else a')}</answer>",
-        " nothing"]),
+    "ind_mixed": (
+        TaskType.INDUCTION,
+        IND,
+        [
+            f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1')}</answer>",
+            f"<answer>{PY('def f(a):' + chr(10) + '    return 1 + a')}</answer>",
+            f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a')}</answer>",  # wrong
+            " t</think><answer>no code at all</answer>",
+            # a trailing input block is taken as the program (official quirk): wrong
+            f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1')}{INP('1')}</answer>",
+            f" t</think><answer>{F}\ndef f(a):\n    return a + 1\n{F}</answer>",  # untagged fence
+            f" t</think><answer>{PY('def f(a):' + chr(10) + '    return a + 1 if a < 5 else a')}</answer>",
+            " nothing",
+        ],
+    ),
 }
 
 
@@ -72,20 +89,27 @@ def official_rate(ex, off, task, entry, rollouts):
             if not parsed:
                 accs.append(0.0)
                 continue
-            per_pair = [ex.eval_input_prediction(code=code, gold_output=y, agent_input=x, imports=[])
-                        for x, y in entry.hidden_pairs]
+            per_pair = [
+                ex.eval_input_prediction(code=code, gold_output=y, agent_input=x, imports=[])
+                for x, y in entry.hidden_pairs
+            ]
             acc = np.mean([a for a in per_pair if a is not None]) if per_pair else 0.0
             accs.append(1.0 if acc == 1.0 else 0.0)
             continue
-        answer = off.extract_input_output(content, return_input=task is TaskType.ABDUCTION,
-                                          return_output=task is TaskType.DEDUCTION)
+        answer = off.extract_input_output(
+            content, return_input=task is TaskType.ABDUCTION, return_output=task is TaskType.DEDUCTION
+        )
         if answer in cache:
             accs.append(cache[answer])
             continue
         if task is TaskType.ABDUCTION:
-            acc = ex.eval_input_prediction(code=entry.program, gold_output=entry.output, agent_input=answer, imports=[])
+            acc = ex.eval_input_prediction(
+                code=entry.program, gold_output=entry.output, agent_input=answer, imports=[]
+            )
         else:
-            acc = ex.eval_output_prediction(code=entry.program, gold_output=entry.output, agent_output=answer, imports=[])
+            acc = ex.eval_output_prediction(
+                code=entry.program, gold_output=entry.output, agent_output=answer, imports=[]
+            )
         if acc is not None:
             accs.append(acc)
         cache[answer] = acc

@@ -5,10 +5,11 @@ deduction/abduction with Qwen and Llama settings, induction proposer, learnabili
 seeding); the official format flag and extracted text must be reproduced exactly. The strict
 parser is run through the same battery to show that the battery tells the rule sets apart.
 """
-import pytest
 
 import official_azr
 import parse_battery
+import pytest
+
 from azr_jax.azr import parsing
 from azr_jax.azr.parsing import ParseConfig, learnability_answer, parse_proposal, parse_solution
 
@@ -35,10 +36,13 @@ def test_strict_semantics_differ_where_documented(off):
     _, bad = parse_battery.compare(off, parsing, "strict")
     cases = {(name, role) for name, role, _, _ in bad}
     # the documented strict-mode departures (azr/README.md) show up in the battery
-    for case in [("io/input_first|ok", "gen_code_io"), ("io/py_fence|ok", "gen_code_io"),
-                 ("wrap/io|assistant_inside", "gen_code_io"),
-                 ("sol/python_then_input|ok", "pred_code_f"),
-                 ("wrap/sol|no_answer", "pred_code_o")]:
+    for case in [
+        ("io/input_first|ok", "gen_code_io"),
+        ("io/py_fence|ok", "gen_code_io"),
+        ("wrap/io|assistant_inside", "gen_code_io"),
+        ("sol/python_then_input|ok", "pred_code_f"),
+        ("wrap/sol|no_answer", "pred_code_o"),
+    ]:
         assert case in cases, case
 
 
@@ -50,8 +54,11 @@ def test_official_quirks_by_hand():
     cfg = ParseConfig()
     assert cfg.semantics == "official"
     # an input block before the code block is read as the program: no def, invalid
-    p = parse_proposal(f" t</think><answer>{F}input\n1\n{F}\n{F}python\ndef f(x):\n    return x\n{F}</answer>",
-                       "deduction", cfg)
+    p = parse_proposal(
+        f" t</think><answer>{F}input\n1\n{F}\n{F}python\ndef f(x):\n    return x\n{F}</answer>",
+        "deduction",
+        cfg,
+    )
     assert p.format_ok and not p.ok and p.result.reason == "no_function"
     # "Assistant:" in the response cuts what the format check sees
     p = parse_solution(f" t</think>Assistant: <answer>{F}output\n1\n{F}</answer>", "deduction", cfg)
@@ -65,12 +72,18 @@ def test_official_quirks_by_hand():
     p = parse_solution(" t</think><answer>'abc'", "deduction", cfg)
     assert p.result.text == "'abc" and not p.format_ok
     # induction solver: the last fence of any kind, so a trailing input block wins
-    p = parse_solution(f" t</think><answer>{F}python\ndef f(a):\n    return a\n{F}\n{F}input\n3\n{F}</answer>",
-                       "induction", cfg)
+    p = parse_solution(
+        f" t</think><answer>{F}python\ndef f(a):\n    return a\n{F}\n{F}input\n3\n{F}</answer>",
+        "induction",
+        cfg,
+    )
     assert p.result.text == "input\n3"
     # renaming also renames attribute calls of the entry's name
-    p = parse_proposal(f" t</think><answer>{F}python\ndef go(x):\n    return o.go(x)\n{F}\n{F}input\n1\n{F}</answer>",
-                       "deduction", cfg)
+    p = parse_proposal(
+        f" t</think><answer>{F}python\ndef go(x):\n    return o.go(x)\n{F}\n{F}input\n1\n{F}</answer>",
+        "deduction",
+        cfg,
+    )
     assert p.result.program == "def f(x):\n    return o.f(x)"
 
 

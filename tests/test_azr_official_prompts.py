@@ -6,13 +6,14 @@ snippet texts) all six task-role prompts plus the R1 wrapper are rendered by azr
 official `get_code_problem_generator_prompt` / `get_code_problem_predictor_prompt` +
 `instruction_following` (what the official constructor calls), and must be identical.
 """
+
 import os
 import shutil
 
 import numpy as np
+import official_azr
 import pytest
 
-import official_azr
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.official_prompts import OfficialRepoError, load_templates
 from azr_jax.azr.prompts import DEFAULT_BANNED_WORDS, OwnPrompts, PromptConfig, prompt_set
@@ -53,25 +54,40 @@ def test_six_prompts_and_wrapper_byte_for_byte(off):
     assert len(states) >= 20
     wrap = off.instruction_following.format
     for refs, N, task, banned in states:
-        ours = prompt_set(PromptConfig(official_repo=str(official_azr.require()), num_inputs=N,
-                                       banned_words=tuple(banned)))
+        ours = prompt_set(
+            PromptConfig(official_repo=str(official_azr.require()), num_inputs=N, banned_words=tuple(banned))
+        )
         refs_d = [{"snippet": r.program, "input": r.input, "output": r.output} for r in refs]
-        gen = lambda pt, rs: wrap(off.get_code_problem_generator_prompt(  # noqa: E731
-            problem_type=pt, reference_snippets=rs, banned_keywords=banned,
-            banned_assertion_keywords=[], composite_functions=[], remove_after_return=False,
-            num_inputs=N, remove_input_from_snippet=False))
+        gen = lambda pt, rs: wrap(
+            off.get_code_problem_generator_prompt(  # noqa: E731
+                problem_type=pt,
+                reference_snippets=rs,
+                banned_keywords=banned,
+                banned_assertion_keywords=[],
+                composite_functions=[],
+                remove_after_return=False,
+                num_inputs=N,
+                remove_input_from_snippet=False,
+            )
+        )
         assert ours.render_base(ours.proposer("abduction", refs)) == gen("code_i", refs_d)
         assert ours.render_base(ours.proposer("deduction", refs)) == gen("code_o", refs_d)
-        assert ours.render_base(ours.proposer("induction", program=task.program)) == \
-            gen("code_f", [{"snippet": task.program}])
+        assert ours.render_base(ours.proposer("induction", program=task.program)) == gen(
+            "code_f", [{"snippet": task.program}]
+        )
         t = Triplet(task.program, task.inputs[0], task.outputs[0])
         pred = lambda pt, **kw: wrap(off.get_code_problem_predictor_prompt(pt, snippet=t.program, **kw))  # noqa: E731
         assert ours.render_base(ours.solver("abduction", t)) == pred("code_i", output=t.output)
         assert ours.render_base(ours.solver("deduction", t)) == pred("code_o", input_args=t.input)
         k = len(task.inputs) // 2
-        want = wrap(off.get_code_problem_predictor_prompt(
-            "code_f", snippet=task.program, message=task.message,
-            input_output_pairs=zip(task.inputs[:k], task.outputs[:k])))
+        want = wrap(
+            off.get_code_problem_predictor_prompt(
+                "code_f",
+                snippet=task.program,
+                message=task.message,
+                input_output_pairs=zip(task.inputs[:k], task.outputs[:k]),
+            )
+        )
         assert ours.render_base(ours.solver("induction", task)) == want
 
 
@@ -93,8 +109,10 @@ def test_bad_checkouts_give_one_clear_error(tmp_path):
         load_templates(str(tmp_path))
     ref = official_azr.require()
     fake = tmp_path / "fake"
-    shutil.copytree(ref / "absolute_zero_reasoner" / "data_construction",
-                    fake / "absolute_zero_reasoner" / "data_construction")
+    shutil.copytree(
+        ref / "absolute_zero_reasoner" / "data_construction",
+        fake / "absolute_zero_reasoner" / "data_construction",
+    )
     target = fake / "absolute_zero_reasoner" / "data_construction" / "prompts.py"
     target.write_text(target.read_text().replace("code_input_prompt =", "renamed_prompt ="))
     with pytest.raises(OfficialRepoError, match="no template.*code_input_prompt"):

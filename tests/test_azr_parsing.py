@@ -1,12 +1,22 @@
 """The strict parsers (azr-jax's fence scanner) on well-formed, malformed and adversarial
 generations; the official rules are checked against the official code in
 test_azr_official_parsing.py."""
+
 import pytest
 
 from azr_jax.azr import code_edit
 from azr_jax.azr.parsing import (
-    ParseConfig, extract_answer, fenced_blocks, find_block, format_ok, parse_code_answer,
-    parse_proposal, parse_proposed_induction, parse_proposed_io, parse_solution, parse_value_answer,
+    ParseConfig,
+    extract_answer,
+    fenced_blocks,
+    find_block,
+    format_ok,
+    parse_code_answer,
+    parse_proposal,
+    parse_proposed_induction,
+    parse_proposed_io,
+    parse_solution,
+    parse_value_answer,
     with_prefix,
 )
 
@@ -138,7 +148,9 @@ def test_deduction_answer_and_fallbacks():
 
 
 def test_induction_solver_takes_last_code_block():
-    answer = f"{F}python\ndef f(a): return 1\n{F}\nbetter:\n{F}\ndef f(a):\n    return a\n{F}\n{F}input\n3\n{F}"
+    answer = (
+        f"{F}python\ndef f(a): return 1\n{F}\nbetter:\n{F}\ndef f(a):\n    return a\n{F}\n{F}input\n3\n{F}"
+    )
     got = parse_code_answer(answer)
     assert got.ok and got.text == "def f(a):\n    return a"
     assert parse_code_answer("def f(a): return a").reason == "no_code_block"
@@ -193,10 +205,14 @@ def test_proposer_io_well_formed_with_rename_and_imports():
         (f"{F}input\n1\n{F}", "no_code_block"),
         (f"{F}python\ndef f(x): return x\n{F}", "no_input_block"),
         (f"{F}python\nx = 1\n{F}\n{F}input\n1\n{F}", "no_function"),
-        (f"{F}python\ndef g(x):\n    def h(y):\n        return y\n    return h(x)\n{F}\n{F}input\n1\n{F}",
-         "multiple_functions"),
-        (f"{F}python\nclass A:\n    def m(self):\n        return 1\ndef f(x):\n    return A().m()\n{F}\n{F}input\n1\n{F}",
-         "multiple_functions"),
+        (
+            f"{F}python\ndef g(x):\n    def h(y):\n        return y\n    return h(x)\n{F}\n{F}input\n1\n{F}",
+            "multiple_functions",
+        ),
+        (
+            f"{F}python\nclass A:\n    def m(self):\n        return 1\ndef f(x):\n    return A().m()\n{F}\n{F}input\n1\n{F}",
+            "multiple_functions",
+        ),
         (f"{F}python\ndef f(x): return x", "no_code_block"),  # unterminated code block
         (None, "no_answer_tag"),
     ],
@@ -336,6 +352,7 @@ def test_hostile_programs_do_not_crash_the_parser():
 # ------------------------------------------------------------------ answer_fallback (small models)
 def test_answer_fallback_parses_untagged_blocks_and_redefines_the_format_flag():
     from azr_jax.azr.parsing import ParseConfig, parse_proposal, parse_solution
+
     gen = "\n```python\ndef g(x):\n    return x + 1\n```\n```input\n4\n```"
     for semantics in ("official", "strict"):
         cfg = ParseConfig(semantics=semantics)
@@ -350,11 +367,15 @@ def test_answer_fallback_parses_untagged_blocks_and_redefines_the_format_flag():
     # text after the last </think> is the answer; a tagged answer still wins
     sol = parse_solution(" hmm </think> ```output\n5\n```", "deduction", ParseConfig(answer_fallback=True))
     assert sol.ok and sol.format_ok and sol.result.text == "5"
-    sol = parse_solution(" hmm </think> ```output\n5\n```", "deduction",
-                         ParseConfig(answer_fallback=True, semantics="strict"))
+    sol = parse_solution(
+        " hmm </think> ```output\n5\n```", "deduction", ParseConfig(answer_fallback=True, semantics="strict")
+    )
     assert sol.ok and sol.format_ok and sol.result.text == "5"
-    tagged = parse_solution(" a </think> <answer>```output\n7\n```</answer> ```output\n9\n```",
-                            "deduction", ParseConfig(answer_fallback=True))
+    tagged = parse_solution(
+        " a </think> <answer>```output\n7\n```</answer> ```output\n9\n```",
+        "deduction",
+        ParseConfig(answer_fallback=True),
+    )
     assert tagged.result.text == "7"
     # nothing parseable: not formatted either
     bad = parse_proposal("just words", "abduction", ParseConfig(answer_fallback=True))

@@ -1,16 +1,27 @@
 """Prompt structure (§6): template, references, banned words, N inputs, solver views."""
+
 import pytest
 
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.parsing import fenced_blocks, format_ok
 from azr_jax.azr.prompts import (
-    DEFAULT_BANNED_WORDS, PromptConfig, R1_INSTRUCTION, io_proposer_prompt, proposer_prompt,
-    render_base, render_chat, solver_prompt,
+    DEFAULT_BANNED_WORDS,
+    R1_INSTRUCTION,
+    PromptConfig,
+    io_proposer_prompt,
+    proposer_prompt,
+    render_base,
+    render_chat,
+    solver_prompt,
 )
 
 REFS = [Triplet(f"def f(x):\n    return x + {i}", f"{i}", f"{i + i}") for i in range(6)]
-TASK = InductionTask("def f(x):\n    return x * 3", tuple(f"{k}" for k in range(10)),
-                     tuple(f"{3 * k}" for k in range(10)), "Multiply by a constant.")
+TASK = InductionTask(
+    "def f(x):\n    return x * 3",
+    tuple(f"{k}" for k in range(10)),
+    tuple(f"{3 * k}" for k in range(10)),
+    "Multiply by a constant.",
+)
 
 
 def test_base_template_ends_with_think_and_chat_prefills_it():
@@ -19,8 +30,10 @@ def test_base_template_ends_with_think_and_chat_prefills_it():
     assert text.endswith("\nUser: PROMPT\nAssistant: <think>")
     chat = render_chat("PROMPT")
     assert chat.system == R1_INSTRUCTION and chat.user == "PROMPT" and chat.assistant_prefix == "<think>"
-    assert chat.messages() == [{"role": "system", "content": R1_INSTRUCTION},
-                               {"role": "user", "content": "PROMPT"}]
+    assert chat.messages() == [
+        {"role": "system", "content": R1_INSTRUCTION},
+        {"role": "user", "content": "PROMPT"},
+    ]
     # a generation continuing either prompt is checked with the same re-attached prefix
     assert format_ok(" r </think><answer>a</answer>", prefix=chat.assistant_prefix)
 
@@ -33,7 +46,10 @@ def test_io_proposer_prompt_references_and_banned_words(task, flavour):
     for i, ref in enumerate(REFS, 1):
         section = text.split(f"<snippet_{i}>")[1].split(f"</snippet_{i}>")[0]
         assert [(b.tag, b.body) for b in fenced_blocks(section)] == [
-            ("python", ref.program), ("input", ref.input), ("output", ref.output)]
+            ("python", ref.program),
+            ("input", ref.input),
+            ("output", ref.output),
+        ]
     assert "<snippet_7>" not in text
     assert ", ".join(dict.fromkeys(DEFAULT_BANNED_WORDS)) + "." in text  # each word once
     assert "```python" in text and "```input" in text

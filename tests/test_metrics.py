@@ -1,5 +1,6 @@
 """Run-directory logging: metrics.jsonl / samples.jsonl round trips, resume truncation after a
 torn write, TensorBoard events (decoded with our own TFRecord reader), the progress bar."""
+
 import glob
 import json
 import logging
@@ -16,8 +17,10 @@ from azr_jax import metrics as M
 
 def _strict_rows(path):
     """Parse every line as strict JSON (NaN/Infinity rejected), independent of read_jsonl."""
+
     def no_constants(name):
         raise AssertionError(f"non-standard JSON constant {name} in {path}")
+
     with open(path, "rb") as f:
         data = f.read()
     assert data.endswith(b"\n")
@@ -25,6 +28,7 @@ def _strict_rows(path):
 
 
 # --------------------------------------------------------------------------- minimal TFRecord
+
 
 def _crc32c(data: bytes) -> int:
     """Bitwise CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
@@ -48,12 +52,12 @@ def _read_events(path):
         data = f.read()
     pos = 0
     while pos < len(data):
-        header = data[pos:pos + 8]
+        header = data[pos : pos + 8]
         (length,) = struct.unpack("<Q", header)
-        (len_crc,) = struct.unpack("<I", data[pos + 8:pos + 12])
+        (len_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
         assert len_crc == _masked_crc(header)
-        payload = data[pos + 12:pos + 12 + length]
-        (data_crc,) = struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])
+        payload = data[pos + 12 : pos + 12 + length]
+        (data_crc,) = struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])
         assert data_crc == _masked_crc(payload)
         ev = event_pb2.Event()
         ev.ParseFromString(payload)
@@ -78,13 +82,23 @@ def test_crc32c_known_vector():
 
 # --------------------------------------------------------------------------- metrics.jsonl
 
+
 def test_metrics_round_trip_and_null_for_non_finite(tmp_path):
     t0 = time.time()
     with M.MetricsWriter(str(tmp_path), tensorboard=False) as w:
-        w.write(1, {"reward/solve_deduction": 0.25, "count/solve_deduction": 3,
-                    "reward/propose_induction": float("nan"), "tokens_per_s": float("inf"),
-                    "length/solve_abduction": np.float32(12.5), "loss": np.array(-0.5),
-                    "note": "warmup", "flag": True})
+        w.write(
+            1,
+            {
+                "reward/solve_deduction": 0.25,
+                "count/solve_deduction": 3,
+                "reward/propose_induction": float("nan"),
+                "tokens_per_s": float("inf"),
+                "length/solve_abduction": np.float32(12.5),
+                "loss": np.array(-0.5),
+                "note": "warmup",
+                "flag": True,
+            },
+        )
         w.write(2, {"reward/solve_deduction": -1.0})
         assert w.last_step == 2
     rows = _strict_rows(tmp_path / "metrics.jsonl")
@@ -100,16 +114,19 @@ def test_metrics_round_trip_and_null_for_non_finite(tmp_path):
     assert M.read_metrics(str(tmp_path / "metrics.jsonl")) == rows
 
 
-@pytest.mark.parametrize("step, metrics, match", [
-    (1, {"step": 3.0}, "reserved"),
-    (1, {"time": 3.0}, "reserved"),
-    (1, {"x": [1.0, 2.0]}, "'x'.*scalar"),
-    (1, {"x": np.zeros(2)}, "'x'.*scalar"),
-    (1, {3: 1.0}, "strings"),
-    (1.5, {}, "integer"),
-    (-1, {}, ">= 0"),
-    (True, {}, "integer"),
-])
+@pytest.mark.parametrize(
+    "step, metrics, match",
+    [
+        (1, {"step": 3.0}, "reserved"),
+        (1, {"time": 3.0}, "reserved"),
+        (1, {"x": [1.0, 2.0]}, "'x'.*scalar"),
+        (1, {"x": np.zeros(2)}, "'x'.*scalar"),
+        (1, {3: 1.0}, "strings"),
+        (1.5, {}, "integer"),
+        (-1, {}, ">= 0"),
+        (True, {}, "integer"),
+    ],
+)
 def test_metrics_bad_input(tmp_path, step, metrics, match):
     with M.MetricsWriter(str(tmp_path), tensorboard=False) as w:
         with pytest.raises(ValueError, match=match):
@@ -140,8 +157,9 @@ def test_resume_drops_later_steps_and_a_torn_last_line(tmp_path, caplog):
         f.write(b'{"step": 5, "time": 1.0, "loss": 0.12')
     with caplog.at_level(logging.WARNING, logger="azr_jax.metrics"):
         w = M.MetricsWriter(run, tensorboard=False, resume_step=2)
-    assert any("partial last line" in r.getMessage() and "metrics.jsonl:5" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "partial last line" in r.getMessage() and "metrics.jsonl:5" in r.getMessage() for r in caplog.records
+    )
     assert [r["step"] for r in _strict_rows(path)] == [1, 2]
     assert w.last_step == 2
     w.write(3, {"loss": 30.0})
@@ -225,18 +243,30 @@ def test_non_primary_host_writes_nothing(tmp_path):
 
 # --------------------------------------------------------------------------- TensorBoard
 
+
 def test_tensorboard_mirrors_finite_numeric_scalars(tmp_path):
     with M.MetricsWriter(str(tmp_path)) as w:
-        w.write(1, {"reward/propose_deduction": 0.5, "count/x": 7, "empty": float("nan"),
-                    "note": "text", "flag": True})
+        w.write(
+            1,
+            {
+                "reward/propose_deduction": 0.5,
+                "count/x": 7,
+                "empty": float("nan"),
+                "note": "text",
+                "flag": True,
+            },
+        )
         w.write(2, {"reward/propose_deduction": -0.25})
     files, per_file = _tb_events(str(tmp_path))
     assert len(files) == 1
     events = per_file[0]
     assert events[0].file_version == "brain.Event:2"
     scalars = _scalars(events)
-    assert scalars == {("reward/propose_deduction", 1): 0.5, ("count/x", 1): 7.0,
-                       ("reward/propose_deduction", 2): -0.25}
+    assert scalars == {
+        ("reward/propose_deduction", 1): 0.5,
+        ("count/x", 1): 7.0,
+        ("reward/propose_deduction", 2): -0.25,
+    }
     # TB walltime is the same clock as the JSONL row.
     rows = M.read_metrics(str(tmp_path))
     walls = {e.step: e.wall_time for e in events if e.summary.value}
@@ -260,12 +290,22 @@ def test_tensorboard_purges_stale_steps_on_resume(tmp_path):
 
 # --------------------------------------------------------------------------- samples.jsonl
 
+
 def test_samples_writer_rows_and_resume(tmp_path, caplog):
     run = str(tmp_path)
     with M.SamplesWriter(run) as s:
-        s.write(1, [{"group": "solve_deduction", "completion": "<answer>3</answer> \u00e9",
-                     "reward": float("nan"), "meta": {"tokens": [1, 2], "score": np.float64(1.5)}},
-                    {"group": "propose_abduction", "completion": "def f(x): ..."}])
+        s.write(
+            1,
+            [
+                {
+                    "group": "solve_deduction",
+                    "completion": "<answer>3</answer> \u00e9",
+                    "reward": float("nan"),
+                    "meta": {"tokens": [1, 2], "score": np.float64(1.5)},
+                },
+                {"group": "propose_abduction", "completion": "def f(x): ..."},
+            ],
+        )
         s.write(2, [{"completion": "b"}])
         s.write(2, [{"completion": "c"}])  # several calls per step are fine
         s.write(3, [])
@@ -280,11 +320,14 @@ def test_samples_writer_rows_and_resume(tmp_path, caplog):
     path = tmp_path / "samples.jsonl"
     rows = _strict_rows(path)
     assert path.read_bytes().isascii()
-    assert rows[0] == {"step": 1, "group": "solve_deduction",
-                       "completion": "<answer>3</answer> \u00e9", "reward": None,
-                       "meta": {"tokens": [1, 2], "score": 1.5}}
-    assert [(r["step"], r["completion"]) for r in rows[1:]] == [
-        (1, "def f(x): ..."), (2, "b"), (2, "c")]
+    assert rows[0] == {
+        "step": 1,
+        "group": "solve_deduction",
+        "completion": "<answer>3</answer> \u00e9",
+        "reward": None,
+        "meta": {"tokens": [1, 2], "score": 1.5},
+    }
+    assert [(r["step"], r["completion"]) for r in rows[1:]] == [(1, "def f(x): ..."), (2, "b"), (2, "c")]
     with open(path, "ab") as f:
         f.write(b'{"step": 3, "completion": "trunc')
     with caplog.at_level(logging.WARNING, logger="azr_jax.metrics"):
@@ -292,16 +335,27 @@ def test_samples_writer_rows_and_resume(tmp_path, caplog):
             s.write(2, [{"completion": "again"}])
     assert "samples.jsonl:5" in caplog.text
     assert [(r["step"], r["completion"]) for r in _strict_rows(path)] == [
-        (1, "<answer>3</answer> \u00e9"), (1, "def f(x): ..."), (2, "again")]
+        (1, "<answer>3</answer> \u00e9"),
+        (1, "def f(x): ..."),
+        (2, "again"),
+    ]
 
 
 # --------------------------------------------------------------------------- progress bar
 
+
 def test_progress_postfix_shows_present_finite_keys_only():
-    post = M.progress_postfix({"reward/solve_mean": 0.25, "reward/propose_mean": float("nan"),
-                               "valid/propose_deduction": np.float32(0.5),
-                               "valid/propose_abduction": None, "time/total": 12.34,
-                               "tokens_per_s": 1234.6, "loss": 1.0})
+    post = M.progress_postfix(
+        {
+            "reward/solve_mean": 0.25,
+            "reward/propose_mean": float("nan"),
+            "valid/propose_deduction": np.float32(0.5),
+            "valid/propose_abduction": None,
+            "time/total": 12.34,
+            "tokens_per_s": 1234.6,
+            "loss": 1.0,
+        }
+    )
     assert post == {"R_solve": "+0.250", "valid_ded": "0.50", "s/step": "12.3", "tok/s": "1235"}
     assert M.progress_postfix({}) == {}
 

@@ -1,4 +1,5 @@
 """Decoder parity with HF torch, KV-cache consistency, HF export round trips, loader errors."""
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def test_padded_batch_logits_match_torch_fp32(tiny):
     T = tokens.shape[1]
     for i, row in enumerate(rows):  # reference: each row alone, unpadded
         ref = hf_models.torch_logits(model, row)
-        np.testing.assert_allclose(logits[i, T - len(row):], ref, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(logits[i, T - len(row) :], ref, atol=1e-4, rtol=0)
 
 
 def test_bf16_compute_within_2e2_relative(tiny):
@@ -63,7 +64,7 @@ def test_bf16_compute_within_2e2_relative(tiny):
     T = tokens.shape[1]
     for i, row in enumerate(rows):
         ref = hf_models.torch_logits(model, row)
-        err = np.abs(logits[i, T - len(row):] - ref).max() / np.abs(ref).max()
+        err = np.abs(logits[i, T - len(row) :] - ref).max() / np.abs(ref).max()
         assert err <= 2e-2, err
 
 
@@ -82,13 +83,13 @@ def test_kv_cache_prefill_then_decode_matches_full_forward(tiny):
     step = jax.jit(lambda p, t, pos, m, c: api.apply(cfg, p, t, pos, m, c))
     pos = api.positions_from_mask(mask)
     logits, cache = step(params, tokens, pos, mask, cache)
-    np.testing.assert_allclose(np.asarray(logits)[mask.astype(bool)],
-                               full[:, :P][mask.astype(bool)], atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(logits)[mask.astype(bool)], full[:, :P][mask.astype(bool)], atol=1e-5
+    )
     last = pos[:, -1]
     for j in range(extra.shape[1]):
         last = last + 1
-        logits, cache = step(params, extra[:, j:j + 1], last[:, None], np.ones((B, 1), np.int32),
-                             cache)
+        logits, cache = step(params, extra[:, j : j + 1], last[:, None], np.ones((B, 1), np.int32), cache)
         np.testing.assert_allclose(np.asarray(logits)[:, 0], full[:, P + j], atol=1e-5)
     assert int(cache.index) == P + extra.shape[1]
 
@@ -98,15 +99,17 @@ def _prefill_prefix(cfg, params, rows):
     tokens, mask = hf_models.left_pad(rows)
     cache = KVCache.zeros(cfg, *tokens.shape)
     pos = api.positions_from_mask(mask)
-    _, cache = jax.jit(lambda p, t, q, m, c: api.apply(cfg, p, t, q, m, c))(params, tokens, pos,
-                                                                          mask, cache)
+    _, cache = jax.jit(lambda p, t, q, m, c: api.apply(cfg, p, t, q, m, c))(params, tokens, pos, mask, cache)
     return cache, tokens, mask, pos
 
 
 # (unstacked weights, matmul splits, keys stored [B, K, H, S]): the TPU choice, the GPU choice
 # and the CPU choice (`sampling.plan.make_plan`).
-DECODE_PLANS = {"stacked": (False, 1, False), "unstacked": (True, 1, False),
-                "unstacked_split2_keys_last": (True, 2, True)}
+DECODE_PLANS = {
+    "stacked": (False, 1, False),
+    "unstacked": (True, 1, False),
+    "unstacked_split2_keys_last": (True, 2, True),
+}
 
 
 def _decode_runner(cfg, params, name, attention_for):
@@ -139,8 +142,12 @@ def test_shared_prefix_decode_matches_full_forward(tiny, plan):
     pre, tokens, mask, pos = _prefill_prefix(cfg, params, prompts)
     extra = np.random.default_rng(5).integers(3, cfg.vocab_size, (U * R, steps)).astype(np.int32)
     src = np.arange(U * R) // R
-    want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
-                    np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
+    want = _forward(
+        cfg,
+        params,
+        np.concatenate([tokens[src], extra], 1),
+        np.concatenate([mask[src], np.ones_like(extra)], 1),
+    )[:, tokens.shape[1] :]
 
     def attention_for(kv, _, keys_last):
         att, kv = decode.SlotAttention.begin(cfg, kv, keys_last)
@@ -148,11 +155,14 @@ def test_shared_prefix_decode_matches_full_forward(tiny, plan):
 
     run, step, per_layer, keys_last = _decode_runner(cfg, params, plan, attention_for)
     own = KVCache.zeros(cfg, U * R, steps)
-    kv = decode.SlotKV(*decode.slot_buffers(own.k, own.v, keys_last, per_layer), own.valid,
-                       own.index, decode.prefix_buffers(pre.k, pre.v, pre.valid, per_layer))
+    kv = decode.SlotKV(
+        *decode.slot_buffers(own.k, own.v, keys_last, per_layer),
+        own.valid,
+        own.index,
+        decode.prefix_buffers(pre.k, pre.v, pre.valid, per_layer),
+    )
     assert isinstance(kv.k, tuple) == per_layer
-    k_shape = (U * R, cfg.num_kv_heads) + ((cfg.head_dim, steps) if keys_last
-                                          else (steps, cfg.head_dim))
+    k_shape = (U * R, cfg.num_kv_heads) + ((cfg.head_dim, steps) if keys_last else (steps, cfg.head_dim))
     assert kv.k[0].shape == k_shape
     last = np.asarray(pos)[src, -1]
     for j in range(steps):
@@ -175,8 +185,12 @@ def test_paged_decode_matches_full_forward(tiny, plan):
     extra = np.random.default_rng(7).integers(3, cfg.vocab_size, (U * R, steps)).astype(np.int32)
     src = np.arange(U * R) // R
     tokens, mask = hf_models.left_pad(prompts)
-    want = _forward(cfg, params, np.concatenate([tokens[src], extra], 1),
-                    np.concatenate([mask[src], np.ones_like(extra)], 1))[:, tokens.shape[1]:]
+    want = _forward(
+        cfg,
+        params,
+        np.concatenate([tokens[src], extra], 1),
+        np.concatenate([mask[src], np.ones_like(extra)], 1),
+    )[:, tokens.shape[1] :]
 
     L, K, H, P = cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, 8
     n_slots, n_gen = 4, 16
@@ -186,24 +200,29 @@ def test_paged_decode_matches_full_forward(tiny, plan):
     for u, p in enumerate(prompts):  # each prompt's own cache, unpadded, into its slot
         pre = _prefill_prefix(cfg, params, [p])[0]
         at = int(np.flatnonzero(owner == u)[0])
-        prompt_k[:, at, :, :len(p)] = np.asarray(pre.k)[:, 0].swapaxes(1, 2)
-        prompt_v[:, at, :, :len(p)] = np.asarray(pre.v)[:, 0].swapaxes(1, 2)
-    readers = np.where(owner[:, None] >= 0, np.arange(R)[None, :] + R * np.maximum(owner, 0)[:, None],
-                       U * R)
+        prompt_k[:, at, :, : len(p)] = np.asarray(pre.k)[:, 0].swapaxes(1, 2)
+        prompt_v[:, at, :, : len(p)] = np.asarray(pre.v)[:, 0].swapaxes(1, 2)
+    readers = np.where(owner[:, None] >= 0, np.arange(R)[None, :] + R * np.maximum(owner, 0)[:, None], U * R)
     fill = np.where(owner >= 0, np.array([len(p) for p in prompts])[np.maximum(owner, 0)], 0)
     prompt_view = decode.PoolView(jnp.asarray(readers, jnp.int32), jnp.asarray(fill, jnp.int32))
-    gen_pages = np.random.default_rng(0).permutation(n_gen)[:U * R * 2].reshape(U * R, 2)
+    gen_pages = np.random.default_rng(0).permutation(n_gen)[: U * R * 2].reshape(U * R, 2)
 
     def attention_for(kv, t, _):
         page_of = jnp.asarray(gen_pages)[:, t // page]
-        gen_owner = jnp.full((n_gen,), U * R).at[jnp.asarray(gen_pages[:, 0])].set(
-            jnp.arange(U * R))
+        gen_owner = jnp.full((n_gen,), U * R).at[jnp.asarray(gen_pages[:, 0])].set(jnp.arange(U * R))
         gen_owner = gen_owner.at[jnp.asarray(gen_pages[:, 1])].set(
-            jnp.where(t >= page, jnp.arange(U * R), U * R))
+            jnp.where(t >= page, jnp.arange(U * R), U * R)
+        )
         base = jnp.zeros((n_gen,), jnp.int32).at[jnp.asarray(gen_pages[:, 1])].set(page)
         gfill = jnp.where(gen_owner < U * R, jnp.clip(t - base, 0, page), 0)  # written before t
-        attention = decode.PagedAttention(cfg, (3, n_gen), page_of, jnp.full((U * R,), t % page),
-                                          prompt_view, decode.PoolView(gen_owner[:, None], gfill))
+        attention = decode.PagedAttention(
+            cfg,
+            (3, n_gen),
+            page_of,
+            jnp.full((U * R,), t % page),
+            prompt_view,
+            decode.PoolView(gen_owner[:, None], gfill),
+        )
         return attention.start(kv, U * R), attention
 
     run, step, per_layer, _ = _decode_runner(cfg, params, plan, attention_for)
@@ -229,20 +248,31 @@ def test_unstacked_params_give_the_same_logits(tiny):
     pos = api.positions_from_mask(mask)
     B, P = tokens.shape
     nxt = np.random.default_rng(2).integers(3, cfg.vocab_size, (B,)).astype(np.int32)
-    full = _forward(cfg, params, np.concatenate([tokens, nxt[:, None]], 1),
-                    np.concatenate([mask, np.ones((B, 1), np.int32)], 1))[:, -1]
+    full = _forward(
+        cfg,
+        params,
+        np.concatenate([tokens, nxt[:, None]], 1),
+        np.concatenate([mask, np.ones((B, 1), np.int32)], 1),
+    )[:, -1]
     _, cache = jax.jit(lambda p, c: api.apply(cfg, p, tokens, pos, mask, c))(
-        params, KVCache.zeros(cfg, B, P + 1))
+        params, KVCache.zeros(cfg, B, P + 1)
+    )
     run = api.unstack_layers(params)
     for out_in, splits in ((False, 1), (True, 1), (True, 2), (True, 3)):
-        kv = decode.SlotKV(*decode.slot_buffers(cache.k, cache.v, False, out_in), cache.valid,
-                           cache.index)
+        kv = decode.SlotKV(*decode.slot_buffers(cache.k, cache.v, False, out_in), cache.valid, cache.index)
         att, kv = decode.SlotAttention.begin(cfg, kv, False)
-        logits, _ = decode.decode_step(cfg, run if out_in else params, nxt,
-                                       np.asarray(pos)[:, -1] + 1, kv, att,
-                                       layout=decoder.Layout(out_in=out_in, splits=splits))
-        np.testing.assert_allclose(np.asarray(logits), full, atol=1e-5,
-                                   err_msg=f"out_in={out_in} splits={splits}")
+        logits, _ = decode.decode_step(
+            cfg,
+            run if out_in else params,
+            nxt,
+            np.asarray(pos)[:, -1] + 1,
+            kv,
+            att,
+            layout=decoder.Layout(out_in=out_in, splits=splits),
+        )
+        np.testing.assert_allclose(
+            np.asarray(logits), full, atol=1e-5, err_msg=f"out_in={out_in} splits={splits}"
+        )
     x = np.random.default_rng(0).standard_normal((2, 3, 64)).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((96, 64)).astype(np.float32)
     for splits in (1, 2, 3, 5):  # 5 does not divide 96: whole
@@ -265,8 +295,9 @@ def test_rope_table_lookup_gives_the_same_rotation_and_logits(tiny):
     np.testing.assert_array_equal(np.asarray(table[0])[np.asarray(pos)], np.asarray(cos))
     np.testing.assert_array_equal(np.asarray(table[1])[np.asarray(pos)], np.asarray(sin))
     run = jax.jit(lambda p, t, q, m, tab: api.apply(cfg, p, t, q, m, rope_table=tab)[0])
-    np.testing.assert_allclose(np.asarray(run(params, tokens, pos, mask, table)),
-                               _forward(cfg, params, tokens, mask), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(run(params, tokens, pos, mask, table)), _forward(cfg, params, tokens, mask), atol=1e-6
+    )
     short = rope.table(cfg, int(pos.max()))  # one position short
     assert np.isnan(np.asarray(run(params, tokens, pos, mask, short))).any()
 
@@ -279,13 +310,16 @@ def test_export_reloads_in_transformers_without_warnings(tiny, tmp_path, caplog)
     caplog.set_level(logging.WARNING)
     transformers.logging.set_verbosity_warning()
     reloaded, info = transformers.AutoModelForCausalLM.from_pretrained(
-        out, dtype=torch.float32, output_loading_info=True)
+        out, dtype=torch.float32, output_loading_info=True
+    )
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    assert not [r for r in caplog.records if "newly initialized" in r.getMessage()
-                or "not used" in r.getMessage()]
+    assert not [
+        r for r in caplog.records if "newly initialized" in r.getMessage() or "not used" in r.getMessage()
+    ]
     row = _rows(4, lengths=(13,))[0]
-    np.testing.assert_allclose(hf_models.torch_logits(reloaded.eval(), row),
-                               hf_models.torch_logits(model, row), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        hf_models.torch_logits(reloaded.eval(), row), hf_models.torch_logits(model, row), atol=1e-5, rtol=0
+    )
 
 
 def test_round_trip_is_byte_identical(tiny, tmp_path):
@@ -314,12 +348,12 @@ def test_sharded_export_with_index_and_tokenizer_copy(tmp_path):
     assert (out / "tokenizer_config.json").read_text() == '{"model_max_length": 512}'
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     row = _rows(5, lengths=(7,))[0]
-    np.testing.assert_allclose(hf_models.torch_logits(reloaded, row),
-                               hf_models.torch_logits(model, row), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        hf_models.torch_logits(reloaded, row), hf_models.torch_logits(model, row), atol=1e-5, rtol=0
+    )
     # and our own loader reads the sharded layout back to the same params
     _, again = load_hf(out)
-    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-                 params, again)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params, again)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
@@ -337,10 +371,20 @@ def test_half_precision_checkpoints_round_trip(tmp_path, dtype):
 
 
 def test_hf_config_fields():
-    hf = {"architectures": ["Qwen2ForCausalLM"], "vocab_size": 10, "hidden_size": 8,
-          "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-          "num_key_value_heads": 1, "tie_word_embeddings": True, "use_sliding_window": False,
-          "sliding_window": 4096, "max_window_layers": 21, "rope_theta": 1e6}
+    hf = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "vocab_size": 10,
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "tie_word_embeddings": True,
+        "use_sliding_window": False,
+        "sliding_window": 4096,
+        "max_window_layers": 21,
+        "rope_theta": 1e6,
+    }
     cfg = ModelConfig.from_hf_dict(hf)
     assert (cfg.architecture, cfg.qkv_bias, cfg.head_dim, cfg.num_kv_heads) == ("qwen2", True, 4, 1)
     back = cfg.to_hf_dict()
@@ -385,9 +429,12 @@ def test_error_shape_mismatch_names_file_and_tensor(tmp_path):
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["intermediate_size"] = 80
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match=r"shape mismatch for tensor 'model.layers.0.mlp.gate_proj"
-                       r".weight' in .*model.safetensors: checkpoint has \(96, 64\), config.json "
-                       r"implies \(80, 64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"shape mismatch for tensor 'model.layers.0.mlp.gate_proj"
+        r".weight' in .*model.safetensors: checkpoint has \(96, 64\), config.json "
+        r"implies \(80, 64\)",
+    ):
         load_hf(tmp_path)
 
 
@@ -413,6 +460,6 @@ def test_error_unreadable_safetensors(tmp_path, damage):
         path.write_bytes(raw[: len(raw) // 2])
     else:
         n = struct.unpack("<Q", raw[:8])[0]
-        path.write_bytes(raw[:8] + b"{" * n + raw[8 + n:])
+        path.write_bytes(raw[:8] + b"{" * n + raw[8 + n :])
     with pytest.raises(ValueError, match=f"unreadable safetensors file {path}"):
         load_hf(tmp_path)

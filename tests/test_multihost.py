@@ -6,6 +6,7 @@ step are split between hosts and their verdicts all-gathered. After one self-pla
 hosts must hold identical buffers and identical (gathered) params, and the sandbox jobs each host
 ran must be its own share: together they cover the run's jobs, neither host ran them all.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,15 +33,25 @@ def _free_port() -> int:
 
 
 def _cmd(workdir: Path, steps: int) -> list[str]:
-    cmd = [sys.executable, "-m", "azr_jax.cli", "train",
-           f"--config={REPO / 'configs' / 'debug_random.py'}", f"--workdir={workdir}",
-           f"--config.total_steps={steps}", "--config.log.tensorboard=False",
-           "--config.log.progress=False", "--config.log.params_digest=True",
-           "--config.azr.answer_fallback=True"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "azr_jax.cli",
+        "train",
+        f"--config={REPO / 'configs' / 'debug_random.py'}",
+        f"--workdir={workdir}",
+        f"--config.total_steps={steps}",
+        "--config.log.tensorboard=False",
+        "--config.log.progress=False",
+        "--config.log.params_digest=True",
+        "--config.azr.answer_fallback=True",
+    ]
     if (SEED_DIR / "7b_coder_seed_io.jsonl").exists():  # real programs: real sandbox work
-        cmd += ["--config.azr.seed_source=files",
-                f"--config.azr.seed_io_file={SEED_DIR / '7b_coder_seed_io.jsonl'}",
-                f"--config.azr.seed_induction_file={SEED_DIR / '7b_coder_code_f_seed_io.jsonl'}"]
+        cmd += [
+            "--config.azr.seed_source=files",
+            f"--config.azr.seed_io_file={SEED_DIR / '7b_coder_seed_io.jsonl'}",
+            f"--config.azr.seed_induction_file={SEED_DIR / '7b_coder_code_f_seed_io.jsonl'}",
+        ]
     return cmd
 
 
@@ -48,12 +59,18 @@ def _run_two_hosts(workdir: Path, steps: int, timeout: float = 900) -> list[dict
     port = _free_port()
     procs = []
     for i in range(2):
-        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-                   JAX_PLATFORMS="cpu", AZR_COORDINATOR=f"localhost:{port}",
-                   AZR_NUM_PROCESSES="2", AZR_PROCESS_ID=str(i))
+        env = dict(
+            os.environ,
+            XLA_FLAGS="--xla_force_host_platform_device_count=1",
+            JAX_PLATFORMS="cpu",
+            AZR_COORDINATOR=f"localhost:{port}",
+            AZR_NUM_PROCESSES="2",
+            AZR_PROCESS_ID=str(i),
+        )
         log = open(workdir.parent / f"host{i}.log", "wb")
-        procs.append((subprocess.Popen(_cmd(workdir, steps), env=env, stdout=log,
-                                       stderr=subprocess.STDOUT), log))
+        procs.append(
+            (subprocess.Popen(_cmd(workdir, steps), env=env, stdout=log, stderr=subprocess.STDOUT), log)
+        )
     deadline = time.time() + timeout
     try:
         for p, _ in procs:

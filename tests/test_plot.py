@@ -1,4 +1,5 @@
 """`azr-jax plot`: PNGs from a synthetic run directory, key selection, gaps, errors, the command."""
+
 import json
 import logging
 import os
@@ -14,11 +15,11 @@ from azr_jax.commands import plot as plot_cmd
 from azr_jax.metrics import MetricsWriter
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-GROUPS = [f"{role}_{task}" for task in ("deduction", "abduction", "induction")
-          for role in ("propose", "solve")]
+GROUPS = [
+    f"{role}_{task}" for task in ("deduction", "abduction", "induction") for role in ("propose", "solve")
+]
 TASKS = ("deduction", "abduction", "induction")
-TRAINING_FIGURES = ["rewards", "accuracy", "valid_proposals", "lengths", "training", "timings",
-                    "buffers"]
+TRAINING_FIGURES = ["rewards", "accuracy", "valid_proposals", "lengths", "training", "timings", "buffers"]
 
 
 def _step_metrics(step: int) -> dict:
@@ -35,11 +36,27 @@ def _step_metrics(step: int) -> dict:
         m[f"solve_rate/{t}"] = 0.25
         m[f"buffer/{t}"] = 10.0 * step
     m["reward/solve_induction"] = float("nan") if step == 2 else m["reward/solve_induction"]
-    m.update({"time/generate": 2.0, "time/validate_wait": 0.5, "time/total": 3.0,
-              "tokens_per_s": 500.0 * step, "reward/solve_mean": 0.05 * step})
-    m.update({"train/loss": 0.1 / step, "train/pg_loss": 0.09 / step, "train/grad_norm": 2.0,
-              "train/update_norm": 1e-3, "train/entropy": 1.5, "train/approx_kl_old": 1e-4 * step,
-              "train/clipfrac": 0.01 * step, "train/rows": 24.0})
+    m.update(
+        {
+            "time/generate": 2.0,
+            "time/validate_wait": 0.5,
+            "time/total": 3.0,
+            "tokens_per_s": 500.0 * step,
+            "reward/solve_mean": 0.05 * step,
+        }
+    )
+    m.update(
+        {
+            "train/loss": 0.1 / step,
+            "train/pg_loss": 0.09 / step,
+            "train/grad_norm": 2.0,
+            "train/update_norm": 1e-3,
+            "train/entropy": 1.5,
+            "train/approx_kl_old": 1e-4 * step,
+            "train/clipfrac": 0.01 * step,
+            "train/rows": 24.0,
+        }
+    )
     return m
 
 
@@ -70,8 +87,10 @@ def test_plot_run_writes_every_training_figure(run_dir, caplog):
 
 
 def test_eval_png_only_with_eval_jsonl(run_dir, tmp_path):
-    rows = [{"step": 3, "cruxeval_o": 0.41, "humaneval_plus": 0.3},
-            {"step": 0, "cruxeval_o": 0.35, "humaneval_plus": None}]
+    rows = [
+        {"step": 3, "cruxeval_o": 0.41, "humaneval_plus": 0.3},
+        {"step": 0, "cruxeval_o": 0.35, "humaneval_plus": None},
+    ]
     (run_dir / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "elsewhere"
     paths = P.plot_run(str(run_dir), str(out))
@@ -108,8 +127,13 @@ def test_training_figure_has_loss_grad_norm_entropy_kl_and_clip_fraction(run_dir
     rows = P.read_metrics(str(run_dir))
     fig = P.build_figure(next(s for s in P.FIGURES if s.name == "training"), rows)
     labels = [sorted(ln.get_label() for ln in ax.get_lines()) for ax in fig.axes]
-    assert labels == [["train/loss", "train/pg_loss"], ["train/grad_norm", "train/update_norm"],
-                      ["train/entropy"], ["train/approx_kl_old"], ["train/clipfrac"]]
+    assert labels == [
+        ["train/loss", "train/pg_loss"],
+        ["train/grad_norm", "train/update_norm"],
+        ["train/entropy"],
+        ["train/approx_kl_old"],
+        ["train/clipfrac"],
+    ]
     np.testing.assert_allclose(fig.axes[4].get_lines()[0].get_ydata(), [0.01, 0.02, 0.03])
 
 
@@ -157,8 +181,7 @@ def test_command_main_prints_written_files(run_dir, tmp_path, capsys):
     assert printed == [str(out / f"{n}.png") for n in TRAINING_FIGURES]
     assert not (run_dir / "plots").exists()
     _run_command(["azr-jax plot", str(run_dir)])
-    assert capsys.readouterr().out.split() == [
-        str(run_dir / "plots" / f"{n}.png") for n in TRAINING_FIGURES]
+    assert capsys.readouterr().out.split() == [str(run_dir / "plots" / f"{n}.png") for n in TRAINING_FIGURES]
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         _run_command(["azr-jax plot", str(tmp_path)])
     with pytest.raises(SystemExit, match="exactly one RUN_DIR"):
@@ -167,10 +190,13 @@ def test_command_main_prints_written_files(run_dir, tmp_path, capsys):
 
 def test_cli_exit_code_and_message_for_missing_metrics(tmp_path):
     # Registers the command the way cli.COMMANDS will, then runs the real dispatcher.
-    code = ("import sys, azr_jax.cli as c; c.COMMANDS.setdefault('plot', 'training curves'); "
-            "c.main(['azr-jax', 'plot', sys.argv[1]])")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import sys, azr_jax.cli as c; c.COMMANDS.setdefault('plot', 'training curves'); "
+        "c.main(['azr-jax', 'plot', sys.argv[1]])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 1, proc.stderr
     assert "azr-jax plot: error:" in proc.stderr and "has no metrics.jsonl" in proc.stderr
 
@@ -184,13 +210,30 @@ def test_plot_a_real_three_step_run(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
     train = subprocess.run(
-        [sys.executable, "-m", "azr_jax.cli", "train",
-         f"--config={os.path.join(repo, 'configs', 'debug_random.py')}", f"--workdir={run}",
-         "--config.total_steps=3", "--config.log.tensorboard=False", "--config.log.progress=False"],
-        env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "azr_jax.cli",
+            "train",
+            f"--config={os.path.join(repo, 'configs', 'debug_random.py')}",
+            f"--workdir={run}",
+            "--config.total_steps=3",
+            "--config.log.tensorboard=False",
+            "--config.log.progress=False",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
-    plot = subprocess.run([sys.executable, "-m", "azr_jax.cli", "plot", str(run)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    plot = subprocess.run(
+        [sys.executable, "-m", "azr_jax.cli", "plot", str(run)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert plot.returncode == 0, plot.stderr[-3000:]
     printed = plot.stdout.split()
     _assert_pngs(printed, run / "plots", TRAINING_FIGURES)

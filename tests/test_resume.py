@@ -6,6 +6,7 @@ checkpoint is committed, so it dies in the middle of step 3. After resuming, the
 optimizer state, buffers, metrics and logged samples must equal the straight run's exactly
 (timings excepted).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,23 @@ SEED_DIR = REPO.parent / "shared" / "data" / "azr_seed"
 
 
 def _cmd(workdir: Path, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "azr_jax.cli", "train", f"--config={REPO / 'configs' / 'debug_random.py'}",
-           f"--workdir={workdir}", "--config.total_steps=4", "--config.log.tensorboard=False",
-           "--config.log.progress=False"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "azr_jax.cli",
+        "train",
+        f"--config={REPO / 'configs' / 'debug_random.py'}",
+        f"--workdir={workdir}",
+        "--config.total_steps=4",
+        "--config.log.tensorboard=False",
+        "--config.log.progress=False",
+    ]
     if (SEED_DIR / "7b_coder_seed_io.jsonl").exists():  # solver tasks then vary from step to step
-        cmd += ["--config.azr.seed_source=files",
-                f"--config.azr.seed_io_file={SEED_DIR / '7b_coder_seed_io.jsonl'}",
-                f"--config.azr.seed_induction_file={SEED_DIR / '7b_coder_code_f_seed_io.jsonl'}"]
+        cmd += [
+            "--config.azr.seed_source=files",
+            f"--config.azr.seed_io_file={SEED_DIR / '7b_coder_seed_io.jsonl'}",
+            f"--config.azr.seed_induction_file={SEED_DIR / '7b_coder_code_f_seed_io.jsonl'}",
+        ]
     return cmd + list(extra)
 
 
@@ -55,7 +66,8 @@ def _restore(workdir: Path):
     ckpt = Checkpointer(workdir / "checkpoints", async_save=False)
     try:
         from azr_jax.model import api
-        from azr_jax.rl.train_step import make_optimizer, OptimConfig
+        from azr_jax.rl.train_step import OptimConfig, make_optimizer
+
         cfg = ckpt.restore_model_config()
         params = api.abstract_params(cfg)
         opt = jax.eval_shape(make_optimizer(OptimConfig()).init, params)

@@ -1,4 +1,5 @@
 """TRR++ advantages vs hand values and a plain-Python reference loop."""
+
 import math
 
 import jax
@@ -7,10 +8,13 @@ import numpy as np
 import pytest
 
 from azr_jax.rl.advantages import (
-    AdvantageConfig, compute_advantages, group_reward_stats, outcome_returns,
-    sample_zscore_advantages, token_whiten_advantages,
+    AdvantageConfig,
+    compute_advantages,
+    group_reward_stats,
+    outcome_returns,
+    sample_zscore_advantages,
+    token_whiten_advantages,
 )
-
 
 # ---------------------------------------------------------------- plain-Python references
 
@@ -92,12 +96,18 @@ def test_token_whiten_hand_values():
 
 def test_sample_zscore_hand_values():
     # same batch, per-sample: mean 0, population std 1 -> +-1 / (1 + 1e-6), lengths irrelevant
-    adv = sample_zscore_advantages(jnp.array([1.0, -1.0]), jnp.array([0, 0]), jnp.array([[1, 0, 0], [1, 1, 1]]))
+    adv = sample_zscore_advantages(
+        jnp.array([1.0, -1.0]), jnp.array([0, 0]), jnp.array([[1, 0, 0], [1, 1, 1]])
+    )
     a = 1 / (1 + 1e-6)
     np.testing.assert_allclose(np.asarray(adv), [[a, 0, 0], [-a, -a, -a]], rtol=1e-6)
     # unbiased std: sqrt(2) -> +-1/sqrt(2)
-    adv = sample_zscore_advantages(jnp.array([1.0, -1.0]), jnp.array([0, 0]), jnp.array([[1, 0], [1, 1]]), ddof=1)
-    np.testing.assert_allclose(np.asarray(adv)[:, 0], [1 / (math.sqrt(2) + 1e-6), -1 / (math.sqrt(2) + 1e-6)], rtol=1e-6)
+    adv = sample_zscore_advantages(
+        jnp.array([1.0, -1.0]), jnp.array([0, 0]), jnp.array([[1, 0], [1, 1]]), ddof=1
+    )
+    np.testing.assert_allclose(
+        np.asarray(adv)[:, 0], [1 / (math.sqrt(2) + 1e-6), -1 / (math.sqrt(2) + 1e-6)], rtol=1e-6
+    )
 
 
 def test_outcome_returns_with_discount():
@@ -112,8 +122,9 @@ def test_outcome_returns_with_discount():
 def test_token_whiten_matches_reference_on_six_groups(gamma):
     rewards, gids, mask = mixed_batch()
     adv = token_whiten_advantages(jnp.array(rewards), jnp.array(gids), jnp.array(mask), gamma=gamma)
-    np.testing.assert_allclose(np.asarray(adv), ref_token_whiten(rewards, gids, mask, gamma=gamma),
-                               rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        np.asarray(adv), ref_token_whiten(rewards, gids, mask, gamma=gamma), rtol=2e-5, atol=2e-6
+    )
     assert np.all(np.asarray(adv)[14] == 0)  # padding row
     assert np.all(np.asarray(adv)[np.array(mask) == 0] == 0)
 
@@ -122,8 +133,9 @@ def test_token_whiten_matches_reference_on_six_groups(gamma):
 def test_sample_zscore_matches_reference_on_six_groups(ddof):
     rewards, gids, mask = mixed_batch()
     adv = sample_zscore_advantages(jnp.array(rewards), jnp.array(gids), jnp.array(mask), ddof=ddof)
-    np.testing.assert_allclose(np.asarray(adv), ref_sample_zscore(rewards, gids, mask, ddof=ddof),
-                               rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        np.asarray(adv), ref_sample_zscore(rewards, gids, mask, ddof=ddof), rtol=2e-5, atol=2e-6
+    )
 
 
 def test_groups_are_normalised_independently():

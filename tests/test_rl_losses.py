@@ -1,5 +1,6 @@
 """Loss pieces: log-probs/entropy vs numpy, clipped surrogate hand values, gradient signs,
 exact micro-batch accumulation."""
+
 import math
 
 import jax
@@ -8,8 +9,16 @@ import numpy as np
 import pytest
 
 from azr_jax.rl.losses import (
-    LossConfig, add_parts, clipped_surrogate, finalize, low_var_kl, policy_loss,
-    policy_loss_parts, policy_loss_parts_from_logits, token_entropy, token_logprobs,
+    LossConfig,
+    add_parts,
+    clipped_surrogate,
+    finalize,
+    low_var_kl,
+    policy_loss,
+    policy_loss_parts,
+    policy_loss_parts_from_logits,
+    token_entropy,
+    token_logprobs,
 )
 
 
@@ -43,7 +52,9 @@ def test_bf16_logits_are_upcast_and_extremes_are_stable():
     targets = jnp.array(rng.integers(0, 11, size=(2, 3)))
     got = token_logprobs(logits, targets)
     assert got.dtype == jnp.float32
-    want = np.take_along_axis(np_log_softmax(np.asarray(logits.astype(jnp.float32))), np.asarray(targets)[..., None], -1)[..., 0]
+    want = np.take_along_axis(
+        np_log_softmax(np.asarray(logits.astype(jnp.float32))), np.asarray(targets)[..., None], -1
+    )[..., 0]
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
     big = jnp.array([[[1e4, 0.0, -1e4]]], dtype=jnp.float32)
     lp = token_logprobs(jnp.concatenate([big, big], 1), jnp.array([[0, 2]]))
@@ -122,8 +133,9 @@ def test_two_token_toy_loss_value():
     assert float(metrics["entropy"]) == pytest.approx(math.log(3), rel=1e-6)
     assert float(metrics["clipfrac"]) == 0.0 and float(metrics["ratio"]) == pytest.approx(1.0)
     assert float(metrics["num_tokens"]) == 2.0
-    with_kl, m2 = policy_loss(logits, targets, old, adv, mask, LossConfig(kl_coef=0.5),
-                              ref_logp=old + jnp.log(0.5))
+    with_kl, m2 = policy_loss(
+        logits, targets, old, adv, mask, LossConfig(kl_coef=0.5), ref_logp=old + jnp.log(0.5)
+    )
     k3 = 0.5 - math.log(0.5) - 1
     assert float(with_kl) == pytest.approx(-0.5 - 0.001 * math.log(3) + 0.5 * k3, rel=1e-6)
     assert float(m2["kl_ref"]) == pytest.approx(k3, rel=1e-5)
@@ -146,11 +158,21 @@ def test_gradient_moves_logprob_with_advantage_sign(sign):
 
 def test_clipped_tokens_get_no_policy_gradient():
     logp0 = jnp.array([[math.log(1.5)]])
-    g = jax.grad(lambda lp: policy_loss_parts(lp, jnp.zeros((1, 1)), jnp.array([[1.0]]), jnp.ones((1, 1)),
-                                              LossConfig(entropy_coef=0.0)).loss_sum)(logp0)
+    g = jax.grad(
+        lambda lp: (
+            policy_loss_parts(
+                lp, jnp.zeros((1, 1)), jnp.array([[1.0]]), jnp.ones((1, 1)), LossConfig(entropy_coef=0.0)
+            ).loss_sum
+        )
+    )(logp0)
     assert float(g[0, 0]) == 0.0
-    g = jax.grad(lambda lp: policy_loss_parts(lp, jnp.zeros((1, 1)), jnp.array([[1.0]]), jnp.ones((1, 1)),
-                                              LossConfig(entropy_coef=0.0)).loss_sum)(jnp.array([[math.log(0.5)]]))
+    g = jax.grad(
+        lambda lp: (
+            policy_loss_parts(
+                lp, jnp.zeros((1, 1)), jnp.array([[1.0]]), jnp.ones((1, 1)), LossConfig(entropy_coef=0.0)
+            ).loss_sum
+        )
+    )(jnp.array([[math.log(0.5)]]))
     assert float(g[0, 0]) == pytest.approx(-0.5)  # d(-A r)/d logp = -A r
 
 
@@ -162,7 +184,9 @@ def test_seq_mean_token_mean_hand_value():
     logp = jnp.zeros((3, 3))
     adv = jnp.array([[3.0, 0, 0], [1.0, 1.0, 1.0], [5.0, 5.0, 5.0]])
     mask = jnp.array([[1, 0, 0], [1, 1, 1], [0, 0, 0]])
-    parts = policy_loss_parts(logp, logp, adv, mask, LossConfig(entropy_coef=0.0, aggregation="seq-mean-token-mean"))
+    parts = policy_loss_parts(
+        logp, logp, adv, mask, LossConfig(entropy_coef=0.0, aggregation="seq-mean-token-mean")
+    )
     assert float(finalize(parts)[0]) == pytest.approx(-2.0)
     parts = policy_loss_parts(logp, logp, adv, mask, LossConfig(entropy_coef=0.0))
     assert float(finalize(parts)[0]) == pytest.approx(-1.5)
@@ -184,13 +208,23 @@ def test_micro_batch_accumulation_is_exact(aggregation):
         return finalize(policy_loss_parts_from_logits(lg, targets, old, adv, mask, cfg))[0]
 
     def accumulated(lg):
-        parts = [policy_loss_parts_from_logits(lg[s], targets[s], old[s], adv[s], mask[s], cfg)
-                 for s in (slice(0, 2), slice(2, 5))]
+        parts = [
+            policy_loss_parts_from_logits(lg[s], targets[s], old[s], adv[s], mask[s], cfg)
+            for s in (slice(0, 2), slice(2, 5))
+        ]
         return finalize(add_parts(*parts))[0]
 
     def naive(lg):  # mean of micro-batch means: differs when token counts differ
-        return jnp.mean(jnp.stack([finalize(policy_loss_parts_from_logits(
-            lg[s], targets[s], old[s], adv[s], mask[s], cfg))[0] for s in (slice(0, 2), slice(2, 5))]))
+        return jnp.mean(
+            jnp.stack(
+                [
+                    finalize(policy_loss_parts_from_logits(lg[s], targets[s], old[s], adv[s], mask[s], cfg))[
+                        0
+                    ]
+                    for s in (slice(0, 2), slice(2, 5))
+                ]
+            )
+        )
 
     full_v, full_g = jax.jit(jax.value_and_grad(full))(logits)
     acc_v, acc_g = jax.jit(jax.value_and_grad(accumulated))(logits)

@@ -1,4 +1,5 @@
 """The jitted update: chunked logprobs, exact micro-batch accumulation, sharded == 1 device."""
+
 from __future__ import annotations
 
 import jax
@@ -10,14 +11,30 @@ import pytest
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
 from azr_jax.rl.losses import LossConfig, policy_loss_parts, token_entropy, token_logprobs
-from azr_jax.rl.train_step import (OptimConfig, StepConfig, TrainBatch, Trainer, make_optimizer,
-                                   sequence_logprobs)
+from azr_jax.rl.train_step import (
+    OptimConfig,
+    StepConfig,
+    TrainBatch,
+    Trainer,
+    make_optimizer,
+    sequence_logprobs,
+)
 from sharding.mesh import make_mesh
 from sharding.rules import ShardingRules
 
-CFG = ModelConfig(architecture="qwen2", vocab_size=96, hidden_size=32, intermediate_size=64,
-                  num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, qkv_bias=True,
-                  tie_word_embeddings=False, remat="full")
+CFG = ModelConfig(
+    architecture="qwen2",
+    vocab_size=96,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    qkv_bias=True,
+    tie_word_embeddings=False,
+    remat="full",
+)
 
 
 def _batch(B=8, P=6, C=7, seed=0) -> TrainBatch:
@@ -30,10 +47,10 @@ def _batch(B=8, P=6, C=7, seed=0) -> TrainBatch:
         pl = rng.integers(1, P + 1)  # prompt length (left padded)
         cl = rng.integers(1, C + 1)  # completion length (right padded)
         attn[i, : P - pl] = 0
-        attn[i, P + cl:] = 0
+        attn[i, P + cl :] = 0
         tokens[i, : P - pl] = 0
-        tokens[i, P + cl:] = 0
-        loss[i, P: P + cl] = 1
+        tokens[i, P + cl :] = 0
+        loss[i, P : P + cl] = 1
     adv = (rng.normal(size=(B, 1)) * loss).astype(np.float32)
     old = (rng.normal(size=(B, L)) * 0.1 - 3.0).astype(np.float32) * loss
     return TrainBatch(tokens, attn, loss, adv, old)
@@ -86,16 +103,20 @@ def test_microbatched_update_equals_full_batch_reference():
     assert metrics["loss"] == pytest.approx(float(ref_value), rel=1e-5, abs=1e-7)
     assert metrics["grad_norm"] == pytest.approx(float(optax.tree.norm(grads)), rel=1e-4)
     assert int(state.step) == 1
-    jax.tree.map(lambda a, r: np.testing.assert_allclose(np.asarray(a), np.asarray(r), atol=1e-5),
-                 state.params, ref_params)
+    jax.tree.map(
+        lambda a, r: np.testing.assert_allclose(np.asarray(a), np.asarray(r), atol=1e-5),
+        state.params,
+        ref_params,
+    )
 
 
 def test_positive_advantage_raises_its_tokens_logprob():
     params = api.init_params(CFG, seed=4)
     b = _batch(seed=5)
     b = b._replace(advantages=b.loss_mask.astype(np.float32))  # every trained token: A = +1
-    trainer = Trainer(CFG, optim=OptimConfig(learning_rate=1e-2, weight_decay=0.0),
-                      step_cfg=StepConfig(micro_batch_size=4))
+    trainer = Trainer(
+        CFG, optim=OptimConfig(learning_rate=1e-2, weight_decay=0.0), step_cfg=StepConfig(micro_batch_size=4)
+    )
     before = np.asarray(trainer.logprobs(params, b.tokens, b.attn_mask))
     state = trainer.init_state(jax.tree.map(jnp.array, params))
     state, _ = trainer.update(state, b._replace(old_logprobs=before.astype(np.float32)))
@@ -111,8 +132,12 @@ def test_sharded_update_matches_one_device():
     b = _batch(seed=7)
     results = []
     for mesh in (make_mesh(1, 1, 1, devices=jax.devices()[:1]), make_mesh(2, 2, 2)):
-        trainer = Trainer(CFG, rules=ShardingRules(mesh), optim=OptimConfig(learning_rate=1e-2, eps=1e-3),
-                          step_cfg=StepConfig(micro_batch_size=4))
+        trainer = Trainer(
+            CFG,
+            rules=ShardingRules(mesh),
+            optim=OptimConfig(learning_rate=1e-2, eps=1e-3),
+            step_cfg=StepConfig(micro_batch_size=4),
+        )
         state = trainer.init_state(jax.tree.map(jnp.array, params))
         old = trainer.logprobs(state.params, b.tokens, b.attn_mask)
         state, metrics = trainer.update(state, b._replace(old_logprobs=np.asarray(old)))

@@ -3,6 +3,7 @@
 There is no GCS here; the mirror works on epath paths, so a local directory stands in for the
 bucket and the test checks the same copy logic a `gs://` workdir uses.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,10 +61,18 @@ def test_train_mirrors_logs_and_resumes_from_the_mirror(tmp_path):
     workdir = tmp_path / "run"
 
     def train(steps: int, local: Path) -> None:
-        cmd = [sys.executable, "-m", "azr_jax.cli", "train",
-               f"--config={REPO / 'configs' / 'debug_random.py'}", f"--workdir={workdir}",
-               f"--config.total_steps={steps}", "--config.log.tensorboard=False",
-               "--config.log.progress=False", f"--config.log.local_dir={local}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "azr_jax.cli",
+            "train",
+            f"--config={REPO / 'configs' / 'debug_random.py'}",
+            f"--workdir={workdir}",
+            f"--config.total_steps={steps}",
+            "--config.log.tensorboard=False",
+            "--config.log.progress=False",
+            f"--config.log.local_dir={local}",
+        ]
         env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         assert p.returncode == 0, p.stderr[-4000:]

@@ -1,5 +1,6 @@
 """Sampler end to end on tiny random HF models: parity with torch `generate`, logprobs against a
 full forward pass, early stopping, determinism, meshes, compile counts and input errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 EOS = hf_models.TINY["eos_token_id"]
 VOCAB = hf_models.TINY["vocab_size"]
 # Small buckets keep the tiny-model programs few (compiles dominate this file's run time).
-CONFIG = SamplerConfig(prompt_buckets=(8, 16, 32), gen_buckets=(8, 16, 24), max_batch=8,
-                       batch_buckets=(1, 2, 4, 8))
+CONFIG = SamplerConfig(
+    prompt_buckets=(8, 16, 32), gen_buckets=(8, 16, 24), max_batch=8, batch_buckets=(1, 2, 4, 8)
+)
 LENGTHS = (5, 17, 11, 2, 9)
 GREEDY = SamplingParams(temperature=0.0)
 
@@ -42,9 +44,15 @@ def _rows(seed: int, lengths=LENGTHS) -> list[list[int]]:
 
 def _hf_greedy(model, row: list[int], n: int, eos: int | None) -> list[int]:
     with torch.no_grad():
-        out = model.generate(torch.tensor([row]), attention_mask=torch.ones(1, len(row), dtype=torch.long),
-                             max_new_tokens=n, do_sample=False, eos_token_id=eos, pad_token_id=0)
-    return out[0, len(row):].tolist()
+        out = model.generate(
+            torch.tensor([row]),
+            attention_mask=torch.ones(1, len(row), dtype=torch.long),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=0,
+        )
+    return out[0, len(row) :].tolist()
 
 
 @pytest.fixture(scope="module", params=["qwen2_untied", "llama3_scaled"])
@@ -76,12 +84,12 @@ def _full_forward_logprobs(cfg, params, prompts, out, temperature: float) -> np.
     tok = np.zeros((len(prompts), P + N), np.int32)
     mask = np.zeros_like(tok)
     for i, p in enumerate(prompts):
-        tok[i, P - len(p):P] = p
-        mask[i, P - len(p):P] = 1
+        tok[i, P - len(p) : P] = p
+        mask[i, P - len(p) : P] = 1
     tok[:, P:] = out.tokens
     mask[:, P:] = out.mask
     logits = _forward(cfg, params, tok, mask)
-    logp = jax.nn.log_softmax(np.asarray(logits)[:, P - 1:P + N - 1] / temperature, axis=-1)
+    logp = jax.nn.log_softmax(np.asarray(logits)[:, P - 1 : P + N - 1] / temperature, axis=-1)
     return np.take_along_axis(np.asarray(logp), out.tokens[..., None], -1)[..., 0]
 
 
@@ -113,17 +121,19 @@ def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkey
     seen = []
     for name in ("prefill", "decode"):
         real = getattr(loop, name)
+
         def spy(p, *a, _name=name, _real=real, **k):
             plan = k["spec"].plan
-            seen.append((_name, isinstance(p["layers"], tuple), plan.matmul_splits,
-                         plan.keys_last))
+            seen.append((_name, isinstance(p["layers"], tuple), plan.matmul_splits, plan.keys_last))
             return _real(p, *a, **k)
+
         monkeypatch.setattr(loop, name, spy)
     for splits, rows, want in ((None, 2, 2), (None, 1, 1), (1, 2, 1), (3, 1, 3)):
         seen.clear()
         config = dataclasses.replace(CONFIG, unstack_layers=True, decode_matmul_splits=splits)
-        Sampler(cfg, config=config, stop_token_ids=()
-                ).generate(params, _rows(0)[:rows], 4, GREEDY, jax.random.key(0))
+        Sampler(cfg, config=config, stop_token_ids=()).generate(
+            params, _rows(0)[:rows], 4, GREEDY, jax.random.key(0)
+        )
         want_seen = [("prefill", False, want, True), ("decode", True, want, True)]
         assert seen == want_seen, (splits, rows)
 
@@ -145,36 +155,59 @@ def test_the_decode_plan_is_chosen_in_one_place(tiny):
     assert sampler_module.platform_of({"w": _Leaf("gpu")}) == "gpu"
     assert sampler_module.platform_of({"w": _Leaf("tpu")}) == "tpu"
     cpu = make_plan("cpu", 5, CONFIG)
-    assert (cpu.engine, cpu.slots, cpu.unstack_layers, cpu.matmul_splits, cpu.keys_last) == \
-        ("static", 8, True, 2, True)
+    assert (cpu.engine, cpu.slots, cpu.unstack_layers, cpu.matmul_splits, cpu.keys_last) == (
+        "static",
+        8,
+        True,
+        2,
+        True,
+    )
     assert make_plan("cpu", 9, CONFIG).engine == "continuous"  # a queue longer than the slots
     assert make_plan("cpu", 1, CONFIG).matmul_splits == 1
     gpu = make_plan("gpu", 5, CONFIG)
-    assert (gpu.engine, gpu.unstack_layers, gpu.matmul_splits, gpu.keys_last) == \
-        ("static", True, 1, False)
+    assert (gpu.engine, gpu.unstack_layers, gpu.matmul_splits, gpu.keys_last) == ("static", True, 1, False)
     assert make_plan("gpu", 9, CONFIG).engine == "continuous"
     tpu = make_plan("tpu", 5, CONFIG)
     assert (tpu.engine, tpu.unstack_layers, tpu.keys_last) == ("static", False, False)
     assert (tpu.page_size, tpu.read_extents, cpu.page_size, cpu.read_extents) == (64, 3, 16, 2)
     assert make_plan("cpu", 3, CONFIG, batch_multiple=2).slots == 4
-    forced = dataclasses.replace(CONFIG, engine="static", unstack_layers=False, keys_last=False,
-                                 decode_matmul_splits=3, page_size=8, read_extents=5,
-                                 decode_widths=2, share_prompts=False, prefill_chunk=16)
+    forced = dataclasses.replace(
+        CONFIG,
+        engine="static",
+        unstack_layers=False,
+        keys_last=False,
+        decode_matmul_splits=3,
+        page_size=8,
+        read_extents=5,
+        decode_widths=2,
+        share_prompts=False,
+        prefill_chunk=16,
+    )
     got = make_plan("gpu", 50, forced)
-    assert (got.engine, got.unstack_layers, got.keys_last, got.matmul_splits, got.page_size,
-            got.read_extents, got.decode_widths, got.share_prompts, got.prefill_chunk) == \
-        ("static", False, False, 3, 8, 5, 2, False, 16)
+    assert (
+        got.engine,
+        got.unstack_layers,
+        got.keys_last,
+        got.matmul_splits,
+        got.page_size,
+        got.read_extents,
+        got.decode_widths,
+        got.share_prompts,
+        got.prefill_chunk,
+    ) == ("static", False, False, 3, 8, 5, 2, False, 16)
     assert got.layout == decoder.Layout()  # stacked weights: whole matmuls
     assert make_plan("cpu", 50, forced, engine="continuous").engine == "continuous"
 
 
-@pytest.mark.parametrize("sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)],
-                         ids=["t0.8", "t1.2_topk_topp"])
+@pytest.mark.parametrize(
+    "sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)], ids=["t0.8", "t1.2_topk_topp"]
+)
 def test_sampled_logprobs_equal_full_forward(qwen, sp):
     _, _, cfg, params = qwen
     rows = _rows(1)
     out = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(
-        params, rows, [24, 3, 17, 24, 9], sp, jax.random.key(5))
+        params, rows, [24, 3, 17, 24, 9], sp, jax.random.key(5)
+    )
     assert out.lengths.tolist() == [24, 3, 17, 24, 9] and out.tokens.shape == (5, 24)
     ref = _full_forward_logprobs(cfg, params, rows, out, sp.temperature)
     np.testing.assert_allclose(out.logprobs[out.mask], ref[out.mask], atol=1e-4)
@@ -198,7 +231,8 @@ def test_first_token_frequencies_match_model_probabilities(qwen):
     row = _rows(2, (6,))[0]
     big = SamplerConfig(prompt_buckets=(8,), gen_buckets=(8,), batch_buckets=(2048,), max_batch=2048)
     out = Sampler(cfg, config=big, stop_token_ids=()).generate(
-        params, [row] * 2048, 1, SamplingParams(0.25), jax.random.key(9))
+        params, [row] * 2048, 1, SamplingParams(0.25), jax.random.key(9)
+    )
     logits = api.apply(cfg, params, np.array([row]), np.arange(6)[None], np.ones((1, 6)))[0][0, -1]
     counts = np.bincount(out.tokens[:, 0], minlength=VOCAB)
     assert _pooled_chi2(counts, np.asarray(jax.nn.softmax(logits / 0.25))) > 1e-3
@@ -240,8 +274,8 @@ def test_rows_stop_early_like_hf(eos_model):
         want = _hf_greedy(model, row, 16, EOS)
         assert out.completion(i) == want
         assert out.lengths[i] == len(want)
-        assert out.mask[i].sum() == len(want) and not out.mask[i, len(want):].any()
-        assert (out.tokens[i, len(want):] == 0).all()
+        assert out.mask[i].sum() == len(want) and not out.mask[i, len(want) :].any()
+        assert (out.tokens[i, len(want) :] == 0).all()
     assert out.completion(1) == [EOS] and out.completion(3) == [EOS]
     assert out.finish_reasons[1] == out.finish_reasons[3] == "stop"
     assert out.steps == out.lengths.max()  # the loop ran only as long as the longest row
@@ -250,8 +284,9 @@ def test_rows_stop_early_like_hf(eos_model):
 def test_loop_exits_when_every_row_has_stopped(eos_model):
     _, cfg, params, trigger = eos_model
     rows = [r + [trigger] for r in _rows(4)]
-    out = Sampler(cfg, config=CONFIG, stop_token_ids=(EOS,)).generate(params, rows, 16, GREEDY,
-                                                                      jax.random.key(1))
+    out = Sampler(cfg, config=CONFIG, stop_token_ids=(EOS,)).generate(
+        params, rows, 16, GREEDY, jax.random.key(1)
+    )
     assert out.lengths.tolist() == [1] * 5 and out.finish_reasons == ["stop"] * 5
     assert out.steps == 1  # prefill drew the EOS; the decode loop never iterated
     assert out.tokens.shape == (5, 16) and (out.tokens[:, 0] == EOS).all()
@@ -260,7 +295,8 @@ def test_loop_exits_when_every_row_has_stopped(eos_model):
 def test_per_row_budgets_and_length_finish(qwen):
     _, _, cfg, params = qwen
     out = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(
-        params, _rows(5), [1, 7, 3, 24, 2], GREEDY, jax.random.key(0))
+        params, _rows(5), [1, 7, 3, 24, 2], GREEDY, jax.random.key(0)
+    )
     assert out.lengths.tolist() == [1, 7, 3, 24, 2] and out.tokens.shape == (5, 24)
     assert out.finish_reasons == ["length"] * 5 and out.steps == 24
 
@@ -278,14 +314,16 @@ def test_same_key_same_output_and_chunking_invariance(qwen):
     assert (a.tokens != c.tokens).mean() > 0.5
     # chunks of 2 rows, other buckets, and the prompt prefilled 7 tokens at a time (a 4-token
     # remainder chunk then 4 full chunks): each row's samples depend on (key, row index) only
-    small = SamplerConfig(prompt_buckets=(32,), gen_buckets=(24,), max_batch=2,
-                          batch_buckets=(2,), prefill_chunk=7)
+    small = SamplerConfig(
+        prompt_buckets=(32,), gen_buckets=(24,), max_batch=2, batch_buckets=(2,), prefill_chunk=7
+    )
     d = Sampler(cfg, config=small, stop_token_ids=()).generate(params, rows, 24, sp, jax.random.key(3))
     np.testing.assert_array_equal(a.tokens, d.tokens)
     np.testing.assert_allclose(a.logprobs, d.logprobs, atol=1e-5)
     # a raw uint32 key works like the typed key it wraps
     e = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(
-        params, rows, 24, sp, jax.random.key_data(jax.random.key(3)))
+        params, rows, 24, sp, jax.random.key_data(jax.random.key(3))
+    )
     np.testing.assert_array_equal(a.tokens, e.tokens)
 
 
@@ -307,7 +345,8 @@ def _check_sharing_changes_nothing(d, cfg, params, config, rows, sp, key, copies
         rules = ShardingRules(make_mesh(1, 2, 4))
         _, sharded = load_hf(d, rules=rules)
         mesh_out = Sampler(cfg, rules=rules, config=config, stop_token_ids=()).generate(
-            sharded, rows, 24, sp, key)
+            sharded, rows, 24, sp, key
+        )
         np.testing.assert_array_equal(mesh_out.tokens, shared.tokens)
         np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
 
@@ -320,19 +359,19 @@ def test_repeated_prompts_are_prefilled_once(qwen):
     a, b, c = _rows(8, lengths=(5, 17, 11))
     rows = [a, b, a, c, a, b, a, c]
     sp = SamplingParams(1.0, top_p=0.9)
-    chunk, = plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32),
-                         CONFIG, 1, 0)
+    (chunk,) = plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), CONFIG, 1, 0)
     assert chunk.tokens.shape == (4, 32) and chunk.budgets.shape == (8,)  # 3 distinct -> bucket 4
     for j, r in enumerate(rows):
-        assert chunk.tokens[chunk.src[j], -len(r):].tolist() == r
+        assert chunk.tokens[chunk.src[j], -len(r) :].tolist() == r
     off = dataclasses.replace(CONFIG, share_prompts=False)
-    assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32),
-                       off, 1, 0)[0].src is None
+    assert (
+        plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), off, 1, 0)[0].src
+        is None
+    )
 
     # the four copies of prompt `a` are four different samples; on a mesh that splits the
     # batch in 2 the distinct prompts are sharded too
-    _check_sharing_changes_nothing(d, cfg, params, CONFIG, rows, sp, jax.random.key(9),
-                                   copies=(0, 2, 4, 6))
+    _check_sharing_changes_nothing(d, cfg, params, CONFIG, rows, sp, jax.random.key(9), copies=(0, 2, 4, 6))
 
 
 def test_cascade_layout_groups_rows_by_prompt():
@@ -341,7 +380,7 @@ def test_cascade_layout_groups_rows_by_prompt():
     batch keep the copy-the-cache layout."""
     a, b, c = (np.asarray(r, np.int32) for r in _rows(8, lengths=(5, 17, 11)))
     rows = [a, b, b, a, a, b, b, a]  # 2 prompts x 4 rows, interleaved
-    chunk, = plan_chunks(rows, np.arange(1, 9, dtype=np.int32) + 8, CONFIG, 1, 0)
+    (chunk,) = plan_chunks(rows, np.arange(1, 9, dtype=np.int32) + 8, CONFIG, 1, 0)
     assert chunk.group == 4 and chunk.tokens.shape == (2, 32) and chunk.budgets.shape == (8,)
     # caller rows 0, 3, 4, 7 (prompt a) take slots 0-3 in order; rows 1, 2, 5, 6 slots 4-7
     assert chunk.slots.tolist() == [0, 4, 5, 1, 2, 6, 7, 3]
@@ -350,11 +389,11 @@ def test_cascade_layout_groups_rows_by_prompt():
     assert chunk.budgets[chunk.slots].tolist() == list(range(9, 17))
     assert chunk.tokens[0, -5:].tolist() == a.tolist() and chunk.tokens[1, -17:].tolist() == b.tolist()
     # 3 rows of a, 1 of b: groups of 3 (batch bucket 4) x 2 prompts = 8 rows > flat bucket 4
-    lop, = plan_chunks([a, a, b, a], np.full(4, 8, np.int32), CONFIG, 1, 0)
+    (lop,) = plan_chunks([a, a, b, a], np.full(4, 8, np.int32), CONFIG, 1, 0)
     assert lop.group == 0 and lop.src.tolist() == [0, 0, 1, 0]
     # 3 rows of a, 2 of b: groups of 4 (bucket of 3) x 2 prompts = 8 = the flat bucket of 5;
     # the short groups' free slots are dummy rows (budget 0, row id -1)
-    short, = plan_chunks([a, b, a, b, a], np.full(5, 8, np.int32), CONFIG, 1, 0)
+    (short,) = plan_chunks([a, b, a, b, a], np.full(5, 8, np.int32), CONFIG, 1, 0)
     assert short.group == 4 and short.slots.tolist() == [0, 4, 1, 5, 2]
     assert short.budgets.tolist() == [8, 8, 8, 0, 8, 8, 0, 0]
     assert short.row_ids.tolist() == [0, 2, 4, -1, 1, 3, -1, -1]
@@ -370,16 +409,21 @@ def test_grouped_rows_read_a_shared_prefix(qwen, unstack):
     rows = [a, b, a, b, b, a, a, b]
     sp = SamplingParams(1.0, top_p=0.9)
     config = dataclasses.replace(CONFIG, unstack_layers=unstack)
-    assert plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), config,
-                       1, 0)[0].group == 4
-    _check_sharing_changes_nothing(d, cfg, params, config, rows, sp, jax.random.key(5),
-                                   copies=(0, 2, 5, 6), mesh=not unstack)
+    assert (
+        plan_chunks([np.asarray(r, np.int32) for r in rows], np.full(8, 24, np.int32), config, 1, 0)[0].group
+        == 4
+    )
+    _check_sharing_changes_nothing(
+        d, cfg, params, config, rows, sp, jax.random.key(5), copies=(0, 2, 5, 6), mesh=not unstack
+    )
 
 
 # --------------------------------------------------------------------------- meshes
-@pytest.mark.parametrize("shape, sp", [((1, 2, 4), SamplingParams(0.9, top_k=20, top_p=0.95)),
-                                       ((8, 1, 1), SamplingParams(1.0))],
-                         ids=["fsdp2_tensor4", "data8"])
+@pytest.mark.parametrize(
+    "shape, sp",
+    [((1, 2, 4), SamplingParams(0.9, top_k=20, top_p=0.95)), ((8, 1, 1), SamplingParams(1.0))],
+    ids=["fsdp2_tensor4", "data8"],
+)
 def test_mesh_results_equal_one_device(qwen, shape, sp):
     """Sharded params, cache and batch give the tokens (same key) and logprobs of one device;
     the top-k/top-p case runs its sort on tensor-sharded logits."""
@@ -387,7 +431,8 @@ def test_mesh_results_equal_one_device(qwen, shape, sp):
     rows = _rows(7)
     budgets = [10, 4, 24, 16, 7]
     ref = Sampler(cfg, config=CONFIG, stop_token_ids=()).generate(
-        params, rows, budgets, sp, jax.random.key(2))
+        params, rows, budgets, sp, jax.random.key(2)
+    )
     rules = ShardingRules(make_mesh(*shape))
     _, sharded = load_hf(d, rules=rules)
     assert len(sharded["layers"]["gate_proj"].sharding.device_set) == 8
@@ -416,6 +461,7 @@ def test_ten_calls_in_one_bucket_compile_once(qwen):
     def listener(event: str, duration: float, **_):
         if event == "/jax/core/compile/backend_compile_duration":
             compiles.append(event)
+
     rng = np.random.default_rng(0)
     before = _jit_cache_sizes()
     jax.monitoring.register_event_duration_secs_listener(listener)
@@ -437,17 +483,20 @@ def test_ten_calls_in_one_bucket_compile_once(qwen):
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("prompts, budget, match", [
-    ([[5, 6], []], 4, "prompt 1 is empty"),
-    ([], 4, "prompts is empty"),
-    ([[5] * 33], 4, "prompt 0 has 33 tokens, more than the largest prompt bucket 32"),
-    ([[5, 6]], 0, "max_new_tokens must be >= 1, got 0"),
-    ([[5, 6], [7]], [3, -1], "max_new_tokens must be >= 1, got -1 for prompt 1"),
-    ([[5, 6], [7]], [3], "max_new_tokens has 1 entries for 2 prompts"),
-    ([[5, 6]], 25, "max_new_tokens 25 .* exceeds the largest generation bucket 24"),
-    ([[5, VOCAB]], 4, f"token id {VOCAB} outside the vocabulary"),
-    ([[5, -1]], 4, "token id -1 outside the vocabulary"),
-])
+@pytest.mark.parametrize(
+    "prompts, budget, match",
+    [
+        ([[5, 6], []], 4, "prompt 1 is empty"),
+        ([], 4, "prompts is empty"),
+        ([[5] * 33], 4, "prompt 0 has 33 tokens, more than the largest prompt bucket 32"),
+        ([[5, 6]], 0, "max_new_tokens must be >= 1, got 0"),
+        ([[5, 6], [7]], [3, -1], "max_new_tokens must be >= 1, got -1 for prompt 1"),
+        ([[5, 6], [7]], [3], "max_new_tokens has 1 entries for 2 prompts"),
+        ([[5, 6]], 25, "max_new_tokens 25 .* exceeds the largest generation bucket 24"),
+        ([[5, VOCAB]], 4, f"token id {VOCAB} outside the vocabulary"),
+        ([[5, -1]], 4, "token id -1 outside the vocabulary"),
+    ],
+)
 def test_bad_input_is_a_clear_error(qwen, prompts, budget, match):
     _, _, cfg, params = qwen
     with pytest.raises(ValueError, match=match):
@@ -479,6 +528,6 @@ def test_bad_types_and_settings(qwen):
     with pytest.raises(ValueError, match="engine must be one of"):
         SamplerConfig(engine="dynamic")
     with pytest.raises(ValueError, match="cache slots exceed max_cache_len 30"):
-        Sampler(cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16),
-                                          max_cache_len=30)).generate(
-            params, [[5] * 20], 10, GREEDY, jax.random.key(0))
+        Sampler(
+            cfg, config=SamplerConfig(prompt_buckets=(16, 32), gen_buckets=(8, 16), max_cache_len=30)
+        ).generate(params, [[5] * 20], 10, GREEDY, jax.random.key(0))

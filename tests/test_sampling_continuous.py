@@ -1,6 +1,7 @@
 """The continuous engine against the static one (same outputs on mixed lengths, early stops,
 budgets at the cap, a queue longer than the slots, shared prompts, a mesh) and its per-call
 measurements against a plain-Python simulation of the slot schedule."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,15 @@ VOCAB = hf_models.TINY["vocab_size"]
 TRIGGER = 7  # the eos model's next token is EOS whenever its input token is this
 # 3 decode slots (a batch bucket of 3), pages of 4 tokens read in blocks of 2 pages, prefill
 # passes of 8 tokens: small enough that prompts span several pages and passes.
-CONFIG = SamplerConfig(prompt_buckets=(8, 16, 32), gen_buckets=(8, 16, 24), max_batch=3,
-                       batch_buckets=(1, 2, 3, 4, 8, 16), page_size=4, read_extents=2,
-                       prefill_chunk=8)
+CONFIG = SamplerConfig(
+    prompt_buckets=(8, 16, 32),
+    gen_buckets=(8, 16, 24),
+    max_batch=3,
+    batch_buckets=(1, 2, 3, 4, 8, 16),
+    page_size=4,
+    read_extents=2,
+    prefill_chunk=8,
+)
 STATIC = dataclasses.replace(CONFIG, engine="static", max_batch=16)
 CONTINUOUS = dataclasses.replace(CONFIG, engine="continuous")
 GREEDY = SamplingParams(temperature=0.0)
@@ -67,12 +74,11 @@ def qwen(tmp_path_factory):
     return d, cfg, params
 
 
-def _both(cfg, params, rows, budgets, sp, key, stops=(EOS,), config=CONTINUOUS, rules=None,
-          run_params=None):
-    static = Sampler(cfg, config=STATIC, stop_token_ids=stops).generate(
-        params, rows, budgets, sp, key)
+def _both(cfg, params, rows, budgets, sp, key, stops=(EOS,), config=CONTINUOUS, rules=None, run_params=None):
+    static = Sampler(cfg, config=STATIC, stop_token_ids=stops).generate(params, rows, budgets, sp, key)
     cont = Sampler(cfg, rules=rules, config=config, stop_token_ids=stops).generate(
-        params if run_params is None else run_params, rows, budgets, sp, key)
+        params if run_params is None else run_params, rows, budgets, sp, key
+    )
     assert static.engine == "static" and cont.engine == "continuous"
     return static, cont
 
@@ -158,18 +164,19 @@ def test_shared_prompts_and_a_mesh(qwen):
     budgets = [24, 9, 3, 16, 24, 1, 12, 7, 20, 5]
     sp = SamplingParams(1.0, top_k=20)
     config = dataclasses.replace(CONTINUOUS, max_batch=4)
-    static, cont = _both(cfg, params, rows, budgets, sp, jax.random.key(5), stops=(),
-                         config=config)
+    static, cont = _both(cfg, params, rows, budgets, sp, jax.random.key(5), stops=(), config=config)
     _assert_same(static, cont)
     assert len({tuple(cont.tokens[i]) for i in (0, 4)}) == 2  # copies are different samples
-    off = Sampler(cfg, config=dataclasses.replace(config, share_prompts=False),
-                  stop_token_ids=()).generate(params, rows, budgets, sp, jax.random.key(5))
+    off = Sampler(cfg, config=dataclasses.replace(config, share_prompts=False), stop_token_ids=()).generate(
+        params, rows, budgets, sp, jax.random.key(5)
+    )
     _assert_same(static, off)
     assert cont.kv_bytes_read < off.kv_bytes_read  # a shared prompt is read once per step
     rules = ShardingRules(make_mesh(1, 2, 4))
     _, sharded = load_hf(d, rules=rules)
     mesh_out = Sampler(cfg, rules=rules, config=config, stop_token_ids=()).generate(
-        sharded, rows, budgets, sp, jax.random.key(5))
+        sharded, rows, budgets, sp, jax.random.key(5)
+    )
     _assert_same(static, mesh_out, atol=2e-5)
 
 
@@ -180,8 +187,7 @@ def test_stacked_weights_on_the_continuous_engine(qwen):
     rows = _rows(3, (4, 19, 9, 12, 6))
     budgets = [10, 24, 2, 15, 6]
     config = dataclasses.replace(CONTINUOUS, unstack_layers=False)
-    static, cont = _both(cfg, params, rows, budgets, GREEDY, jax.random.key(6), stops=(),
-                         config=config)
+    static, cont = _both(cfg, params, rows, budgets, GREEDY, jax.random.key(6), stops=(), config=config)
     _assert_same(static, cont)
 
 
@@ -194,8 +200,7 @@ def test_programs_lower_on_abstract_inputs(qwen):
         for engine in ("static", "continuous"):
             plan = make_plan(platform, 12, dataclasses.replace(CONFIG, engine=engine))
             lowered = lower_programs(cfg, plan, rows=12, prompt_len=16, gen_len=8, group=4)
-            assert sorted(lowered) == (["continuous"] if engine == "continuous"
-                                       else ["decode", "prefill"])
+            assert sorted(lowered) == (["continuous"] if engine == "continuous" else ["decode", "prefill"])
             assert all(isinstance(p, jax.stages.Lowered) for p in lowered.values())
     assert lowered_static_decode(cfg).compile().memory_analysis() is not None
 

@@ -1,4 +1,5 @@
 """The sampling step in isolation: distributions (chi-square), filters, logprobs, config checks."""
+
 from __future__ import annotations
 
 import jax
@@ -47,9 +48,9 @@ def draw():
             cache[mode] = jax.jit(lambda l, k, t, p: sample(l, k, t, p, mode))
         keys = jax.random.split(jax.random.key(seed), DRAWS)
         logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (DRAWS, V))
-        tok, lp = cache[mode](logits, keys, jnp.float32(params.temperature or 1.0),
-                              jnp.float32(params.top_p))
+        tok, lp = cache[mode](logits, keys, jnp.float32(params.temperature or 1.0), jnp.float32(params.top_p))
         return np.asarray(tok), np.asarray(lp)
+
     return run
 
 
@@ -60,10 +61,17 @@ def _chi2_pvalue(tokens: np.ndarray, probs: np.ndarray) -> float:
     return stats.chisquare(counts[support], probs[support] * len(tokens)).pvalue
 
 
-@pytest.mark.parametrize("params", [SamplingParams(1.0), SamplingParams(0.6),
-                                    SamplingParams(1.3, top_k=4), SamplingParams(1.0, top_p=0.7),
-                                    SamplingParams(0.9, top_k=6, top_p=0.8)],
-                         ids=["t1", "t0.6", "topk4", "topp0.7", "topk6_topp0.8"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(1.0),
+        SamplingParams(0.6),
+        SamplingParams(1.3, top_k=4),
+        SamplingParams(1.0, top_p=0.7),
+        SamplingParams(0.9, top_k=6, top_p=0.8),
+    ],
+    ids=["t1", "t0.6", "topk4", "topp0.7", "topk6_topp0.8"],
+)
 def test_empirical_frequencies_match_distribution(draw, params):
     tokens, logprobs = draw(params)
     want = _reference_probs(LOGITS, params)
@@ -80,11 +88,13 @@ def test_chi_square_has_power(draw):
 
 
 def test_top_k_and_top_p_never_emit_excluded_tokens(draw):
-    for params, allowed in [(SamplingParams(1.0, top_k=3), {0, 1, 2}),
-                            (SamplingParams(1.0, top_p=0.45), {0, 1}),  # 0.30 < 0.45 <= 0.50
-                            (SamplingParams(1.0, top_p=0.55), {0, 1, 2}),
-                            (SamplingParams(1.0, top_p=0.3), {0}),
-                            (SamplingParams(5.0, top_k=2, top_p=0.99), {0, 1})]:
+    for params, allowed in [
+        (SamplingParams(1.0, top_k=3), {0, 1, 2}),
+        (SamplingParams(1.0, top_p=0.45), {0, 1}),  # 0.30 < 0.45 <= 0.50
+        (SamplingParams(1.0, top_p=0.55), {0, 1, 2}),
+        (SamplingParams(1.0, top_p=0.3), {0}),
+        (SamplingParams(5.0, top_k=2, top_p=0.99), {0, 1}),
+    ]:
         tokens, _ = draw(params, seed=7)
         assert set(np.unique(tokens).tolist()) == allowed, params
 
@@ -123,6 +133,7 @@ def test_no_sort_over_the_vocabulary_without_top_k():
 
     def hlo(mode):
         return jax.jit(lambda l, k, t, p: sample(l, k, t, p, mode)).lower(*args).as_text()
+
     assert "stablehlo.sort" not in hlo(SamplingMode())
     assert "stablehlo.sort" not in hlo(SamplingMode(top_p=True))
 
@@ -160,22 +171,34 @@ def test_sort_free_nucleus_keeps_every_tied_token():
     assert np.asarray(keep).tolist() == [[True, False, False]]
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(temperature=-0.1), "temperature"), (dict(temperature=float("nan")), "temperature"),
-    (dict(temperature=float("inf")), "temperature"), (dict(top_p=0.0), "top_p"),
-    (dict(top_p=1.5), "top_p"), (dict(top_k=-1), "top_k"), (dict(top_k=2.5), "top_k")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(temperature=-0.1), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(temperature=float("inf")), "temperature"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_k=-1), "top_k"),
+        (dict(top_k=2.5), "top_k"),
+    ],
+)
 def test_invalid_sampling_params(kw, match):
     with pytest.raises(ValueError, match=match):
         SamplingParams(**kw)
 
 
-@pytest.mark.parametrize("kw, match", [
-    (dict(prompt_buckets=()), "prompt_buckets must not be empty"),
-    (dict(gen_buckets=(32, 16)), "strictly increasing"),
-    (dict(batch_buckets=(0, 4)), "positive"),
-    (dict(max_batch=512), "largest batch bucket"),
-    (dict(prefill_chunk=0), "prefill_chunk"),
-    (dict(max_cache_len=1), "max_cache_len")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(prompt_buckets=()), "prompt_buckets must not be empty"),
+        (dict(gen_buckets=(32, 16)), "strictly increasing"),
+        (dict(batch_buckets=(0, 4)), "positive"),
+        (dict(max_batch=512), "largest batch bucket"),
+        (dict(prefill_chunk=0), "prefill_chunk"),
+        (dict(max_cache_len=1), "max_cache_len"),
+    ],
+)
 def test_invalid_sampler_config(kw, match):
     with pytest.raises(ValueError, match=match):
         SamplerConfig(**kw)
@@ -185,18 +208,35 @@ def test_sampler_config_from_the_config_file():
     """`c.sampler` (azr_jax/defaults.py) -> SamplerConfig: "auto" / 0 leave a decode-plan
     choice to `make_plan`, other values force it, a bad value is one clear error."""
     from azr_jax.defaults import base_config
+
     section = base_config().sampler
     got = sampler_config(section)
-    assert got == SamplerConfig(prompt_buckets=section.prompt_buckets,
-                                gen_buckets=section.gen_buckets, max_batch=section.max_batch)
-    section.update(engine="continuous", unstack_layers="off", keys_last="on",
-                   decode_matmul_splits=3, page_size=32, read_extents=8, decode_widths=2,
-                   share_prompts=False,
-                   prefill_chunk=256)
+    assert got == SamplerConfig(
+        prompt_buckets=section.prompt_buckets, gen_buckets=section.gen_buckets, max_batch=section.max_batch
+    )
+    section.update(
+        engine="continuous",
+        unstack_layers="off",
+        keys_last="on",
+        decode_matmul_splits=3,
+        page_size=32,
+        read_extents=8,
+        decode_widths=2,
+        share_prompts=False,
+        prefill_chunk=256,
+    )
     got = sampler_config(section)
-    assert (got.engine, got.unstack_layers, got.keys_last, got.decode_matmul_splits,
-            got.page_size, got.read_extents, got.decode_widths, got.share_prompts,
-            got.prefill_chunk) == ("continuous", False, True, 3, 32, 8, 2, False, 256)
+    assert (
+        got.engine,
+        got.unstack_layers,
+        got.keys_last,
+        got.decode_matmul_splits,
+        got.page_size,
+        got.read_extents,
+        got.decode_widths,
+        got.share_prompts,
+        got.prefill_chunk,
+    ) == ("continuous", False, True, 3, 32, 8, 2, False, 256)
     section.keys_last = "yes"
     with pytest.raises(ValueError, match="sampler.keys_last must be one of"):
         sampler_config(section)

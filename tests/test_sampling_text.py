@@ -1,5 +1,6 @@
 """Text layer: tokenizer loading (sentencepiece and tokenizer.json), AZR templates, decoding,
 stop strings cut consistently in text, ids, logprobs and masks."""
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,7 @@ transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 spm = pytest.importorskip("sentencepiece")
 
-CONFIG = SamplerConfig(prompt_buckets=(128, 192, 256), gen_buckets=(24,), batch_buckets=(4,),
-                       max_batch=4)
+CONFIG = SamplerConfig(prompt_buckets=(128, 192, 256), gen_buckets=(24,), batch_buckets=(4,), max_batch=4)
 PROMPTS = ["def f(x): return x + 1", "The answer is 42.", "Think step by step about the task."]
 
 
@@ -31,18 +31,40 @@ def spm_model_dir(tmp_path_factory):
     """A tiny random llama (vocab 160) next to a sentencepiece tokenizer trained on the spot."""
     d = tmp_path_factory.mktemp("spm_llama")
     model = hf_models.build("llama3_scaled", str(d))
-    corpus = ["def f(x):", "    return x + 1", "The answer is <answer> 42 </answer>.",
-              "Think step by step about the task.", "User: Assistant: <think>"] * 20
+    corpus = [
+        "def f(x):",
+        "    return x + 1",
+        "The answer is <answer> 42 </answer>.",
+        "Think step by step about the task.",
+        "User: Assistant: <think>",
+    ] * 20
     corpus += [f"line {i} alpha beta gamma delta {i * 7}" for i in range(200)]
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=buf,
-                                   vocab_size=hf_models.TINY["vocab_size"], model_type="bpe",
-                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
-                                   character_coverage=1.0, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_writer=buf,
+        vocab_size=hf_models.TINY["vocab_size"],
+        model_type="bpe",
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+    )
     (d / "tokenizer.model").write_bytes(buf.getvalue())
-    (d / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
-         "unk_token": "<unk>", "add_bos_token": True, "legacy": False}))
+    (d / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "LlamaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "add_bos_token": True,
+                "legacy": False,
+            }
+        )
+    )
     return d, model
 
 
@@ -81,8 +103,10 @@ def test_chat_template_with_think_prefix():
         pytest.skip(str(e))
     tok = Tokenizer(d)
     assert tok.template == "chat"
-    want = (f"<|im_start|>system\n{R1_INSTRUCTION}<|im_end|>\n<|im_start|>user\nadd one<|im_end|>\n"
-            "<|im_start|>assistant\n<think>")
+    want = (
+        f"<|im_start|>system\n{R1_INSTRUCTION}<|im_end|>\n<|im_start|>user\nadd one<|im_end|>\n"
+        "<|im_start|>assistant\n<think>"
+    )
     assert tok.render("add one") == want
     ids = tok.encode_prompt("add one")
     assert ids == tok.hf(want, add_special_tokens=False)["input_ids"]
@@ -97,16 +121,22 @@ def test_text_generation_matches_hf_and_stop_strings_cut_everything(text_sampler
     for i, prompt in enumerate(PROMPTS):
         ids = out.prompt_ids[i]
         with torch.no_grad():
-            ref = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                 max_new_tokens=20, do_sample=False, eos_token_id=2, pad_token_id=0)
-        want = ref[0, len(ids):].tolist()
+            ref = model.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=20,
+                do_sample=False,
+                eos_token_id=2,
+                pad_token_id=0,
+            )
+        want = ref[0, len(ids) :].tolist()
         assert out.completion_ids(i) == want
         assert out.texts[i] == tok.hf.decode(want, skip_special_tokens=True)
         assert out.stop_strings[i] is None
     # Stop at a string taken from the middle of row 0's text (it spans token boundaries or not,
     # either way the ids must be the shortest prefix whose text contains it).
     full = out.texts[0]
-    stop = full[len(full) // 2: len(full) // 2 + 3]
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
     assert stop.strip(), full
     ts_stop = TextSampler(ts.sampler, tok, stop_strings=("\x00never", stop))
     cut = ts_stop.generate(params, PROMPTS, 20, SamplingParams(temperature=0.0), jax.random.key(0))
@@ -116,7 +146,7 @@ def test_text_generation_matches_hf_and_stop_strings_cut_everything(text_sampler
     k = int(cut.sample.lengths[0])
     ids0 = out.completion_ids(0)
     assert cut.completion_ids(0) == ids0[:k]
-    assert stop in tok.decode(ids0[:k]) and stop not in tok.decode(ids0[:k - 1])
+    assert stop in tok.decode(ids0[:k]) and stop not in tok.decode(ids0[: k - 1])
     assert cut.sample.mask[0].sum() == k and not cut.sample.mask[0, k:].any()
     np.testing.assert_array_equal(cut.sample.logprobs[0, :k], out.sample.logprobs[0, :k])
     assert (cut.sample.logprobs[0, k:] == 0).all() and (cut.sample.tokens[0, k:] == 0).all()

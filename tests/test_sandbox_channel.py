@@ -42,7 +42,14 @@ def _frame(rng: random.Random) -> str:
     if kind == 3:
         return f"b'\"' + b'x' * {rng.randrange(1 << 20, 3 << 20)}"  # a megabyte-sized string, never closed
     if kind == 4:
-        wrong = dict(good, **{rng.choice(["status", "value", "stdout", "pairs", "enc", "pair_verdicts"]): rng.choice([5, None, [], {}, True, 1.5])})
+        wrong = dict(
+            good,
+            **{
+                rng.choice(["status", "value", "stdout", "pairs", "enc", "pair_verdicts"]): rng.choice(
+                    [5, None, [], {}, True, 1.5]
+                )
+            },
+        )
         return repr(json.dumps(wrong).encode())
     if kind == 5:
         return repr(json.dumps(good).encode())  # a well-formed frame with a made-up token
@@ -103,7 +110,7 @@ def test_fuzzed_frames_give_every_job_exactly_one_status(farm):
 
 CRASHES = [
     "import os\ndef f(x):\n    os.write(3, b'[' * 100000)\n    os._exit(0)",
-    "import os\ndef f(x):\n    os.write(3, b'{\"status\": \"ok\", \"pair_verdicts\": 5}')\n    os._exit(0)",
+    'import os\ndef f(x):\n    os.write(3, b\'{"status": "ok", "pair_verdicts": 5}\')\n    os._exit(0)',
     "import ctypes\ndef f(x):\n    ctypes.string_at(0)",
     "import os\ndef f(x):\n    os._exit(7)",
     "import os\ndef f(x):\n    os.abort()",

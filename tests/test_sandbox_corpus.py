@@ -84,7 +84,9 @@ def replay():
     items = load_items()
     with SandboxFarm(FarmConfig()) as farm:
         results = farm.run([output_job(it[3], it[5], it[4]) for it in items], timeout=900)
-        failing = [(it, r) for it, r in zip(items, results, strict=True) if not (r.ok and reproduces(it, r.value))]
+        failing = [
+            (it, r) for it, r in zip(items, results, strict=True) if not (r.ok and reproduces(it, r.value))
+        ]
         seeds = [it for it, _ in failing if EXCEPTIONS.get((it[0], it[1])) == "hash_seed"]
         crossed = submit_outputs(farm, [output_job(it[3], it[5], it[4]) for it in seeds], cross_seed=True)
         cross = {it[:3]: f.result(timeout=300) for it, f in zip(seeds, crossed, strict=True)}
@@ -114,7 +116,9 @@ def test_corpus_sizes(replay):
     items, *_ = replay
     assert sum(it[0] == IO_FILES[0] for it in items) == 256
     assert sum(it[0] == IO_FILES[1] for it in items) == 256
-    assert sum(it[0] == INDUCTION_FILE for it in items) == 2556  # 255 programs x 10 inputs + the 6-input identity seed
+    assert (
+        sum(it[0] == INDUCTION_FILE for it in items) == 2556
+    )  # 255 programs x 10 inputs + the 6-input identity seed
 
 
 def test_every_failure_is_a_documented_exception(replay):
@@ -131,7 +135,9 @@ def test_exception_reasons_hold(replay):
     for it, result in failing:
         reason = EXCEPTIONS[(it[0], it[1])]
         if reason == "file_write":
-            assert result.status.startswith("error: PermissionError: [Errno 1] Operation not permitted"), result
+            assert result.status.startswith("error: PermissionError: [Errno 1] Operation not permitted"), (
+                result
+            )
         elif reason == "missing_module":
             assert result.status.startswith("error: ModuleNotFoundError"), result
         elif reason == "random":
@@ -148,12 +154,16 @@ def test_exception_reasons_hold(replay):
 def test_reproduction_rate(replay):
     items, failing, *_ = replay
     rate = 1 - len(failing) / len(items)
-    print(f"\nseed corpus: {len(items) - len(failing)}/{len(items)} = {rate:.2%} of the recorded outputs reproduced")
+    print(
+        f"\nseed corpus: {len(items) - len(failing)}/{len(items)} = {rate:.2%} of the recorded outputs reproduced"
+    )
     for it, r in failing:
         print(f"  {it[0]}:{it[1]}[{it[2]}] {EXCEPTIONS[(it[0], it[1])]}: {r.status[:80]}")
     assert rate >= 0.985  # the rest are the documented programs (26 of the 31 are hash-seed dependent)
     clean = [it for it in items if (it[0], it[1]) not in EXCEPTIONS]
-    assert len(clean) > 0.97 * len(items) and not [it for it, _ in failing if (it[0], it[1]) not in EXCEPTIONS]
+    assert len(clean) > 0.97 * len(items) and not [
+        it for it, _ in failing if (it[0], it[1]) not in EXCEPTIONS
+    ]
 
 
 def test_induction_programs_pass_their_own_hidden_pairs(replay):

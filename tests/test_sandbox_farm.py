@@ -52,7 +52,12 @@ def sandbox_processes(uids, worker_pids=()) -> list[str]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        table[int(entry.name)] = (int(fields["Uid"].split()[0]), int(fields["PPid"]), fields["State"].split()[0], fields["Name"].strip())
+        table[int(entry.name)] = (
+            int(fields["Uid"].split()[0]),
+            int(fields["PPid"]),
+            fields["State"].split()[0],
+            fields["Name"].strip(),
+        )
     ours = set(worker_pids)
     grew = True
     while grew:
@@ -91,7 +96,12 @@ def test_isolation_report_is_one_line_and_layers_are_active_here(farm):
         # The machine this project runs on: every layer must be live, not merely configured.
         keys = ("setuid", "netns", "ipcns", "pidns", "jail", "seccomp", "rlimits")
         assert {k: layers[k] for k in keys} == dict.fromkeys(keys, "on")
-        assert layers["guarantee_network"] == layers["guarantee_fork"] == layers["guarantee_file_writes"] == "blocked"
+        assert (
+            layers["guarantee_network"]
+            == layers["guarantee_fork"]
+            == layers["guarantee_file_writes"]
+            == "blocked"
+        )
         assert layers["guarantee_host_files"] == "hidden" and layers["guarantee_signal_others"] == "blocked"
         assert layers["guarantee_ipc"] == "blocked" and layers["guarantee_host_pids"] == "hidden"
 
@@ -135,7 +145,9 @@ def test_probe_helpers(farm):
     assert check_deduction(farm, "'cdefab'", "'cdefba'").verdict is False
     assert check_abduction(farm, prog, (), "'cdefab'", "'abcdef', 2").verdict is True
     assert check_abduction(farm, prog, (), "'cdefab'", "'abcdef', 3").verdict is False
-    assert check_abduction(farm, prog, (), "'cdefab'", "'abcdef', -4").verdict is True  # any valid input counts
+    assert (
+        check_abduction(farm, prog, (), "'cdefab'", "'abcdef', -4").verdict is True
+    )  # any valid input counts
     pairs = [("'xyz', 1", "'yzx'"), ("'ab', 0", "'ab'")]
     good = check_induction(farm, "def f(s, k):\n    k %= len(s)\n    return s[k:] + s[:k]", (), pairs)
     assert good.verdict is True and good.pair_verdicts == (True, True)
@@ -161,7 +173,9 @@ def test_run_program_for_eval_harness(farm):
     assert ok.status == "ok" and ok.stdout == hashlib.sha256(b"x").hexdigest() + "\n"
     failed = run_program(farm, "def add(a, b):\n    return a - b\nassert add(2, 3) == 5, 'wrong sum'")
     assert failed.status == "error: AssertionError: wrong sum"
-    echoed = run_program(farm, "n = int(input())\nprint(sum(map(int, input().split())) * n)", stdin="3\n1 2 3\n")
+    echoed = run_program(
+        farm, "n = int(input())\nprint(sum(map(int, input().split())) * n)", stdin="3\n1 2 3\n"
+    )
     assert echoed.status == "ok" and echoed.stdout == "18\n"
     assert run_program(farm, "while True:\n    pass", timeout_s=0.5).status == "timeout"
 
@@ -177,7 +191,8 @@ def test_cross_seed_determinism(farm):
     same_child = farm.run([output_job(p, i) for p, i, _ in cases])
     assert all(r.status == "ok" for r in same_child)  # one process, one hash seed: undetectable
     crossed = [
-        f.result(timeout=60) for f in submit_outputs(farm, [output_job(p, i) for p, i, _ in cases], cross_seed=True)
+        f.result(timeout=60)
+        for f in submit_outputs(farm, [output_job(p, i) for p, i, _ in cases], cross_seed=True)
     ]
     for (_, _, deterministic), r in zip(cases, crossed, strict=True):
         if deterministic:
@@ -191,7 +206,12 @@ def test_truncation_and_repr_limit(farm):
     full = repr(list(range(1000)))
     strict = JobOptions(semantics="strict", max_repr_chars=len(full))
     assert run_output(farm, prog, "1000", options=strict).value == full
-    assert run_output(farm, prog, "1000", options=dataclasses.replace(strict, max_repr_chars=len(full) - 1)).status == "output_too_large"
+    assert (
+        run_output(
+            farm, prog, "1000", options=dataclasses.replace(strict, max_repr_chars=len(full) - 1)
+        ).status
+        == "output_too_large"
+    )
     truncated = run_output(farm, prog, "1000").value  # official storage
     assert truncated == full[:200] + "..." + full[-200:]
 
@@ -222,7 +242,9 @@ def test_dead_worker_is_replaced_and_its_job_reported_killed():
         (before,) = f.worker_pids()
         uids = f.sandbox_uids()
         (future,) = f.submit([program_job("import time\ntime.sleep(30)", options=SLEEPY)])
-        wait_until(lambda: len(sandbox_processes(set(), [before])) >= 4, what="the worker, its zygote and children")
+        wait_until(
+            lambda: len(sandbox_processes(set(), [before])) >= 4, what="the worker, its zygote and children"
+        )
         tree = {int(p.split()[0]) for p in sandbox_processes(set(), [before])}  # worker, zygote, children
         os.kill(before, signal.SIGKILL)
         result = future.result(timeout=30)
@@ -244,7 +266,10 @@ def test_close_leaves_no_processes_and_no_files():
     scratch = f.scratch_dirs()
     assert scratch and all(os.path.isdir(d) for d in scratch)
     futures = f.submit([program_job("import time\ntime.sleep(30)", options=SLEEPY) for _ in range(3)])
-    wait_until(lambda: any(f"uid={u}" in p for p in sandbox_processes(uids, pids) for u in uids), what="children to run")
+    wait_until(
+        lambda: any(f"uid={u}" in p for p in sandbox_processes(uids, pids) for u in uids),
+        what="children to run",
+    )
     closed = threading.Event()
     threading.Thread(target=lambda: (f.close(), closed.set()), daemon=True).start()
     assert closed.wait(60), "close() hung on sleeping children"
@@ -260,14 +285,17 @@ def test_close_leaves_no_processes_and_no_files():
 
 
 def test_degraded_farm_without_optional_layers_still_works():
-    iso = IsolationConfig(drop_privileges=False, network_namespace=False, filesystem_jail=False, seccomp=False)
+    iso = IsolationConfig(
+        drop_privileges=False, network_namespace=False, filesystem_jail=False, seccomp=False
+    )
     with SandboxFarm(FarmConfig(num_workers=1, isolation=iso)) as f:
         for key in ("setuid", "netns", "jail", "seccomp"):
             assert f.isolation[key] == "off: disabled"
         assert f.isolation["rlimits"] == "on"
         assert run_output(f, "def f(x):\n    return sorted(x)", "[3, 1, 2]").value == "[1, 2, 3]"
         assert (
-            run_output(f, "def f(x):\n    while True: pass", "1", options=JobOptions(timeout_s=0.5)).status == "timeout"
+            run_output(f, "def f(x):\n    while True: pass", "1", options=JobOptions(timeout_s=0.5)).status
+            == "timeout"
         )
         assert run_output(f, "def f(x):\n    return bytearray(2 * 1024**3)", "1").status == "memory"
 
@@ -306,7 +334,9 @@ def _python_for_uid(uid: int) -> str | None:
     return None
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="needs root to impersonate a normal user")
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0, reason="needs root to impersonate a normal user"
+)
 def test_farm_degrades_gracefully_without_root():
     uid = 65534
     python = _python_for_uid(uid)

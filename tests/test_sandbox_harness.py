@@ -48,7 +48,14 @@ def test_output_matches_python_repr(program, arguments, options):
 
 
 def test_imports_are_prepended_and_annotations_not_postponed():
-    assert output("def f(x):\n    return Counter(x).most_common(1)", "'abca'", imports=["from collections import Counter"])["value"] == "[('a', 2)]"
+    assert (
+        output(
+            "def f(x):\n    return Counter(x).most_common(1)",
+            "'abca'",
+            imports=["from collections import Counter"],
+        )["value"]
+        == "[('a', 2)]"
+    )
     # compile() must not inherit the harness modules' `from __future__ import annotations`.
     assert output("def f(x: int):\n    return f.__annotations__['x'] is int", "1")["value"] == "True"
 
@@ -56,7 +63,10 @@ def test_imports_are_prepended_and_annotations_not_postponed():
 def test_namespace_has_no_name_like_the_official_executor():
     prog = "class C:\n    pass\ndef f(x):\n    return [C, __name__, C.__module__]"
     expected = "[<class 'C'>, 'builtins', 'builtins']"
-    for opts in (dataclasses.replace(OFFICIAL, single_function=False), dataclasses.replace(STRICT, single_function=False)):
+    for opts in (
+        dataclasses.replace(OFFICIAL, single_function=False),
+        dataclasses.replace(STRICT, single_function=False),
+    ):
         assert output(prog, "1", opts)["value"] == expected
 
 
@@ -69,7 +79,11 @@ def test_official_storage_is_stripped_and_cut_to_400_characters():
     assert output(prog, "1", helpers)["value"] == "padded"
     # strict: the whole repr, within max_repr_chars
     assert output("def f(n):\n    return list(range(n))", "300", STRICT)["value"] == text
-    too_long = output("def f(n):\n    return list(range(n))", "300", dataclasses.replace(STRICT, max_repr_chars=len(text) - 1))
+    too_long = output(
+        "def f(n):\n    return list(range(n))",
+        "300",
+        dataclasses.replace(STRICT, max_repr_chars=len(text) - 1),
+    )
     assert too_long["status"] == "output_too_large"
 
 
@@ -83,7 +97,10 @@ def test_official_storage_is_stripped_and_cut_to_400_characters():
         ("raise KeyboardInterrupt", "KeyboardInterrupt"),
         ("raise Exception('plain')", "Exception: plain"),
         ("raise UserWarning('careful')", "UserWarning: careful"),
-        ("raise Exception('first line error\\nsecond line')", "second line"),  # the last traceback line counts
+        (
+            "raise Exception('first line error\\nsecond line')",
+            "second line",
+        ),  # the last traceback line counts
     ],
 )
 def test_official_non_error_exceptions_leave_a_valid_empty_output(body, line):
@@ -96,9 +113,17 @@ def test_official_non_error_exceptions_leave_a_valid_empty_output(body, line):
 
 
 def test_error_exceptions_are_invalid_in_both_semantics():
-    for body in ("raise ValueError('x')", "return 1 // 0", "raise Exception('an error here')", "return undefined_name"):
+    for body in (
+        "raise ValueError('x')",
+        "return 1 // 0",
+        "raise Exception('an error here')",
+        "return undefined_name",
+    ):
         for opts in (OFFICIAL, STRICT):
-            assert output(f"def f(x):\n    {body}", "1", opts)["status"].startswith("error: "), (body, opts.semantics)
+            assert output(f"def f(x):\n    {body}", "1", opts)["status"].startswith("error: "), (
+                body,
+                opts.semantics,
+            )
 
 
 def test_determinism_official_and_strict():
@@ -111,15 +136,22 @@ def test_determinism_official_and_strict():
     once = dataclasses.replace(STRICT, determinism=False)
     assert output(counter, "1", once)["value"] == "1"
     # strict keeps the first call's arguments alive, so an id()-based output differs
-    assert output("def f(x):\n    return id(x)", "[1, 2]", STRICT)["status"].startswith("error: NondeterminismError")
+    assert output("def f(x):\n    return id(x)", "[1, 2]", STRICT)["status"].startswith(
+        "error: NondeterminismError"
+    )
     # the input text is evaluated afresh for each call, as in the official template
     assert output("def f(x):\n    x.append(0)\n    return x", "[1]", STRICT)["value"] == "[1, 0]"
-    assert output("def f(x):\n    return float('nan')", "1")["value"] == ""  # nan != nan: official valid, empty
+    assert (
+        output("def f(x):\n    return float('nan')", "1")["value"] == ""
+    )  # nan != nan: official valid, empty
 
 
 def test_strict_refuses_empty_outputs():
     prog = "class E:\n    def __repr__(self):\n        return ''\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return E()"
-    assert output(prog, "1", dataclasses.replace(STRICT, single_function=False))["status"] == "error: EmptyOutput: the output repr is empty"
+    assert (
+        output(prog, "1", dataclasses.replace(STRICT, single_function=False))["status"]
+        == "error: EmptyOutput: the output repr is empty"
+    )
     assert output(prog, "1", dataclasses.replace(OFFICIAL, single_function=False))["value"] == ""
 
 
@@ -137,9 +169,15 @@ def test_value_pickling_is_optional():
 
 
 def test_prints_are_captured_and_bounded():
-    result = output("def f(x):\n    print('hi', x)\n    return x", "7", dataclasses.replace(OFFICIAL, determinism=False))
+    result = output(
+        "def f(x):\n    print('hi', x)\n    return x", "7", dataclasses.replace(OFFICIAL, determinism=False)
+    )
     assert result["stdout"] == "hi 7\n"
-    noisy = output("def f(x):\n    print('a' * 50)\n    return x", "7", dataclasses.replace(OFFICIAL, max_stdout_chars=10))
+    noisy = output(
+        "def f(x):\n    print('a' * 50)\n    return x",
+        "7",
+        dataclasses.replace(OFFICIAL, max_stdout_chars=10),
+    )
     assert noisy["status"] == "output_too_large" and noisy["stdout"] == "a" * 10
 
 
@@ -175,6 +213,7 @@ def _raise(kind: str):
     if kind == "group":
         raise ExceptionGroup("grp", [ValueError(1)])
     if kind == "unprintable":
+
         class Bad(Exception):
             def __str__(self):
                 raise RuntimeError("no")
@@ -185,7 +224,9 @@ def _raise(kind: str):
     raise AssertionError("unknown kind")
 
 
-@pytest.mark.parametrize("kind", ["syntax", "notes", "module", "chained", "group", "unprintable", "empty_message"])
+@pytest.mark.parametrize(
+    "kind", ["syntax", "notes", "module", "chained", "group", "unprintable", "empty_message"]
+)
 def test_official_last_line_matches_traceback(kind):
     try:
         _raise(kind)
@@ -211,13 +252,19 @@ def check(probe, program, args, options=OFFICIAL, imports=()):
 def test_deduction_reads_both_sides_as_data_and_never_sees_the_program():
     prog = "def f(x):\n    return [x] * 2"
     assert check(PROBE_EQUAL, prog, ("[3, 3]", "[3,3]"))["verdict"] is True
-    assert check(PROBE_EQUAL, prog, ("[3, 3]", "[3] * 2"))["verdict"] is True  # evaluated, without the program
+    assert (
+        check(PROBE_EQUAL, prog, ("[3, 3]", "[3] * 2"))["verdict"] is True
+    )  # evaluated, without the program
     answered = check(PROBE_EQUAL, prog, ("[3, 3]", "f(3)"))
     assert answered["verdict"] is False and answered["status"] == "error: NameError: name 'f' is not defined"
     assert check(PROBE_EQUAL, "", ("(1, 2)", "[1, 2]"))["verdict"] is False
-    assert check(PROBE_EQUAL, "", ("'[1,2]'", "'[1, 2]'"))["verdict"] is True  # official string fallback, as data
+    assert (
+        check(PROBE_EQUAL, "", ("'[1,2]'", "'[1, 2]'"))["verdict"] is True
+    )  # official string fallback, as data
     assert check(PROBE_EQUAL, "", ("'-1/2'", "'-0.5'"))["verdict"] is True  # reprs' arithmetic is data
-    assert check(PROBE_EQUAL, "", ("'len([1])'", "'1'"))["verdict"] is False  # inner strings are data, not code
+    assert (
+        check(PROBE_EQUAL, "", ("'len([1])'", "'1'"))["verdict"] is False
+    )  # inner strings are data, not code
     # A gold that is not data (here: unevaluable text) can only match with repr_fallback.
     assert check(PROBE_EQUAL, "", ("[inf, 1]", "[inf, 1]"))["verdict"] is False
     fallback = dataclasses.replace(OFFICIAL, repr_fallback=True)
@@ -228,11 +275,21 @@ def test_deduction_reads_both_sides_as_data_and_never_sees_the_program():
 
 def test_abduction_any_input_reproducing_the_output_counts():
     prog = "def f(a, b):\n    return a * b"
-    for inp, expected in (("2, 6", True), ("3, 4", True), ("12, 1", True), ("5, 5", False), ("*[4, 3]", True)):
+    for inp, expected in (
+        ("2, 6", True),
+        ("3, 4", True),
+        ("12, 1", True),
+        ("5, 5", False),
+        ("*[4, 3]", True),
+    ):
         assert check(PROBE_CALL_EQUAL, prog, ("12", inp))["verdict"] is expected, inp
     # Non-literal inputs are evaluated apart from the program, with its import lines only.
-    counted = check(PROBE_CALL_EQUAL, "def f(c):\n    return sum(c.values())", ("3", "Counter('aab')"),
-                    imports=["from collections import Counter"])
+    counted = check(
+        PROBE_CALL_EQUAL,
+        "def f(c):\n    return sum(c.values())",
+        ("3", "Counter('aab')"),
+        imports=["from collections import Counter"],
+    )
     assert counted["verdict"] is True
     assert check(PROBE_CALL_EQUAL, prog, ("12", "f(3, 1) * 4, 1"))["verdict"] is False  # reads f: NameError
 
@@ -248,7 +305,9 @@ def test_induction_pairs_in_fresh_namespaces_and_official_exclusion():
     stop = "def f(x):\n    if x == 0:\n        raise StopIteration\n    return x"
     official = check(PROBE_PAIRS, stop, ("1", "1", "0", "0"), HELPERS)
     assert official["pair_verdicts"] == [True, None] and official["verdict"] is True
-    strict = check(PROBE_PAIRS, stop, ("1", "1", "0", "0"), dataclasses.replace(STRICT, single_function=False))
+    strict = check(
+        PROBE_PAIRS, stop, ("1", "1", "0", "0"), dataclasses.replace(STRICT, single_function=False)
+    )
     assert strict["pair_verdicts"] == [True, False] and strict["verdict"] is False
     all_out = check(PROBE_PAIRS, stop, ("0", "0"), HELPERS)
     assert all_out["pair_verdicts"] == [None] and all_out["verdict"] is False  # nothing counted: not solved

@@ -17,9 +17,9 @@ import json
 import random
 from pathlib import Path
 
+import official_azr
 import pytest
 
-import official_azr
 from azr_jax.sandbox import (
     OFFICIAL_BANNED_MODULES,
     FarmConfig,
@@ -67,24 +67,59 @@ VALIDITY = [
     ("none", "def f(x):\n    x.append(1)", "[]", ()),
     ("bool", "def f(x):\n    return x > 3", "5", ()),
     ("nested", "def f(n):\n    return [[i] * i for i in range(n)]", "4", ()),
-    ("imports", "def f(s):\n    return Counter(s).most_common(2)", "'abracadabra'", ("from collections import Counter",)),
+    (
+        "imports",
+        "def f(s):\n    return Counter(s).most_common(2)",
+        "'abracadabra'",
+        ("from collections import Counter",),
+    ),
     ("counter_repr", "def f(s):\n    return Counter(s)", "'aab'", ("from collections import Counter",)),
-    ("deque_repr", "def f(xs):\n    d = deque(xs)\n    d.rotate(1)\n    return d", "[1, 2, 3]", ("from collections import deque",)),
-    ("defaultdict_repr", "def f(xs):\n    d = defaultdict(int)\n    for x in xs:\n        d[x] += 1\n    return d", "'aab'", ("from collections import defaultdict",)),
+    (
+        "deque_repr",
+        "def f(xs):\n    d = deque(xs)\n    d.rotate(1)\n    return d",
+        "[1, 2, 3]",
+        ("from collections import deque",),
+    ),
+    (
+        "defaultdict_repr",
+        "def f(xs):\n    d = defaultdict(int)\n    for x in xs:\n        d[x] += 1\n    return d",
+        "'aab'",
+        ("from collections import defaultdict",),
+    ),
     ("math", "def f(x):\n    return math.floor(math.sqrt(x))", "17", ("import math",)),
     ("long_output", "def f(n):\n    return list(range(n))", "300", ()),
     ("long_string", "def f(n):\n    return 'ab' * n", "500", ()),
     ("exactly_400", "def f(n):\n    return 'x' * n", "398", ()),
     ("just_over_400", "def f(n):\n    return 'x' * n", "399", ()),
-    ("padded_repr", "class S:\n    def __repr__(self):\n        return '   spaced   '\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return S()", "1", ()),
-    ("empty_repr", "class S:\n    def __repr__(self):\n        return ''\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return S()", "1", ()),
+    (
+        "padded_repr",
+        "class S:\n    def __repr__(self):\n        return '   spaced   '\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return S()",
+        "1",
+        (),
+    ),
+    (
+        "empty_repr",
+        "class S:\n    def __repr__(self):\n        return ''\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return S()",
+        "1",
+        (),
+    ),
     ("class_object", "class C:\n    pass\ndef f(x):\n    return C", "1", ()),
     ("dunder_name", "def f(x):\n    return __name__", "1", ()),
     ("class_module", "class C:\n    pass\ndef f(x):\n    return C.__module__", "1", ()),
     ("dict_keys", "def f(d):\n    return d.keys()", "{'a': 1, 'b': 2}", ()),
     ("dict_items", "def f(d):\n    return d.items()", "{'a': 1}", ()),
-    ("dataclass", "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\ndef f(x):\n    return P(x)", "3", ()),
-    ("namedtuple", "from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef f(a):\n    return P(a, a + 1)", "1", ()),
+    (
+        "dataclass",
+        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\ndef f(x):\n    return P(x)",
+        "3",
+        (),
+    ),
+    (
+        "namedtuple",
+        "from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef f(a):\n    return P(a, a + 1)",
+        "1",
+        (),
+    ),
     ("generator", "def f(n):\n    return (i for i in range(n))", "3", ()),
     ("lambda", "def f(n):\n    return lambda: n", "3", ()),
     ("module_object", "import math\ndef f(x):\n    return math", "1", ()),
@@ -110,10 +145,20 @@ VALIDITY = [
     ("plain_exception", "def f(x):\n    raise Exception('plain')", "1", ()),
     ("exception_saying_error", "def f(x):\n    raise Exception('an error occurred')", "1", ()),
     ("custom_exception", "class Oops(Exception):\n    pass\ndef f(x):\n    raise Oops('x')", "1", ()),
-    ("custom_error_class", "class BadError(Exception):\n    pass\ndef f(x):\n    raise BadError('x')", "1", ()),
+    (
+        "custom_error_class",
+        "class BadError(Exception):\n    pass\ndef f(x):\n    raise BadError('x')",
+        "1",
+        (),
+    ),
     ("warning", "def f(x):\n    raise UserWarning('careful')", "1", ()),
     ("multiline_message", "def f(x):\n    raise ValueError('first\\nsecond')", "1", ()),
-    ("error_hidden_by_truncation", "def f(x):\n    raise Exception('a' * 300 + 'error' + 'b' * 300)", "1", ()),
+    (
+        "error_hidden_by_truncation",
+        "def f(x):\n    raise Exception('a' * 300 + 'error' + 'b' * 300)",
+        "1",
+        (),
+    ),
     ("exception_group", "def f(x):\n    raise ExceptionGroup('g', [ValueError(1)])", "1", ()),
     ("value_error", "def f(x):\n    return int('x')", "1", ()),
     ("zero_division", "def f(x):\n    return 1 // x", "0", ()),
@@ -126,8 +171,18 @@ VALIDITY = [
     ("syntax_error", "def f(x):\n    return x +", "1", ()),
     ("syntax_error_input", "def f(x):\n    return x", "[1, 2", ()),
     ("no_f", "def g(x):\n    return x", "1", ()),
-    ("unrepresentable", "class A:\n    def __repr__(self):\n        raise ValueError('no')\ndef f(x):\n    return A()", "1", ()),
-    ("nondeterministic_counter", "calls = []\ndef f(x):\n    calls.append(x)\n    return len(calls)", "1", ()),
+    (
+        "unrepresentable",
+        "class A:\n    def __repr__(self):\n        raise ValueError('no')\ndef f(x):\n    return A()",
+        "1",
+        (),
+    ),
+    (
+        "nondeterministic_counter",
+        "calls = []\ndef f(x):\n    calls.append(x)\n    return len(calls)",
+        "1",
+        (),
+    ),
     ("nondeterministic_object", "def f(x):\n    return object()", "1", ()),
     ("nan", "def f(x):\n    return float('nan')", "1", ()),
     ("mutates_input", "def f(x):\n    x.append(0)\n    return x", "[1]", ()),
@@ -135,7 +190,12 @@ VALIDITY = [
     ("banned_random", "import random\ndef f(x):\n    return x", "1", ()),
     ("banned_dotted_component", "import numpy.random\ndef f(x):\n    return x", "1", ()),
     ("banned_from_import", "from datetime import date\ndef f(x):\n    return x", "1", ()),
-    ("dotted_entry_never_matches", "from os import path\ndef f(x):\n    return path.basename('/a/b')", "1", ()),
+    (
+        "dotted_entry_never_matches",
+        "from os import path\ndef f(x):\n    return path.basename('/a/b')",
+        "1",
+        (),
+    ),
     ("dynamic_import_not_checked", "def f(x):\n    return __import__('ti' + 'me').__name__", "1", ()),
     ("input_call", "def f(x):\n    return input()", "1", ()),
     ("input_in_string", "def f(x):\n    return 'input('", "1", ()),
@@ -148,8 +208,13 @@ def _seed_entries(count: int) -> list[tuple]:
     out the programs whose output depends on the hash seed or randomness (tests/test_sandbox_corpus.py)."""
     if not SEED_DIR.is_dir():
         return []
-    skip = {("7b_seed_io.jsonl", 141), ("7b_seed_io.jsonl", 242), ("7b_coder_seed_io.jsonl", 151),
-            ("7b_coder_seed_io.jsonl", 223), ("7b_coder_seed_io.jsonl", 228)}
+    skip = {
+        ("7b_seed_io.jsonl", 141),
+        ("7b_seed_io.jsonl", 242),
+        ("7b_coder_seed_io.jsonl", 151),
+        ("7b_coder_seed_io.jsonl", 223),
+        ("7b_coder_seed_io.jsonl", 228),
+    }
     rows = []
     for name in ("7b_seed_io.jsonl", "7b_coder_seed_io.jsonl", "7b_coder_code_f_seed_io.jsonl"):
         for line, raw in enumerate((SEED_DIR / name).read_text().splitlines()):
@@ -166,7 +231,9 @@ SEEDS = _seed_entries(40)
 # input must be one argument list of f. Officially text that rewrites the code around the paste
 # is run (here the determinism check's `if` condition becomes `(2)`), and stored, it would plant
 # code in every later check of the task (`gold == f(1) if False else (2)` passes any answer).
-VALIDITY_DEVIATIONS = {"injection_conditional": "rejected: input is not an argument list of a single call to f"}
+VALIDITY_DEVIATIONS = {
+    "injection_conditional": "rejected: input is not an argument list of a single call to f"
+}
 STRICT_EXPECTATIONS = {
     # The official output '' here comes from stripping a whitespace repr, not from an exception:
     # strict keeps the repr whole.
@@ -182,7 +249,13 @@ STRICT_EXPECTATIONS = {
 def validity(official, farm):
     cases = VALIDITY + SEEDS
     expected = [
-        official.check_all(prog, inp, banned_keywords=list(OFFICIAL_BANNED_MODULES), check_determinism=True, imports=list(imp))
+        official.check_all(
+            prog,
+            inp,
+            banned_keywords=list(OFFICIAL_BANNED_MODULES),
+            check_determinism=True,
+            imports=list(imp),
+        )
         for _, prog, inp, imp in cases
     ]
     ours = farm.run([output_job(prog, inp, imp, OFFICIAL) for _, prog, inp, imp in cases], timeout=900)
@@ -230,14 +303,20 @@ def test_strict_applies_the_papers_rules(validity):
         if name in VALIDITY_DEVIATIONS:
             assert result.status == VALIDITY_DEVIATIONS[name]
             continue
-        if not valid or output == "":  # an error, or officially valid only through an exception / non-determinism
+        if (
+            not valid or output == ""
+        ):  # an error, or officially valid only through an exception / non-determinism
             assert not result.ok, (name, result)
             continue
         assert result.ok, (name, result)
         if len(output) <= 400:
             assert _same_output(case, output, result.value), (name, output, result.value)
         else:  # the whole repr, which the official storage cut in the middle
-            assert len(result.value) > 400 and result.value[:200] == output[:200] and result.value[-200:] == output[-200:]
+            assert (
+                len(result.value) > 400
+                and result.value[:200] == output[:200]
+                and result.value[-200:] == output[-200:]
+            )
 
 
 # --------------------------------------------------------------------------------- answer checks
@@ -265,7 +344,15 @@ ANSWERS = [
     ("ded_string_fallback", "ded", AS_TEXT, "'[3, 3]'", "'[3,3]'", (), False),
     ("ded_sympy_float", "ded", "", "17.0000000000000", "17", (), False),
     ("ded_numpy_gold", "ded", "", "np.int64(5)", "5", (), False),
-    ("ded_counter_gold", "ded", "def f(s):\n    return Counter(s)", "Counter({'a': 2})", "Counter({'a': 2})", ("from collections import Counter",), False),
+    (
+        "ded_counter_gold",
+        "ded",
+        "def f(s):\n    return Counter(s)",
+        "Counter({'a': 2})",
+        "Counter({'a': 2})",
+        ("from collections import Counter",),
+        False,
+    ),
     ("ded_deque_gold", "ded", "", "deque([1, 2])", "deque([1, 2])", (), False),
     ("ded_nan", "ded", "", "nan", "float('nan')", (), False),
     ("ded_truncated_gold", "ded", "", "[0, 1, ...9, 10]", "[0, 1, ...9, 10]", (), False),
@@ -281,26 +368,114 @@ ANSWERS = [
     ("abd_multiline", "abd", DOUBLE, "6", "\n3", (), False),
     ("abd_multiline_list", "abd", "def f(xs):\n    return sum(xs)", "6", "[1,\n 2, 3]", (), False),
     ("abd_trailing_comment", "abd", DOUBLE, "6", "3  # three", (), False),
-    ("abd_counter_input", "abd", "def f(c):\n    return sum(c.values())", "3", "Counter('aab')", ("from collections import Counter",), False),
-    ("abd_deque_output", "abd", "def f(xs):\n    return deque(xs)", "deque([1, 2])", "[1, 2]", ("from collections import deque",), False),
-    ("abd_counter_output", "abd", "def f(s):\n    return Counter(s)", "Counter({'a': 2, 'b': 1})", "'aba'", ("from collections import Counter",), False),
-    ("abd_sympy_output", "abd", "import sympy\ndef f(x):\n    return sympy.Float(x)", "17.0000000000000", "17", (), False),
+    (
+        "abd_counter_input",
+        "abd",
+        "def f(c):\n    return sum(c.values())",
+        "3",
+        "Counter('aab')",
+        ("from collections import Counter",),
+        False,
+    ),
+    (
+        "abd_deque_output",
+        "abd",
+        "def f(xs):\n    return deque(xs)",
+        "deque([1, 2])",
+        "[1, 2]",
+        ("from collections import deque",),
+        False,
+    ),
+    (
+        "abd_counter_output",
+        "abd",
+        "def f(s):\n    return Counter(s)",
+        "Counter({'a': 2, 'b': 1})",
+        "'aba'",
+        ("from collections import Counter",),
+        False,
+    ),
+    (
+        "abd_sympy_output",
+        "abd",
+        "import sympy\ndef f(x):\n    return sympy.Float(x)",
+        "17.0000000000000",
+        "17",
+        (),
+        False,
+    ),
     ("abd_raises_stop", "abd", STOP_ON_ZERO, "0", "0", (), False),
     ("abd_walrus_f", "abd", DOUBLE, "6", "(f := lambda *a: 6)", (), False),
     ("abd_tuple_injection", "abd", DOUBLE, "6", "1), (1", (), True),
     ("abd_print_injection", "abd", DOUBLE, "6", "1)\nprint(1", (), True),
     ("abd_calls_f", "abd", "def f(x):\n    return x", "5", "f(5)", (), True),
-    ("abd_calls_helper", "abd", "def g(x):\n    return x + 1\ndef f(x):\n    return x", "5", "g(4)", (), True),
-    ("abd_always_equal", "abd", "def f(x):\n    return x", "6", "type('L', (), {'__eq__': lambda s, o: True})()", (), True),
+    (
+        "abd_calls_helper",
+        "abd",
+        "def g(x):\n    return x + 1\ndef f(x):\n    return x",
+        "5",
+        "g(4)",
+        (),
+        True,
+    ),
+    (
+        "abd_always_equal",
+        "abd",
+        "def f(x):\n    return x",
+        "6",
+        "type('L', (), {'__eq__': lambda s, o: True})()",
+        (),
+        True,
+    ),
     ("ind_correct", "ind", "def f(x):\n    return x + x", "", [("1", "2"), ("5", "10")], (), False),
     ("ind_wrong", "ind", "def f(x):\n    return x + 1", "", [("1", "2"), ("5", "10")], (), False),
-    ("ind_helpers", "ind", "def g(x):\n    return 2 * x\ndef f(x):\n    return g(x)", "", [("1", "2"), ("5", "10")], (), False),
+    (
+        "ind_helpers",
+        "ind",
+        "def g(x):\n    return 2 * x\ndef f(x):\n    return g(x)",
+        "",
+        [("1", "2"), ("5", "10")],
+        (),
+        False,
+    ),
     ("ind_pair_raises_stop", "ind", STOP_ON_ZERO, "", [("1", "2"), ("0", "0"), ("5", "10")], (), False),
-    ("ind_pair_raises_error", "ind", "def f(x):\n    return 10 // x", "", [("1", "10"), ("0", "0")], (), False),
+    (
+        "ind_pair_raises_error",
+        "ind",
+        "def f(x):\n    return 10 // x",
+        "",
+        [("1", "10"), ("0", "0")],
+        (),
+        False,
+    ),
     ("ind_all_pairs_raise_stop", "ind", STOP_ON_ZERO, "", [("0", "0")], (), False),
-    ("ind_counter", "ind", "def f(s):\n    return Counter(s)", "", [("'aab'", "Counter({'a': 2, 'b': 1})")], ("from collections import Counter",), False),
-    ("ind_banned_import_agent", "ind", "import random\ndef f(x):\n    return x * 2", "", [("1", "2")], (), False),
-    ("ind_always_equal", "ind", "class L:\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return L()", "", [("1", "2"), ("5", "10")], (), True),
+    (
+        "ind_counter",
+        "ind",
+        "def f(s):\n    return Counter(s)",
+        "",
+        [("'aab'", "Counter({'a': 2, 'b': 1})")],
+        ("from collections import Counter",),
+        False,
+    ),
+    (
+        "ind_banned_import_agent",
+        "ind",
+        "import random\ndef f(x):\n    return x * 2",
+        "",
+        [("1", "2")],
+        (),
+        False,
+    ),
+    (
+        "ind_always_equal",
+        "ind",
+        "class L:\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return L()",
+        "",
+        [("1", "2"), ("5", "10")],
+        (),
+        True,
+    ),
 ]
 
 
@@ -308,10 +483,23 @@ def _official_answer(executor, case) -> bool:
     _, kind, program, gold, answer, imports, _ = case
     imports = list(imports)
     if kind == "ded":
-        return executor.eval_output_prediction(code=program, gold_output=gold, agent_output=answer, imports=imports) == 1.0
+        return (
+            executor.eval_output_prediction(
+                code=program, gold_output=gold, agent_output=answer, imports=imports
+            )
+            == 1.0
+        )
     if kind == "abd":
-        return executor.eval_input_prediction(code=program, gold_output=gold, agent_input=answer, imports=imports) == 1.0
-    accs = [executor.eval_input_prediction(code=program, gold_output=out, agent_input=inp, imports=imports) for inp, out in answer]
+        return (
+            executor.eval_input_prediction(
+                code=program, gold_output=gold, agent_input=answer, imports=imports
+            )
+            == 1.0
+        )
+    accs = [
+        executor.eval_input_prediction(code=program, gold_output=out, agent_input=inp, imports=imports)
+        for inp, out in answer
+    ]
     counted = [a for a in accs if a is not None]  # the official reward skips pairs whose check returned None
     return bool(counted) and sum(counted) / len(counted) == 1.0
 

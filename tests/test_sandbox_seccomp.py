@@ -83,7 +83,9 @@ print(json.dumps(out))
 """
 
 supported = sys.platform == "linux" and seccomp.syscall_table() is not None
-pytestmark = pytest.mark.skipif(not supported, reason=f"no seccomp table for {platform.machine()} / {sys.platform}")
+pytestmark = pytest.mark.skipif(
+    not supported, reason=f"no seccomp table for {platform.machine()} / {sys.platform}"
+)
 
 
 def run_probe(allow_threads: bool, mode: str = "all") -> dict:
@@ -149,7 +151,11 @@ def test_split_parts_refuse_together_what_the_whole_filter_refuses():
     table = seccomp.syscall_table()
     zygote = seccomp.build_program(table, False, "zygote")
     child = seccomp.build_program(table, False, "child")
-    refused = lambda prog: {ins[3] for ins, nxt in zip(prog, prog[1:]) if ins[0] == 0x15 and nxt[0] == 0x06 and nxt[3] != 0x7FFF0000}  # noqa: E731
+    refused = lambda prog: {
+        ins[3]
+        for ins, nxt in zip(prog, prog[1:])
+        if ins[0] == 0x15 and nxt[0] == 0x06 and nxt[3] != 0x7FFF0000
+    }  # noqa: E731
     whole = refused(seccomp.build_program(table, False))
     assert refused(zygote) | refused(child) == whole
     assert table["fork"] not in refused(zygote) and table["fork"] in refused(child)  # the zygote must fork
@@ -158,4 +164,6 @@ def test_split_parts_refuse_together_what_the_whole_filter_refuses():
 
 def test_unknown_architecture_has_no_table():
     assert seccomp.syscall_table("sparc64") is None
-    assert seccomp.syscall_table("x86_64")["socket"] == 41 and seccomp.syscall_table("aarch64")["socket"] == 198
+    assert (
+        seccomp.syscall_table("x86_64")["socket"] == 41 and seccomp.syscall_table("aarch64")["socket"] == 198
+    )

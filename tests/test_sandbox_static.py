@@ -2,9 +2,14 @@
 
 import pytest
 
-from azr_jax.sandbox import OFFICIAL_BANNED_MODULES, validate_call_arguments, validate_expression, validate_program
-from azr_jax.sandbox.jobs import PROBE_CALL_EQUAL, PROBE_EQUAL, PROBE_OUTPUT, PROBE_PAIRS, Job
+from azr_jax.sandbox import (
+    OFFICIAL_BANNED_MODULES,
+    validate_call_arguments,
+    validate_expression,
+    validate_program,
+)
 from azr_jax.sandbox.config import JobOptions
+from azr_jax.sandbox.jobs import PROBE_CALL_EQUAL, PROBE_EQUAL, PROBE_OUTPUT, PROBE_PAIRS, Job
 from azr_jax.sandbox.static_checks import check_job
 
 GOOD = "def f(a, b):\n    return a + b"
@@ -84,7 +89,9 @@ def test_entry_function_rules():
     assert validate_program("def g(a):\n    return a") == "no top-level function named 'f'"
     nested = "def f(a):\n    def g(b):\n        return b\n    return g(a)"
     for sem in ("official", "strict"):
-        assert validate_program(nested, semantics=sem) == "exactly one function definition is allowed, found 2"
+        assert (
+            validate_program(nested, semantics=sem) == "exactly one function definition is allowed, found 2"
+        )
     assert validate_program(nested, single_function=False) is None
     method = "class A:\n    def m(self):\n        return 1\ndef f(a):\n    return A().m()"
     assert validate_program(method) == "exactly one function definition is allowed, found 2"
@@ -92,7 +99,10 @@ def test_entry_function_rules():
     # inside a string is); strict counts function nodes.
     async_helper = "async def g(b):\n    return b\ndef f(a):\n    return a"
     assert validate_program(async_helper) is None
-    assert validate_program(async_helper, semantics="strict") == "exactly one function definition is allowed, found 2"
+    assert (
+        validate_program(async_helper, semantics="strict")
+        == "exactly one function definition is allowed, found 2"
+    )
     in_string = 'def f(a):\n    s = """\ndef g(x):\n"""\n    return a'
     assert validate_program(in_string) == "exactly one function definition is allowed, found 2"
     assert validate_program(in_string, semantics="strict") is None
@@ -115,7 +125,10 @@ def test_call_arguments():
     # Pasted as the official template pastes it, a trailing comment swallows the parenthesis.
     assert validate_call_arguments("1  # trailing comment").startswith("input does not parse")
     assert validate_call_arguments("1  # trailing comment", semantics="strict") is None
-    assert validate_call_arguments("1) if False else (2") == "input is not an argument list of a single call to f"
+    assert (
+        validate_call_arguments("1) if False else (2")
+        == "input is not an argument list of a single call to f"
+    )
     # Text that escapes the single call of f.
     assert validate_call_arguments("1) + f(2") == "input is not an argument list of a single call to f"
     assert validate_call_arguments("1)(2") == "input is not an argument list of a single call to f"
@@ -132,8 +145,13 @@ def test_check_job_per_probe():
     opts = JobOptions()
     assert check_job(Job(PROBE_OUTPUT, GOOD, (), ("1, 2",), opts)) is None
     assert check_job(Job(PROBE_OUTPUT, GOOD, (), ("1) + (2",), opts)) is not None
-    assert check_job(Job(PROBE_EQUAL, "", (), ("[1]", "[1"), opts)).startswith("predicted output does not parse")
-    assert check_job(Job(PROBE_CALL_EQUAL, GOOD, (), ("3", "input()"), opts)) == "predicted input contains 'input('"
+    assert check_job(Job(PROBE_EQUAL, "", (), ("[1]", "[1"), opts)).startswith(
+        "predicted output does not parse"
+    )
+    assert (
+        check_job(Job(PROBE_CALL_EQUAL, GOOD, (), ("3", "input()"), opts))
+        == "predicted input contains 'input('"
+    )
     assert check_job(Job(PROBE_PAIRS, GOOD, (), ("1, 2", "3", "1,", "1"), opts)) is None
     off = JobOptions(static_checks=False)
     assert check_job(Job(PROBE_OUTPUT, "import random\ndef g(): pass", (), ("input()",), off)) is None

@@ -23,20 +23,69 @@ from azr_jax.sandbox.values import (
 )
 
 SAMPLES = [
-    0, -7, 10**30, -(10**400), 1.5, -0.0, float("inf"), -float("inf"), 1e-300, 2j, complex(1, -2.5),
-    "", "a'b\"c", "\x00\udc80é", b"\x00\xff", bytearray(b"xy"), None, True, False, ...,
-    [], [1, [2, [3]]], (), (1,), (1, "a", (2.5, None)), {}, {"a": 1, (1, 2): [3]}, {1, 2, 3}, frozenset({"x"}),
-    set(), frozenset(), range(0, 10, 3), Counter("abracadabra"), Counter(), deque([1, 2]), deque([1], maxlen=3),
-    OrderedDict([("b", 1), ("a", 2)]), fractions.Fraction(-3, 4), decimal.Decimal("1.10"),
+    0,
+    -7,
+    10**30,
+    -(10**400),
+    1.5,
+    -0.0,
+    float("inf"),
+    -float("inf"),
+    1e-300,
+    2j,
+    complex(1, -2.5),
+    "",
+    "a'b\"c",
+    "\x00\udc80é",
+    b"\x00\xff",
+    bytearray(b"xy"),
+    None,
+    True,
+    False,
+    ...,
+    [],
+    [1, [2, [3]]],
+    (),
+    (1,),
+    (1, "a", (2.5, None)),
+    {},
+    {"a": 1, (1, 2): [3]},
+    {1, 2, 3},
+    frozenset({"x"}),
+    set(),
+    frozenset(),
+    range(0, 10, 3),
+    Counter("abracadabra"),
+    Counter(),
+    deque([1, 2]),
+    deque([1], maxlen=3),
+    OrderedDict([("b", 1), ("a", 2)]),
+    fractions.Fraction(-3, 4),
+    decimal.Decimal("1.10"),
 ]
 
 
 @pytest.mark.parametrize("value", SAMPLES, ids=lambda v: type(v).__name__)
 def test_repr_of_data_parses_back_to_an_equal_value(value):
-    names = names_of_program("from collections import Counter, OrderedDict, deque\nfrom fractions import Fraction\nfrom decimal import Decimal\nfrom math import inf")
+    names = names_of_program(
+        "from collections import Counter, OrderedDict, deque\nfrom fractions import Fraction\nfrom decimal import Decimal\nfrom math import inf"
+    )
     parsed = parse_literal(repr(value), names)
     assert same_value(value, parsed) and type(parsed) is type(value)
-    assert same_value(parsed, eval(repr(value), {"Counter": Counter, "OrderedDict": OrderedDict, "deque": deque, "Fraction": fractions.Fraction, "Decimal": decimal.Decimal, "inf": float("inf")}))  # noqa: S307 - our own reprs
+    assert same_value(
+        parsed,
+        eval(
+            repr(value),
+            {
+                "Counter": Counter,
+                "OrderedDict": OrderedDict,
+                "deque": deque,
+                "Fraction": fractions.Fraction,
+                "Decimal": decimal.Decimal,
+                "inf": float("inf"),
+            },
+        ),
+    )  # noqa: S307 - our own reprs
 
 
 @pytest.mark.parametrize("value", SAMPLES, ids=lambda v: type(v).__name__)
@@ -51,10 +100,27 @@ def test_codec_round_trip_keeps_type_and_equality(value):
 @pytest.mark.parametrize(
     "text",
     [
-        "f(3)", "x", "__import__('os')", "open('/etc/passwd')", "[i for i in range(3)]", "lambda: 1",
-        "{**{'a': 1}}", "[*range(3)]", "f'{1}'", "1 if True else 2", "(1).__class__", "print(1)",
-        "list(range(10**12))", "set(range(10**9))", "9**9**9**9", "sorted([2, 1])", "dict_keys([1])",
-        "Counter({'a': 1})", "np.int64(5)", "[1, 2, ...", "",
+        "f(3)",
+        "x",
+        "__import__('os')",
+        "open('/etc/passwd')",
+        "[i for i in range(3)]",
+        "lambda: 1",
+        "{**{'a': 1}}",
+        "[*range(3)]",
+        "f'{1}'",
+        "1 if True else 2",
+        "(1).__class__",
+        "print(1)",
+        "list(range(10**12))",
+        "set(range(10**9))",
+        "9**9**9**9",
+        "sorted([2, 1])",
+        "dict_keys([1])",
+        "Counter({'a': 1})",
+        "np.int64(5)",
+        "[1, 2, ...",
+        "",
     ],
 )
 def test_code_is_never_data(text):
@@ -63,8 +129,12 @@ def test_code_is_never_data(text):
 
 
 def test_names_resolve_only_as_the_program_binds_them():
-    assert parse_literal("Counter({'a': 2})", names_of_program("from collections import Counter")) == Counter(a=2)
-    assert parse_literal("C({'a': 2})", names_of_program("from collections import Counter as C")) == Counter(a=2)
+    assert parse_literal("Counter({'a': 2})", names_of_program("from collections import Counter")) == Counter(
+        a=2
+    )
+    assert parse_literal("C({'a': 2})", names_of_program("from collections import Counter as C")) == Counter(
+        a=2
+    )
     assert parse_literal("collections.deque([1])", names_of_program("import collections")) == deque([1])
     with pytest.raises(NotData):  # `import collections` does not bind Counter: officially a NameError
         parse_literal("Counter({'a': 2})", names_of_program("import collections"))
@@ -73,7 +143,10 @@ def test_names_resolve_only_as_the_program_binds_them():
     with pytest.raises(NotData):
         parse_literal("Counter()", names_of_program("from collections import Counter\nCounter = dict"))
     assert parse_literal("[inf, 1]", names_of_program("from math import inf")) == [float("inf"), 1]
-    assert parse_literal("np.int64(5)", DEDUCTION_NAMES) == 5 and parse_literal("np.True_", DEDUCTION_NAMES) is True
+    assert (
+        parse_literal("np.int64(5)", DEDUCTION_NAMES) == 5
+        and parse_literal("np.True_", DEDUCTION_NAMES) is True
+    )
     assert parse_literal("1/2") == 0.5 and parse_literal("-3/4") == -0.75  # sympy Rational reprs
     assert parse_literal("{Ellipsis}") == {...}
 
@@ -138,7 +211,9 @@ def test_subclasses_with_builtin_equality_travel_as_their_base_value(value, expe
     assert back == expected and value == expected  # Python agrees
 
 
-@pytest.mark.parametrize("value", [Liar(), LyingList([1]), [1, Liar()], {"k": Liar()}, {Liar()}, lambda: 1, object, iter([])])
+@pytest.mark.parametrize(
+    "value", [Liar(), LyingList([1]), [1, Liar()], {"k": Liar()}, {Liar()}, lambda: 1, object, iter([])]
+)
 def test_objects_with_their_own_equality_are_opaque_and_equal_nothing(value):
     back = codec.decode(codec.encode(value))
     for gold in ([1], 1, {"k": 1}, set(), None, codec.decode(codec.encode(value))):  # not even its own twin
@@ -158,7 +233,9 @@ def test_foreign_numbers_travel_as_the_builtin_number_they_equal():
 def test_cycles_depth_and_budget():
     a = [1]
     a.append(a)
-    assert same_value(parse_literal("[1, [...]]"), codec.decode(codec.encode(a))) is False  # official: [1, [Ellipsis]] != a
+    assert (
+        same_value(parse_literal("[1, [...]]"), codec.decode(codec.encode(a))) is False
+    )  # official: [1, [Ellipsis]] != a
     deep = []
     node = deep
     for _ in range(codec.MAX_DEPTH + 10):
@@ -171,12 +248,32 @@ def test_cycles_depth_and_budget():
 
 def test_decoder_refuses_every_malformed_tree():
     rng = random.Random(0)
-    atoms = [None, True, 1, 1.5, "s", [], {}, {"x": 1}, {"t": 5}, {"d": [[1]]}, {"s": [[1]]}, {"i": "zz"},
-             {"f": "nanx"}, {"r": [1, 2]}, {"q": [1, 0]}, {"m": "1e999999999"}, {"b": "\u0100"}, {"?": 0}]
+    atoms = [
+        None,
+        True,
+        1,
+        1.5,
+        "s",
+        [],
+        {},
+        {"x": 1},
+        {"t": 5},
+        {"d": [[1]]},
+        {"s": [[1]]},
+        {"i": "zz"},
+        {"f": "nanx"},
+        {"r": [1, 2]},
+        {"q": [1, 0]},
+        {"m": "1e999999999"},
+        {"b": "\u0100"},
+        {"?": 0},
+    ]
     for _ in range(5000):
         tree = rng.choice(atoms)
         for _ in range(rng.randrange(4)):
-            tree = rng.choice([[tree], {"t": [tree]}, {"d": [[tree, tree]]}, {"s": [tree]}, {"C": [[tree, 1]]}, {"x": tree}])
+            tree = rng.choice(
+                [[tree], {"t": [tree]}, {"d": [[tree, tree]]}, {"s": [tree]}, {"C": [[tree, 1]]}, {"x": tree}]
+            )
         try:
             codec.decode(tree)
         except codec.DecodeError:
@@ -209,12 +306,25 @@ def _frames(rng: random.Random, count: int):
             text = json.dumps(dict(good, value=rng.choice([None, 1, [], "x" * rng.randrange(50)])))
             yield text[: rng.randrange(len(text) + 1)].encode()
         elif kind == 2:
-            yield json.dumps({rng.choice(["status", "value", "pairs", "enc", "token", "stdout"]): rng.choice([None, 1, "ok", [], {}, [{}], True]) for _ in range(3)}).encode()
+            yield json.dumps(
+                {
+                    rng.choice(["status", "value", "pairs", "enc", "token", "stdout"]): rng.choice(
+                        [None, 1, "ok", [], {}, [{}], True]
+                    )
+                    for _ in range(3)
+                }
+            ).encode()
         elif kind == 3:
             depth = rng.randrange(1, 3000)
-            yield (b"[" * depth + b"]" * depth) if rng.random() < 0.5 else b'{"a":' * depth + b"1" + b"}" * depth
+            yield (
+                (b"[" * depth + b"]" * depth)
+                if rng.random() < 0.5
+                else b'{"a":' * depth + b"1" + b"}" * depth
+            )
         elif kind == 4:
-            yield json.dumps(dict(good, pairs=[{"status": rng.choice(["ok", 3]), "enc": {"t": [1]}}])).encode()
+            yield json.dumps(
+                dict(good, pairs=[{"status": rng.choice(["ok", 3]), "enc": {"t": [1]}}])
+            ).encode()
         else:
             yield json.dumps(good).encode()[: rng.randrange(60)] + rng.randbytes(10)
 

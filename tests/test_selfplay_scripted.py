@@ -5,6 +5,7 @@ test checks every reward against the table of azr_method.md §4.2 computed by ha
 advantages against an independent numpy whitening, the buffer additions, and that exactly one
 optimizer update happened and equals a reference AdamW step on the same batch.
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,12 +41,18 @@ PROPOSALS = {
     ("ded", 1): answer("oops", PY.format("def f(x):\n    return x + 1")),  # no input block
     ("abd", 0): answer("reverse", PY.format("def f(s):\n    return s[::-1]") + "\n" + INP.format("'abc'")),
     # valid task, but the think/answer format is broken (no </think>): -1, still buffered
-    ("abd", 1): "no closing tag <answer>\n" + PY.format("def f(n):\n    return n % 7") + "\n"
-                + INP.format("100") + "\n</answer>",
-    ("ind", 0): answer("inputs", "\n".join(INP.format(x) for x in ("1", "2", "'a'", "[1]"))
-                       + "\n```message\nreturn the argument\n```"),
-    ("ind", 1): answer("inputs", "\n".join(INP.format(x) for x in ("1", "undefined_name", "3", "4"))
-                       + "\n```message\nx\n```"),
+    ("abd", 1): "no closing tag <answer>\n"
+    + PY.format("def f(n):\n    return n % 7")
+    + "\n"
+    + INP.format("100")
+    + "\n</answer>",
+    ("ind", 0): answer(
+        "inputs",
+        "\n".join(INP.format(x) for x in ("1", "2", "'a'", "[1]")) + "\n```message\nreturn the argument\n```",
+    ),
+    ("ind", 1): answer(
+        "inputs", "\n".join(INP.format(x) for x in ("1", "undefined_name", "3", "4")) + "\n```message\nx\n```"
+    ),
 }
 # Solver answers to the seed tasks (identity programs), by (task, row).
 SOLUTIONS = {
@@ -63,9 +70,12 @@ LEARN = {
     "ind": [answer("zero", PY.format("def f(a):\n    return 0"))] * 2,  # rate 0
 }
 EXPECTED_REWARDS = {
-    "propose_deduction": [0.5, -1.0], "propose_abduction": [-0.5, -1.0],
-    "propose_induction": [-0.5, -1.0], "solve_deduction": [1.0, -0.5],
-    "solve_abduction": [1.0, -1.0], "solve_induction": [1.0, -0.5],
+    "propose_deduction": [0.5, -1.0],
+    "propose_abduction": [-0.5, -1.0],
+    "propose_induction": [-0.5, -1.0],
+    "solve_deduction": [1.0, -0.5],
+    "solve_abduction": [1.0, -1.0],
+    "solve_induction": [1.0, -0.5],
 }
 
 
@@ -74,8 +84,11 @@ def _kind(text: str) -> tuple[str, str]:
         return ("propose", "ded" if "work out the output" in text else "abd")
     if "## Task: write" in text and "inputs for the program" in text:
         return ("propose", "ind")
-    for marker, task in (("## Task: find the output", "ded"), ("## Task: find an input", "abd"),
-                         ("## Task: recover the function", "ind")):
+    for marker, task in (
+        ("## Task: find the output", "ded"),
+        ("## Task: find an input", "abd"),
+        ("## Task: recover the function", "ind"),
+    ):
         if marker in text:
             return ("solve", task)
     raise AssertionError(f"unrecognised prompt: {text[:300]}")
@@ -90,8 +103,10 @@ class ScriptedPolicy:
         self.calls = []
 
     def prompt_ids(self, user_prompt: str) -> list[int]:
-        return self.tok.encode("<|im_start|>user\n" + user_prompt + "<|im_end|>\n<|im_start|>assistant\n<think>",
-                               add_special_tokens=False)
+        return self.tok.encode(
+            "<|im_start|>user\n" + user_prompt + "<|im_end|>\n<|im_start|>assistant\n<think>",
+            add_special_tokens=False,
+        )
 
     def generate(self, params, prompts, max_new_tokens, key):
         self.calls.append(len(prompts))
@@ -119,12 +134,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    import importlib.util
+    import pathlib
+
     from transformers import AutoTokenizer
 
     from azr_jax.azr.run import SelfPlayRun
-    import importlib.util, pathlib
+
     spec = importlib.util.spec_from_file_location(
-        "debug_random", pathlib.Path(__file__).resolve().parents[1] / "configs" / "debug_random.py")
+        "debug_random", pathlib.Path(__file__).resolve().parents[1] / "configs" / "debug_random.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     c = mod.get_config()
@@ -197,15 +216,16 @@ def test_advantages_and_the_single_update(run):
     r, _, out, metrics, before = run
     lcfg = r.trainer.loss_cfg
     assert lcfg.aggregation == "micro-token-mean" and lcfg.micro_batch_rows == 16
-    ub = build_update_batch(out.samples, pad_id=r.policy.pad_id, row_multiple=4,
-                            advantage=r.adv_cfg, loss=lcfg)
-    np.testing.assert_allclose(ub.advantages, _whiten_reference(ub.rewards, ub.group_ids, ub.loss_mask),
-                               atol=1e-5)
+    ub = build_update_batch(
+        out.samples, pad_id=r.policy.pad_id, row_multiple=4, advantage=r.adv_cfg, loss=lcfg
+    )
+    np.testing.assert_allclose(
+        ub.advantages, _whiten_reference(ub.rewards, ub.group_ids, ub.loss_mask), atol=1e-5
+    )
     # official aggregation by hand: each group (2 rows < 16: one micro-batch) is one token mean,
     # and the six are averaged
     tokens = ub.loss_mask.sum(1)
-    want_w = np.array([1.0 / (6 * tokens[ub.group_ids == g].sum()) if g >= 0 else 0.0
-                       for g in ub.group_ids])
+    want_w = np.array([1.0 / (6 * tokens[ub.group_ids == g].sum()) if g >= 0 else 0.0 for g in ub.group_ids])
     np.testing.assert_allclose(ub.loss_weights, want_w, rtol=1e-6)
     assert int(r.state.step) == 1
     assert int(r.state.opt_state[1][0].count) == 1  # exactly one AdamW step
@@ -216,15 +236,18 @@ def test_advantages_and_the_single_update(run):
     def ref_logps(p):
         logits, _ = api.apply(cfg, p, ub.tokens, api.positions_from_mask(ub.attn_mask), ub.attn_mask)
         z = jnp.zeros((ub.tokens.shape[0], 1))
-        return (jnp.concatenate([z, token_logprobs(logits[:, :-1], ub.tokens[:, 1:])], 1),
-                jnp.concatenate([z, token_entropy(logits[:, :-1])], 1))
+        return (
+            jnp.concatenate([z, token_logprobs(logits[:, :-1], ub.tokens[:, 1:])], 1),
+            jnp.concatenate([z, token_entropy(logits[:, :-1])], 1),
+        )
 
     old = jax.lax.stop_gradient(ref_logps(params)[0])
 
     def loss(p):
         lp, ent = ref_logps(p)
-        parts = policy_loss_parts(lp, old, ub.advantages, ub.loss_mask, lcfg, entropy=ent,
-                                  weights=jnp.asarray(want_w, jnp.float32))
+        parts = policy_loss_parts(
+            lp, old, ub.advantages, ub.loss_mask, lcfg, entropy=ent, weights=jnp.asarray(want_w, jnp.float32)
+        )
         return parts.loss_sum
 
     value, grads = jax.value_and_grad(loss)(params)
@@ -236,6 +259,13 @@ def test_advantages_and_the_single_update(run):
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), got, before)
     assert max(jax.tree.leaves(moved)) > 0
     # AdamW's first step is ~lr*sign(g): compare where gradients are not vanishingly small.
-    jax.tree.map(lambda g, w, gr: np.testing.assert_allclose(
-        np.asarray(g)[np.abs(np.asarray(gr)) > 1e-6], np.asarray(w)[np.abs(np.asarray(gr)) > 1e-6],
-        atol=1e-6), got, want, grads)
+    jax.tree.map(
+        lambda g, w, gr: np.testing.assert_allclose(
+            np.asarray(g)[np.abs(np.asarray(gr)) > 1e-6],
+            np.asarray(w)[np.abs(np.asarray(gr)) > 1e-6],
+            atol=1e-6,
+        ),
+        got,
+        want,
+        grads,
+    )

@@ -1,10 +1,12 @@
 """Mesh construction, logical-axis rules, and sharded forward passes on 8 fake CPU devices."""
+
 from __future__ import annotations
 
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import hf_models
 from azr_jax.hf.load import load_hf
@@ -52,27 +54,49 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_dir):
     cfg, params = load_hf(tiny_dir, rules=ShardingRules(make_mesh(1, 1, 1, devices=jax.devices()[:1])))
-    rows = [np.random.default_rng(i).integers(3, cfg.vocab_size, n).tolist()
-            for i, n in enumerate((3, 9, 5, 12, 1, 7, 10, 4))]
+    rows = [
+        np.random.default_rng(i).integers(3, cfg.vocab_size, n).tolist()
+        for i, n in enumerate((3, 9, 5, 12, 1, 7, 10, 4))
+    ]
     tokens, mask = hf_models.left_pad(rows)
     logits = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m)[0])(
-        params, tokens, mask)
+        params, tokens, mask
+    )
     return tokens, mask, np.asarray(logits)
 
 
 MESHES = {
     "data8": ((8, 1, 1), {"layers/q_proj": P(), "embed": P(), "lm_head": P()}),
-    "fsdp8": ((1, 8, 1), {"layers/q_proj": P(None, "fsdp"), "embed": P(None, "fsdp"),
-                          "layers/down_proj": P(None, None, "fsdp"), "lm_head": P("fsdp")}),
-    "fsdp2_tensor4": ((1, 2, 4), {"layers/q_proj": P(None, "fsdp", "tensor"),
-                                  "layers/k_proj": P(None, "fsdp", "tensor"),
-                                  "layers/o_proj": P(None, "tensor", None, "fsdp"),
-                                  "layers/gate_proj": P(None, "fsdp", "tensor"),
-                                  "embed": P("tensor", "fsdp"), "lm_head": P("fsdp", "tensor"),
-                                  "layers/q_bias": P(None, "tensor"), "final_norm": P()}),
-    "data2_fsdp2_tensor2": ((2, 2, 2), {"layers/q_proj": P(None, "fsdp", "tensor"),
-                                        "layers/down_proj": P(None, "tensor", "fsdp"),
-                                        "embed": P("tensor", "fsdp")}),
+    "fsdp8": (
+        (1, 8, 1),
+        {
+            "layers/q_proj": P(None, "fsdp"),
+            "embed": P(None, "fsdp"),
+            "layers/down_proj": P(None, None, "fsdp"),
+            "lm_head": P("fsdp"),
+        },
+    ),
+    "fsdp2_tensor4": (
+        (1, 2, 4),
+        {
+            "layers/q_proj": P(None, "fsdp", "tensor"),
+            "layers/k_proj": P(None, "fsdp", "tensor"),
+            "layers/o_proj": P(None, "tensor", None, "fsdp"),
+            "layers/gate_proj": P(None, "fsdp", "tensor"),
+            "embed": P("tensor", "fsdp"),
+            "lm_head": P("fsdp", "tensor"),
+            "layers/q_bias": P(None, "tensor"),
+            "final_norm": P(),
+        },
+    ),
+    "data2_fsdp2_tensor2": (
+        (2, 2, 2),
+        {
+            "layers/q_proj": P(None, "fsdp", "tensor"),
+            "layers/down_proj": P(None, "tensor", "fsdp"),
+            "embed": P("tensor", "fsdp"),
+        },
+    ),
 }
 
 
@@ -92,14 +116,20 @@ def test_sharded_load_and_forward_match_one_device(name, tiny_dir, reference):
         arr = _get(params, path)
         assert isinstance(arr.sharding, NamedSharding) and arr.sharding.mesh.shape == mesh.shape
         assert arr.sharding.spec == spec, (path, arr.sharding.spec)
-        n_shards = len({tuple((s.start, s.stop) for s in idx)
-                        for idx in arr.sharding.devices_indices_map(arr.shape).values()})
+        n_shards = len(
+            {
+                tuple((s.start, s.stop) for s in idx)
+                for idx in arr.sharding.devices_indices_map(arr.shape).values()
+            }
+        )
         want = int(np.prod([mesh.shape[a] for e in spec if e for a in ((e,) if isinstance(e, str) else e)]))
         assert n_shards == want, (path, n_shards, want)  # really distributed, not replicated
     tokens, mask, ref_logits = reference
     batch = rules.sharding(("batch", "seq"), tokens.shape)
-    fn = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m, rules=rules)[0],
-                 in_shardings=(tree_shardings(params, api.logical_axes(cfg), rules), batch, batch))
+    fn = jax.jit(
+        lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m, rules=rules)[0],
+        in_shardings=(tree_shardings(params, api.logical_axes(cfg), rules), batch, batch),
+    )
     logits = fn(params, tokens, mask)
     valid = mask.astype(bool)
     np.testing.assert_allclose(np.asarray(logits)[valid], ref_logits[valid], atol=2e-5, rtol=0)
@@ -116,6 +146,9 @@ def test_init_sharded_and_shard_params_place_params(tiny_dir):
     assert fresh["embed"].sharding.spec == P("tensor", "fsdp")
     # the sharded init computes the same numbers as the plain one (jit may round the normal
     # sampler's last bit differently)
-    np.testing.assert_allclose(np.asarray(fresh["layers"]["v_proj"]),
-                               np.asarray(api.init_params(cfg, seed=1)["layers"]["v_proj"]),
-                               rtol=1e-6, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(fresh["layers"]["v_proj"]),
+        np.asarray(api.init_params(cfg, seed=1)["layers"]["v_proj"]),
+        rtol=1e-6,
+        atol=0,
+    )

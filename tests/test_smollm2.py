@@ -1,4 +1,5 @@
 """The real embedded model (SmolLM2-135M-Instruct, from its GGUF): exact parity with HF torch."""
+
 from __future__ import annotations
 
 import jax
@@ -14,8 +15,9 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 assets = pytest.importorskip("azr_jax.hf.assets")
 
-PROMPT = [{"role": "user", "content":
-           "Write a Python function f(x) that returns the sum of the digits of x."}]
+PROMPT = [
+    {"role": "user", "content": "Write a Python function f(x) that returns the sum of the digits of x."}
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,16 @@ def smollm2():
 
 def test_config_is_the_published_one(smollm2):
     cfg = smollm2[0]
-    assert (cfg.architecture, cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
-            cfg.vocab_size, cfg.rope_theta, cfg.tie_word_embeddings) == (
-        "llama", 30, 576, 9, 3, 49152, 100000.0, True)
+    assert (
+        cfg.architecture,
+        cfg.num_layers,
+        cfg.hidden_size,
+        cfg.num_heads,
+        cfg.num_kv_heads,
+        cfg.vocab_size,
+        cfg.rope_theta,
+        cfg.tie_word_embeddings,
+    ) == ("llama", 30, 576, 9, 3, 49152, 100000.0, True)
     assert sum(x.size for x in jax.tree.leaves(smollm2[1])) == 134_515_008
 
 
@@ -50,7 +59,8 @@ def test_chat_prompt_logits_match_torch(smollm2):
     tokens = np.array([ids], np.int32)
     mask = np.ones_like(tokens)
     ours = jax.jit(lambda p, t, m: api.apply(cfg, p, t, api.positions_from_mask(m), m)[0])(
-        params, tokens, mask)
+        params, tokens, mask
+    )
     with torch.no_grad():
         torch32 = ref(torch.tensor([ids])).logits[0].numpy()
         exact = copy.deepcopy(ref).double()(torch.tensor([ids])).logits[0].numpy()
@@ -66,8 +76,12 @@ def test_greedy_32_tokens_identical(smollm2):
     cfg, params, ref, ids = smollm2
     n_new = 32
     with torch.no_grad():
-        want = ref.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                            max_new_tokens=n_new, do_sample=False)[0, len(ids):].tolist()
+        want = ref.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=n_new,
+            do_sample=False,
+        )[0, len(ids) :].tolist()
     # Independent of the sampler: full forward passes over a fixed right-padded buffer (causal
     # attention never looks right), one compile, argmax at the last real position.
     P = len(ids)

@@ -11,10 +11,11 @@ Loss weights per row (`rl.losses.row_weights`) are computed here over the step's
 for the official micro-token-mean, each task-role group's rows, in order, are cut into units
 of `micro_batch_rows` (the official run's 64 rows per group = 4 units of 16).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -63,9 +64,15 @@ def group_units(group_ids: np.ndarray, rows_per_unit: int) -> np.ndarray:
     return units
 
 
-def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: int,
-                       min_length: int = 64, advantage: AdvantageConfig = AdvantageConfig(),
-                       loss: LossConfig = LossConfig()) -> UpdateBatch:
+def build_update_batch(
+    samples: Sequence[Sample],
+    *,
+    pad_id: int,
+    row_multiple: int,
+    min_length: int = 64,
+    advantage: AdvantageConfig = AdvantageConfig(),
+    loss: LossConfig = LossConfig(),
+) -> UpdateBatch:
     if not samples:
         raise ValueError("no samples to train on")
     P = bucket_length(max(len(s.rollout.prompt_ids) for s in samples), min_length // 2)
@@ -81,11 +88,11 @@ def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: 
     groups = np.full((R,), -1, np.int32)
     for i, s in enumerate(samples):
         p, c = s.rollout.prompt_ids, s.rollout.completion_ids
-        tokens[i, P - len(p): P] = p
-        tokens[i, P: P + len(c)] = c
-        attn[i, P - len(p): P + len(c)] = 1
-        loss_mask[i, P: P + len(c)] = 1
-        lps[i, P: P + len(c)] = np.asarray(s.rollout.logprobs, np.float32)[: len(c)]
+        tokens[i, P - len(p) : P] = p
+        tokens[i, P : P + len(c)] = c
+        attn[i, P - len(p) : P + len(c)] = 1
+        loss_mask[i, P : P + len(c)] = 1
+        lps[i, P : P + len(c)] = np.asarray(s.rollout.logprobs, np.float32)[: len(c)]
         rewards[i] = s.reward
         groups[i] = s.group.id
     adv = np.asarray(_advantages(rewards, groups, loss_mask, cfg=advantage), np.float32)
@@ -93,8 +100,14 @@ def build_update_batch(samples: Sequence[Sample], *, pad_id: int, row_multiple: 
     return UpdateBatch(tokens, attn, loss_mask, adv, rewards, groups, lps, len(samples), P, weights)
 
 
-def plan_shape_groups(prompt_lengths: Sequence[int], completion_lengths: Sequence[int], *,
-                      row_multiple: int, max_groups: int, min_length: int = 64) -> list[np.ndarray]:
+def plan_shape_groups(
+    prompt_lengths: Sequence[int],
+    completion_lengths: Sequence[int],
+    *,
+    row_multiple: int,
+    max_groups: int,
+    min_length: int = 64,
+) -> list[np.ndarray]:
     """Split a step's rows into at most `max_groups` update batches of their own widths, at
     the least padded compute.
 
@@ -140,8 +153,9 @@ def plan_shape_groups(prompt_lengths: Sequence[int], completion_lengths: Sequenc
     return groups[::-1]
 
 
-def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id: int,
-                       row_multiple: int, min_length: int = 64) -> list[UpdateBatch]:
+def split_update_batch(
+    ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id: int, row_multiple: int, min_length: int = 64
+) -> list[UpdateBatch]:
     """Re-lay the real rows of `ub` (advantages already computed over the whole step) into one
     narrower batch per group: same tokens, masks, advantages and logprobs, own widths."""
     half = min_length // 2
@@ -154,8 +168,10 @@ def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id:
         N = bucket_length(max(max(clen), 1), half)
         R = round_up(len(rows), row_multiple)
         tokens = np.full((R, P + N), pad_id, np.int32)
-        arrays = {name: np.zeros((R, P + N), getattr(ub, name).dtype)
-                  for name in ("attn_mask", "loss_mask", "advantages", "sampler_logprobs")}
+        arrays = {
+            name: np.zeros((R, P + N), getattr(ub, name).dtype)
+            for name in ("attn_mask", "loss_mask", "advantages", "sampler_logprobs")
+        }
         for i, (r, p, c) in enumerate(zip(rows, plen, clen)):
             src = slice(P0 - p, P0 + c)
             dst = slice(P - p, P + c)
@@ -168,28 +184,55 @@ def split_update_batch(ub: UpdateBatch, groups: Sequence[np.ndarray], *, pad_id:
         rewards[: len(rows)] = ub.rewards[rows]
         group_ids[: len(rows)] = ub.group_ids[rows]
         weights[: len(rows)] = ub.loss_weights[rows]
-        out.append(UpdateBatch(tokens, arrays["attn_mask"], arrays["loss_mask"],
-                               arrays["advantages"], rewards, group_ids,
-                               arrays["sampler_logprobs"], len(rows), P, weights))
+        out.append(
+            UpdateBatch(
+                tokens,
+                arrays["attn_mask"],
+                arrays["loss_mask"],
+                arrays["advantages"],
+                rewards,
+                group_ids,
+                arrays["sampler_logprobs"],
+                len(rows),
+                P,
+                weights,
+            )
+        )
     return out
 
 
-def build_update_batches(samples: Sequence[Sample], *, pad_id: int, row_multiple: int,
-                         max_groups: int = 1, min_length: int = 64,
-                         advantage: AdvantageConfig = AdvantageConfig(),
-                         loss: LossConfig = LossConfig()) -> list[UpdateBatch]:
+def build_update_batches(
+    samples: Sequence[Sample],
+    *,
+    pad_id: int,
+    row_multiple: int,
+    max_groups: int = 1,
+    min_length: int = 64,
+    advantage: AdvantageConfig = AdvantageConfig(),
+    loss: LossConfig = LossConfig(),
+) -> list[UpdateBatch]:
     """The step's update as one or more batches of their own widths (see `plan_shape_groups`);
     advantages and loss weights are computed over all rows first, so grouping never changes
     them."""
     if max_groups == 1:
-        return [build_update_batch(samples, pad_id=pad_id, row_multiple=row_multiple,
-                                   min_length=min_length, advantage=advantage, loss=loss)]
-    ub = build_update_batch(samples, pad_id=pad_id, row_multiple=1, min_length=min_length,
-                            advantage=advantage, loss=loss)
-    groups = plan_shape_groups([len(s.rollout.prompt_ids) for s in samples],
-                               [len(s.rollout.completion_ids) for s in samples],
-                               row_multiple=row_multiple, max_groups=max_groups,
-                               min_length=min_length)
-    return split_update_batch(ub, groups, pad_id=pad_id, row_multiple=row_multiple,
-                              min_length=min_length)
-
+        return [
+            build_update_batch(
+                samples,
+                pad_id=pad_id,
+                row_multiple=row_multiple,
+                min_length=min_length,
+                advantage=advantage,
+                loss=loss,
+            )
+        ]
+    ub = build_update_batch(
+        samples, pad_id=pad_id, row_multiple=1, min_length=min_length, advantage=advantage, loss=loss
+    )
+    groups = plan_shape_groups(
+        [len(s.rollout.prompt_ids) for s in samples],
+        [len(s.rollout.completion_ids) for s in samples],
+        row_multiple=row_multiple,
+        max_groups=max_groups,
+        min_length=min_length,
+    )
+    return split_update_batch(ub, groups, pad_id=pad_id, row_multiple=row_multiple, min_length=min_length)

@@ -19,12 +19,14 @@ Official-code behaviours reproduced here (see azr_method.md §1.2-§1.4):
   additions (counts that ignore truncation), so with ``keep_first`` on a full buffer it would
   still treat the list tail as "recent". We do not reproduce that second-order quirk.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Iterable, Iterator, Literal, Sequence, TypeVar, Union
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -73,11 +75,11 @@ class Triplet:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Triplet":
+    def from_json(cls, d: dict[str, Any]) -> Triplet:
         return cls(d["program"], d["input"], d["output"], tuple(d.get("imports", ())), d.get("step", 0))
 
     @classmethod
-    def from_seed_record(cls, d: dict[str, Any], step: int = 0) -> "Triplet":
+    def from_seed_record(cls, d: dict[str, Any], step: int = 0) -> Triplet:
         """Read an official ``*_seed_io.jsonl`` record (snippet/input/output/imports/...)."""
         missing = [k for k in ("snippet", "input", "output") if k not in d]
         if missing:
@@ -141,25 +143,33 @@ class InductionTask:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "InductionTask":
+    def from_json(cls, d: dict[str, Any]) -> InductionTask:
         return cls(
-            d["program"], tuple(d["inputs"]), tuple(d["outputs"]), d["message"],
-            tuple(d.get("imports", ())), d.get("step", 0),
+            d["program"],
+            tuple(d["inputs"]),
+            tuple(d["outputs"]),
+            d["message"],
+            tuple(d.get("imports", ())),
+            d.get("step", 0),
         )
 
     @classmethod
-    def from_seed_record(cls, d: dict[str, Any], step: int = 0) -> "InductionTask":
+    def from_seed_record(cls, d: dict[str, Any], step: int = 0) -> InductionTask:
         """Read an official ``*_code_f_seed_io.jsonl`` record (snippet/inputs/outputs/message/imports)."""
         missing = [k for k in ("snippet", "inputs", "outputs", "message") if k not in d]
         if missing:
             raise ValueError(f"induction seed record lacks keys {missing}")
         return cls(
-            d["snippet"], _str_tuple(d["inputs"], "inputs"), _str_tuple(d["outputs"], "outputs"),
-            d["message"], _str_tuple(d.get("imports", []), "imports"), step,
+            d["snippet"],
+            _str_tuple(d["inputs"], "inputs"),
+            _str_tuple(d["outputs"], "outputs"),
+            d["message"],
+            _str_tuple(d.get("imports", []), "imports"),
+            step,
         )
 
 
-Entry = Union[Triplet, InductionTask]
+Entry = Triplet | InductionTask
 E = TypeVar("E", Triplet, InductionTask)
 
 # §1.3: the identity program is the fallback seed when no seed corpus is given.
@@ -370,7 +380,7 @@ class Buffer(Generic[E]):
         self.num_dropped = int(state["num_dropped"])
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> "Buffer":
+    def from_state_dict(cls, state: dict[str, Any]) -> Buffer:
         buf = cls(state["kind"], int(state["max_size"]), state["cap_policy"])
         buf.load_state_dict(state)
         return buf
@@ -409,7 +419,7 @@ class TaskBuffers:
         triplets: Sequence[Triplet],
         induction: Sequence[InductionTask],
         cfg: BufferConfig = BufferConfig(),
-    ) -> "TaskBuffers":
+    ) -> TaskBuffers:
         """D_ded = D_abd = the seed triplets; D_ind = the induction seed.
 
         An empty seed falls back to the identity zero triplet / zero induction task (§1.3).
@@ -425,13 +435,16 @@ class TaskBuffers:
     @classmethod
     def from_seed_files(
         cls, triplet_path: str | Path, induction_path: str | Path, cfg: BufferConfig = BufferConfig()
-    ) -> "TaskBuffers":
+    ) -> TaskBuffers:
         return cls.from_seed(load_seed_triplets(triplet_path), load_seed_induction(induction_path), cfg)
 
     def buffer(self, task: TaskType | str) -> Buffer:
         task = TaskType.parse(task)
-        return {TaskType.DEDUCTION: self.deduction, TaskType.ABDUCTION: self.abduction,
-                TaskType.INDUCTION: self.induction}[task]
+        return {
+            TaskType.DEDUCTION: self.deduction,
+            TaskType.ABDUCTION: self.abduction,
+            TaskType.INDUCTION: self.induction,
+        }[task]
 
     def sample_references(
         self, rng: np.random.Generator, task: TaskType | str, batch_size: int
@@ -456,11 +469,16 @@ class TaskBuffers:
         self, rng: np.random.Generator, task: TaskType | str, batch_size: int, current_step: int
     ) -> list[Entry]:
         """B solver tasks of ``task`` with the ``max_new`` strategy."""
-        return self.buffer(task).sample_recent_first(rng, batch_size, current_step, self.cfg.past_epoch_window)
+        return self.buffer(task).sample_recent_first(
+            rng, batch_size, current_step, self.cfg.past_epoch_window
+        )
 
     def sizes(self) -> dict[str, int]:
-        return {"deduction": len(self.deduction), "abduction": len(self.abduction),
-                "induction": len(self.induction)}
+        return {
+            "deduction": len(self.deduction),
+            "abduction": len(self.abduction),
+            "induction": len(self.induction),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {

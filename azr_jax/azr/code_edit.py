@@ -5,6 +5,7 @@ picking the entry function and renaming it to ``f`` (recursive calls included), 
 import lines (they are stored separately and re-prepended at every execution), and, only during
 seeding, stripping comments/docstrings and module-level statements that are not definitions.
 """
+
 from __future__ import annotations
 
 import ast

@@ -9,13 +9,14 @@ Two things on top of the farm's probes:
 Waiting on results has a deadline (`Pending.results`): a broken farm raises, it never hangs the
 trainer.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Sequence
 
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.tasks import TaskType
@@ -36,13 +37,12 @@ class ExecutionOptions:
 
     proposal: JobOptions = JobOptions()
     # Answer checks: the same limits; the single-def rule does not bind solver programs.
-    answer: JobOptions = dataclasses.field(
-        default_factory=lambda: JobOptions(single_function=False))
+    answer: JobOptions = dataclasses.field(default_factory=lambda: JobOptions(single_function=False))
     # Seconds to wait for one submission's results beyond the jobs' own budgets (see Pending).
     result_grace_s: float = 120.0
 
     @classmethod
-    def for_semantics(cls, mode: str, *, single_function: bool = True, **limits) -> "ExecutionOptions":
+    def for_semantics(cls, mode: str, *, single_function: bool = True, **limits) -> ExecutionOptions:
         """Options for `mode` ("official": the official executor's verdicts; "strict": the paper's
         stated rules; see azr_jax/sandbox/README.md). `limits` are JobOptions fields shared by both
         kinds (timeout_s, memory_mb, ...); `single_function` binds proposals only."""
@@ -74,25 +74,34 @@ class Pending:
                 try:
                     mine[i] = f.result(left).to_wire()
                 except FutureTimeout:
-                    raise TimeoutError(f"sandbox results not back within {limit:.0f} s: the farm is not "
-                                       f"answering (job {i} of {self._n})") from None
+                    raise TimeoutError(
+                        f"sandbox results not back within {limit:.0f} s: the farm is not "
+                        f"answering (job {i} of {self._n})"
+                    ) from None
             merged: dict[int, dict] = {}
             for part in self._gather({str(i): r for i, r in mine.items()}):
                 merged.update({int(i): r for i, r in part.items()})
             missing = [i for i in range(self._n) if i not in merged]
             if missing:
                 raise RuntimeError(f"no host returned results for jobs {missing[:5]}")
-            self._results = [Result.from_wire(merged[i], merged[i].get("wall_s", 0.0))
-                             for i in range(self._n)]
+            self._results = [
+                Result.from_wire(merged[i], merged[i].get("wall_s", 0.0)) for i in range(self._n)
+            ]
         return self._results
 
 
 class TaskExecutor:
     """Submits AZR jobs to a farm (this host's share), returns `Pending` handles."""
 
-    def __init__(self, farm, options: ExecutionOptions = ExecutionOptions(), *,
-                 process_index: int = 0, process_count: int = 1,
-                 allgather: AllGather = _single_host_gather):
+    def __init__(
+        self,
+        farm,
+        options: ExecutionOptions = ExecutionOptions(),
+        *,
+        process_index: int = 0,
+        process_count: int = 1,
+        allgather: AllGather = _single_host_gather,
+    ):
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} not in [0, {process_count})")
         self.farm = farm
@@ -112,7 +121,9 @@ class TaskExecutor:
         futures = self.farm.submit([by_index[j] for j in mine]) if mine else []
         self.jobs_run += len(mine)
         local_unique = dict(zip(mine, futures))
-        inner = Pending(len(unique), local_unique, self.allgather, self._deadline([by_index[j] for j in mine]))
+        inner = Pending(
+            len(unique), local_unique, self.allgather, self._deadline([by_index[j] for j in mine])
+        )
         return _Expanded(inner, owner)
 
     def _deadline(self, jobs: Sequence[Job]) -> float:

@@ -9,14 +9,15 @@ same buffer state (references, K, N, message, banned words) they are byte-identi
 official ones: references numbered from ``<snippet_0>``, induction pairs from ``input_0``, the
 composite-function section off (as in every official run), the R1 wrapper around each prompt.
 """
+
 from __future__ import annotations
 
 import ast
 import functools
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.tasks import TaskType
@@ -67,8 +68,10 @@ def _string_value(node: ast.expr) -> str | None:
 def _read_strings(root: Path, relpath: str, wanted: Mapping[str, str]) -> dict[str, str]:
     path = root / relpath
     if not path.exists():
-        raise OfficialRepoError(f"azr.official_repo: {root} has no {relpath}; is this a checkout of "
-                                "the official Absolute-Zero-Reasoner repository?")
+        raise OfficialRepoError(
+            f"azr.official_repo: {root} has no {relpath}; is this a checkout of "
+            "the official Absolute-Zero-Reasoner repository?"
+        )
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -85,8 +88,10 @@ def _read_strings(root: Path, relpath: str, wanted: Mapping[str, str]) -> dict[s
                 found[node.targets[0].id] = value
     missing = [var for var in wanted.values() if var not in found]
     if missing:
-        raise OfficialRepoError(f"azr.official_repo: {path} has no template(s) {', '.join(missing)}; "
-                                "is this a checkout of the official Absolute-Zero-Reasoner repository?")
+        raise OfficialRepoError(
+            f"azr.official_repo: {path} has no template(s) {', '.join(missing)}; "
+            "is this a checkout of the official Absolute-Zero-Reasoner repository?"
+        )
     return {ours: found[var] for ours, var in wanted.items()}
 
 
@@ -98,20 +103,24 @@ class OfficialTemplates:
     texts: Mapping[str, str]
 
     @classmethod
-    def load(cls, root: str | Path) -> "OfficialTemplates":
+    def load(cls, root: str | Path) -> OfficialTemplates:
         """Read the templates; one clear error if the path or the templates are missing."""
         root_path = Path(root).expanduser()
         if not str(root):
             raise OfficialRepoError("azr.official_repo is empty")
         if not root_path.is_dir():
             raise OfficialRepoError(f"azr.official_repo: {root_path} is not a directory")
-        texts = {**_read_strings(root_path, PROMPTS_FILE, _PROMPT_VARS),
-                 **_read_strings(root_path, WRAPPER_FILE, _WRAPPER_VARS)}
+        texts = {
+            **_read_strings(root_path, PROMPTS_FILE, _PROMPT_VARS),
+            **_read_strings(root_path, WRAPPER_FILE, _WRAPPER_VARS),
+        }
         for name, allowed in _FIELDS.items():
             fields = {f for _, f, _, _ in string.Formatter().parse(texts[name]) if f is not None}
             if not fields <= allowed:
-                raise OfficialRepoError(f"azr.official_repo: template {_PROMPT_VARS.get(name, name)} "
-                                        f"uses unknown fields {sorted(fields - allowed)}")
+                raise OfficialRepoError(
+                    f"azr.official_repo: template {_PROMPT_VARS.get(name, name)} "
+                    f"uses unknown fields {sorted(fields - allowed)}"
+                )
         return cls(str(root_path.resolve()), texts)
 
 
@@ -123,9 +132,15 @@ def load_templates(root: str) -> OfficialTemplates:
 class OfficialPrompts:
     """Fills the official templates (the prompt set of ``azr.official_repo``)."""
 
-    def __init__(self, templates: OfficialTemplates, *, num_inputs: int = 10,
-                 banned_words: Sequence[str] = (), remove_after_return: bool = False,
-                 no_input_in_snippet: bool = False):
+    def __init__(
+        self,
+        templates: OfficialTemplates,
+        *,
+        num_inputs: int = 10,
+        banned_words: Sequence[str] = (),
+        remove_after_return: bool = False,
+        no_input_in_snippet: bool = False,
+    ):
         self.t = templates.texts
         self.num_inputs = num_inputs
         self.banned_words = tuple(banned_words)
@@ -137,21 +152,28 @@ class OfficialPrompts:
     def _references(self, references: Sequence[Triplet]) -> str:
         out = []
         for i, ref in enumerate(references):
-            out.append(f"<snippet_{i}>\n```python\n{ref.program}\n```\n```input\n{ref.input}\n```\n"
-                       f"```output\n{ref.output}\n```\n</snippet_{i}>\n")
+            out.append(
+                f"<snippet_{i}>\n```python\n{ref.program}\n```\n```input\n{ref.input}\n```\n"
+                f"```output\n{ref.output}\n```\n</snippet_{i}>\n"
+            )
         return "".join(out)
 
-    def proposer(self, task: TaskType | str, references: Sequence[Triplet] = (),
-                 program: str | None = None) -> str:
+    def proposer(
+        self, task: TaskType | str, references: Sequence[Triplet] = (), program: str | None = None
+    ) -> str:
         task = TaskType.parse(task)
         if task is TaskType.INDUCTION:
             if program is None:
                 raise ValueError("an induction proposer prompt needs a program")
             return self.t["propose_induction"].format(
-                num_inputs=self.num_inputs, snippet=program + self.t["input_marker"])
+                num_inputs=self.num_inputs, snippet=program + self.t["input_marker"]
+            )
         body = self.t[f"propose_{task.value}"].format(
             remove_after_return_prompt=self.t["definitions_only"] if self.remove_after_return else "\n",
-            remove_input_from_snippet_prompt=self.t["no_input_in_snippet"] if self.no_input_in_snippet else "")
+            remove_input_from_snippet_prompt=self.t["no_input_in_snippet"]
+            if self.no_input_in_snippet
+            else "",
+        )
         body = body.replace(BANNED_MARK, ", ".join(self.banned_words))
         # composite functions are off in every official run: their section is a blank line
         return body + self._references(references) + "\n"
@@ -162,8 +184,10 @@ class OfficialPrompts:
         if task is TaskType.INDUCTION:
             if not isinstance(entry, InductionTask):
                 raise TypeError("an induction solver prompt needs an InductionTask")
-            pairs = "".join(f"```input_{i}\n{x}\n```\n```output_{i}\n{y}\n```\n"
-                            for i, (x, y) in enumerate(entry.given_pairs))
+            pairs = "".join(
+                f"```input_{i}\n{x}\n```\n```output_{i}\n{y}\n```\n"
+                for i, (x, y) in enumerate(entry.given_pairs)
+            )
             return self.t["solve_induction"].format(input_output_pairs=pairs, message=entry.message)
         if not isinstance(entry, Triplet):
             raise TypeError(f"a {task.value} solver prompt needs a Triplet")
@@ -181,4 +205,5 @@ class OfficialPrompts:
         (the wrapper already ends with ``<think>``; the official runs use base models with a
         content-only chat template, which is ``render_base``)."""
         from azr_jax.azr.prompts import ChatPrompt
+
         return ChatPrompt(system="", user=self.render_base(prompt), assistant_prefix="")

@@ -20,11 +20,13 @@ itself starts *inside* the think section. Like the official code, which checks t
 (:func:`with_prefix`) before checking the format. Pass ``prefix=""`` if a caller's prompt did
 not end with ``<think>``. Nothing here executes or evaluates model text.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from azr_jax.azr import code_edit
 from azr_jax.azr import parsing_official as official
@@ -77,7 +79,9 @@ class ParseConfig:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
         code_edit.normalize_entry_policy(self.entry_function)
         if self.proposer_code_location not in ("first", "last"):
-            raise ValueError(f"proposer_code_location must be first|last, got {self.proposer_code_location!r}")
+            raise ValueError(
+                f"proposer_code_location must be first|last, got {self.proposer_code_location!r}"
+            )
         if self.num_inputs < 1:
             raise ValueError(f"num_inputs must be >= 1, got {self.num_inputs}")
         object.__setattr__(self, "code_tags", tuple(t.lower() for t in self.code_tags))
@@ -108,7 +112,7 @@ def extract_answer(text: str) -> str | None:
     start = text.rfind(ANSWER_OPEN)
     if start < 0:
         return None
-    rest = text[start + len(ANSWER_OPEN):]
+    rest = text[start + len(ANSWER_OPEN) :]
     end = rest.find(ANSWER_CLOSE)
     return (rest if end < 0 else rest[:end]).strip()
 
@@ -307,7 +311,7 @@ def parse_proposed_induction(answer: str | None, cfg: ParseConfig = ParseConfig(
     inputs = [b.body for b in blocks if b.tag == "input"]
     if len(inputs) < cfg.num_inputs:
         return ProposedInduction(False, "too_few_inputs", tuple(inputs))
-    inputs = inputs[-cfg.num_inputs:]
+    inputs = inputs[-cfg.num_inputs :]
     message_blocks = [b.body for b in blocks if b.tag == "message"]
     if message_blocks:
         message = message_blocks[0]
@@ -340,7 +344,7 @@ class ParsedGeneration:
 def _fallback_answer(text: str) -> str:
     """``answer_fallback``: the text after the last ``</think>`` (or all of it)."""
     rest = text.rsplit(THINK_CLOSE, 1)[-1]
-    return (rest[len(THINK_OPEN):] if rest.startswith(THINK_OPEN) else rest).strip()
+    return (rest[len(THINK_OPEN) :] if rest.startswith(THINK_OPEN) else rest).strip()
 
 
 def _answer_of(generation: str, cfg: ParseConfig, prefix: str) -> tuple[str | None, str]:
@@ -362,23 +366,26 @@ def _format(text: str, cfg: ParseConfig, result: ProposedIO | ProposedInduction 
     return official.format_flag(text) if cfg.semantics == "official" else _FORMAT_RE.match(text) is not None
 
 
-def _official_proposal(content: str, task: TaskType, cfg: ParseConfig
-                       ) -> ProposedIO | ProposedInduction:
+def _official_proposal(content: str, task: TaskType, cfg: ParseConfig) -> ProposedIO | ProposedInduction:
     if task is TaskType.INDUCTION:
         r = official.inputs_and_message(content, cfg.num_inputs)
         return ProposedInduction(r.ok, r.reason, r.inputs, r.message)
-    r = official.code_and_input(content, reject_multiple_functions=cfg.reject_multiple_functions,
-                                entry_function=cfg.entry_function,
-                                remove_comments=cfg.remove_comments,
-                                remove_after_return=cfg.remove_after_return)
+    r = official.code_and_input(
+        content,
+        reject_multiple_functions=cfg.reject_multiple_functions,
+        entry_function=cfg.entry_function,
+        remove_comments=cfg.remove_comments,
+        remove_after_return=cfg.remove_after_return,
+    )
     return ProposedIO(r.ok, r.reason, r.program, r.input, r.imports, r.raw_program)
 
 
 def _official_solution(content: str, task: TaskType) -> SolverAnswer:
     if task is TaskType.INDUCTION:
         code = official.code_answer(content)
-        return (SolverAnswer(False, reason="no_code_block") if code is None
-                else SolverAnswer(True, code, "block"))
+        return (
+            SolverAnswer(False, reason="no_code_block") if code is None else SolverAnswer(True, code, "block")
+        )
     text, source = official.value_answer(content, "output" if task is TaskType.DEDUCTION else "input")
     return SolverAnswer(True, text, source)
 
@@ -426,8 +433,9 @@ def parse_solution(
     return ParsedGeneration(_format(text, cfg, result), answer, result)
 
 
-def learnability_answer(generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig()
-                        ) -> SolverAnswer:
+def learnability_answer(
+    generation: str, task: TaskType | str, cfg: ParseConfig = ParseConfig()
+) -> SolverAnswer:
     """The answer of one learnability rollout; a rollout counts as solved iff this answer is
     ``ok`` and the checker accepts it. The format flag plays no part (official: the solve rate
     counts correctness only). Official: the plain decoded response is read (no ``Assistant:``

@@ -16,6 +16,7 @@ places we keep on purpose. ``parsing.py`` wraps these results in its dataclasses
   block, then ``# Input:``, ``input(...)``, ``<input>``, "the input is", then the whole answer;
   the text is kept unstripped.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,9 +30,11 @@ _QUOTES = "\"'"
 _FLAGS = re.DOTALL | re.IGNORECASE
 _FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _CODE_BLOCK = re.compile(r"```(?:python\s*)?\n?(.*?)\n?```", _FLAGS)
-_MESSAGE_BLOCKS = (re.compile(r"```message\s*\n?(.*?)\n?```", _FLAGS),
-                   re.compile(r"<message>\s*(.*?)\s*</message>", _FLAGS),
-                   re.compile(r"# Message:\s*(.*?)(?=\n```|$)", _FLAGS))
+_MESSAGE_BLOCKS = (
+    re.compile(r"```message\s*\n?(.*?)\n?```", _FLAGS),
+    re.compile(r"<message>\s*(.*?)\s*</message>", _FLAGS),
+    re.compile(r"# Message:\s*(.*?)(?=\n```|$)", _FLAGS),
+)
 _IMPORT_LINE = re.compile(r"^\s*(?:from|import)\s+.*$", re.MULTILINE)
 
 
@@ -41,11 +44,13 @@ def _block(tag: str) -> re.Pattern[str]:
 
 def _value_patterns(kind: str) -> tuple[re.Pattern[str], ...]:
     """The official answer patterns for ``kind`` (input/output), in the order they are tried."""
-    return (_block(kind),
-            re.compile(rf"# {kind.capitalize()}:\s*(.*?)(?=\n```|$)", _FLAGS),
-            re.compile(rf"{kind}\s*\((.*?)\)", _FLAGS),
-            re.compile(rf"<{kind}>\s*(.*?)(?:</{kind}>|\s*$)", _FLAGS),
-            re.compile(rf"the {kind} is\s*(.*?)\.?$", _FLAGS))
+    return (
+        _block(kind),
+        re.compile(rf"# {kind.capitalize()}:\s*(.*?)(?=\n```|$)", _FLAGS),
+        re.compile(rf"{kind}\s*\((.*?)\)", _FLAGS),
+        re.compile(rf"<{kind}>\s*(.*?)(?:</{kind}>|\s*$)", _FLAGS),
+        re.compile(rf"the {kind} is\s*(.*?)\.?$", _FLAGS),
+    )
 
 
 _VALUE = {kind: _value_patterns(kind) for kind in ("input", "output")}
@@ -101,8 +106,14 @@ def rename_entry(code: str, name: str) -> str:
     return re.sub(rf"\b{re.escape(name)}\s*\(", "f(", code)
 
 
-def code_and_input(content: str, *, reject_multiple_functions: bool, entry_function: str,
-                   remove_comments: bool = False, remove_after_return: bool = False) -> CodeInput:
+def code_and_input(
+    content: str,
+    *,
+    reject_multiple_functions: bool,
+    entry_function: str,
+    remove_comments: bool = False,
+    remove_after_return: bool = False,
+) -> CodeInput:
     """A deduction/abduction proposal: the first code block and the first input (block or
     ``# Input:`` line), entry function renamed to ``f``."""
     code_m = _CODE_BLOCK.search(content)
@@ -139,7 +150,7 @@ def inputs_and_message(content: str, num_inputs: int) -> InputsMessage:
     inputs = tuple(m.group(1).strip() for m in _INPUT_BLOCK.finditer(content))
     if len(inputs) < num_inputs:
         return InputsMessage(False, "too_few_inputs", inputs)
-    inputs = inputs[len(inputs) - num_inputs:]
+    inputs = inputs[len(inputs) - num_inputs :]
     for pattern in _MESSAGE_BLOCKS:
         m = pattern.search(content)
         if m is not None:

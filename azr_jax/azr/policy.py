@@ -3,10 +3,12 @@
 The step talks to this small interface, not to the sampler directly, so a test can drive a full
 step with prepared texts (a scripted policy) through the real parsers, farm, rewards and update.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import jax
 import numpy as np
@@ -27,6 +29,7 @@ class Policy(Protocol):
     def prompt_ids(self, user_prompt: str) -> list[int]:
         """Token ids of the fully rendered prompt (template + task), ready for generation."""
 
-    def generate(self, params: Any, prompts: Sequence[list[int]], max_new_tokens: int,
-                 key: jax.Array) -> list[Rollout]:
+    def generate(
+        self, params: Any, prompts: Sequence[list[int]], max_new_tokens: int, key: jax.Array
+    ) -> list[Rollout]:
         """Sample one completion per prompt (rows are independent)."""

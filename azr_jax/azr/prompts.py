@@ -18,10 +18,12 @@ the official prompts is not implemented (it is disabled in every official run).
 Deliberate difference: the official deduction/abduction proposer prompts describe the
 difficulty criterion with the other task's wording (swapped); ours describe each task's own.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, Sequence
+from typing import Literal, Protocol
 
 from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.official_prompts import OfficialPrompts, load_templates
@@ -33,8 +35,22 @@ Flavour = Literal["full", "compact"]
 # The restricted words of the official config (paper Fig. 8/10), in its order and with its
 # repeated "datetime" (the official prompts list it twice; ours show each word once).
 DEFAULT_BANNED_WORDS: tuple[str, ...] = (
-    "logging", "random", "multiprocessing", "pebble", "subprocess", "threading", "datetime",
-    "time", "hashlib", "hmac", "bcrypt", "os.sys", "os.path", "sys.exit", "os.environ", "calendar",
+    "logging",
+    "random",
+    "multiprocessing",
+    "pebble",
+    "subprocess",
+    "threading",
+    "datetime",
+    "time",
+    "hashlib",
+    "hmac",
+    "bcrypt",
+    "os.sys",
+    "os.path",
+    "sys.exit",
+    "os.environ",
+    "calendar",
     "datetime",
 )
 
@@ -110,14 +126,19 @@ def _block(tag: str, body: str) -> str:
 
 def _code_rules(cfg: PromptConfig) -> list[str]:
     if cfg.single_def:
-        structure = ("- Write a single function named `f` and no other `def` anywhere (no nested "
-                     "functions, no methods): programs with a second `def` are rejected.")
+        structure = (
+            "- Write a single function named `f` and no other `def` anywhere (no nested "
+            "functions, no methods): programs with a second `def` are rejected."
+        )
     else:
-        structure = ("- The entry point is a function named `f`. Helper functions may be nested "
-                     "inside it and helper classes may be defined above it.")
+        structure = (
+            "- The entry point is a function named `f`. Helper functions may be nested "
+            "inside it and helper classes may be defined above it."
+        )
     if cfg.flavour == "compact":
         return [
-            "- Entry point: one function named `f`" + (" (no other `def`)" if cfg.single_def else "")
+            "- Entry point: one function named `f`"
+            + (" (no other `def`)" if cfg.single_def else "")
             + " with at least one argument that returns a value.",
             "- Deterministic: no randomness, clocks, I/O, printing or outside state.",
             f"- Must finish within {cfg.timeout_seconds} seconds.",
@@ -130,7 +151,8 @@ def _code_rules(cfg: PromptConfig) -> list[str]:
         "- The logic should need several steps of state tracking (loops, branches, updates of "
         "data structures) to follow.",
         f"- It must finish within {cfg.timeout_seconds} seconds.",
-        "- Put imports" + ("" if cfg.single_def else " and class definitions")
+        "- Put imports"
+        + ("" if cfg.single_def else " and class definitions")
         + " at the top. The snippet ends where `f` ends: anything written after it is thrown away.",
     ]
 
@@ -159,8 +181,13 @@ def _banned_line(cfg: PromptConfig) -> str:
 
 def _triplet_reference(i: int, ref: Triplet) -> str:
     return "\n".join(
-        [f"<snippet_{i}>", _block("python", ref.program), _block("input", ref.input),
-         _block("output", ref.output), f"</snippet_{i}>"]
+        [
+            f"<snippet_{i}>",
+            _block("python", ref.program),
+            _block("input", ref.input),
+            _block("output", ref.output),
+            f"</snippet_{i}>",
+        ]
     )
 
 
@@ -184,7 +211,10 @@ def io_proposer_prompt(
         shown, hidden_goal = "the program and your input", "work out the output"
         difficulty = "A careful solver should need many reasoning steps to predict the output."
     else:
-        shown, hidden_goal = "the program and the output it returns for your input", "find an input that produces it"
+        shown, hidden_goal = (
+            "the program and the output it returns for your input",
+            "find an input that produces it",
+        )
         difficulty = "A careful solver should need many reasoning steps to find a matching input."
     banned = _banned_line(cfg)
     example = _join([_block("python", "def f(items, k):\n    ..."), _block("input", "[3, 1, 2], 2")])
@@ -224,8 +254,14 @@ def io_proposer_prompt(
             "### What makes a good answer",
             "- It runs without errors on the input.",
             "- " + difficulty,
-            *(["- It computes something different from the reference snippets below, not just "
-               "the same thing with other names."] if references else []),
+            *(
+                [
+                    "- It computes something different from the reference snippets below, not just "
+                    "the same thing with other names."
+                ]
+                if references
+                else []
+            ),
             *(["- " + banned] if banned else []),
             "",
             "Plan first: think about what would make a good, hard program, then write the code "
@@ -247,8 +283,14 @@ COMPACT_EXAMPLE_PROGRAM = """def f(items, k):
 def induction_proposer_prompt(program: str, cfg: PromptConfig = PromptConfig()) -> str:
     """Induction proposer: N inputs for a given program plus a message, no code."""
     n = cfg.num_inputs
-    example = _join([_block("input", "'abc', 2"), _block("input", "'', 0"), "...",
-                     _block("message", "Each call combines a word with a count; find the rule.")])
+    example = _join(
+        [
+            _block("input", "'abc', 2"),
+            _block("input", "'', 0"),
+            "...",
+            _block("message", "Each call combines a word with a count; find the rule."),
+        ]
+    )
     program_block = _block("python", f"{program}\n\n{cfg.input_marker}")
     if cfg.flavour == "compact":
         lines = [
@@ -352,8 +394,17 @@ def induction_solver_prompt(task: InductionTask, cfg: PromptConfig = PromptConfi
         "A hidden Python function `f` returned the outputs below for the numbered inputs. Write a "
         "function that reproduces them; it will also be checked on inputs you do not see."
     )
-    lines = ["## Task: recover the function", intro, "", "Message from the author:",
-             _block("message", task.message), "", "Examples:", *pairs, ""]
+    lines = [
+        "## Task: recover the function",
+        intro,
+        "",
+        "Message from the author:",
+        _block("message", task.message),
+        "",
+        "Examples:",
+        *pairs,
+        "",
+    ]
     if cfg.flavour == "full":
         lines += ["### Requirements", *_solver_code_rules(cfg), ""]
     lines += [
@@ -364,7 +415,9 @@ def induction_solver_prompt(task: InductionTask, cfg: PromptConfig = PromptConfi
     return _join(lines)
 
 
-def solver_prompt(task_type: TaskType | str, entry: Triplet | InductionTask, cfg: PromptConfig = PromptConfig()) -> str:
+def solver_prompt(
+    task_type: TaskType | str, entry: Triplet | InductionTask, cfg: PromptConfig = PromptConfig()
+) -> str:
     """Dispatch on task type: deduction shows the input, abduction the output, induction pairs."""
     task_type = TaskType.parse(task_type)
     if task_type is TaskType.INDUCTION:
@@ -388,8 +441,9 @@ class PromptSet(Protocol):
 
     description: str
 
-    def proposer(self, task: TaskType | str, references: Sequence[Triplet] = (),
-                 program: str | None = None) -> str: ...
+    def proposer(
+        self, task: TaskType | str, references: Sequence[Triplet] = (), program: str | None = None
+    ) -> str: ...
 
     def solver(self, task: TaskType | str, entry: Triplet | InductionTask) -> str: ...
 
@@ -405,8 +459,9 @@ class OwnPrompts:
         self.cfg = cfg
         self.description = f"azr-jax prompts ({cfg.flavour})"
 
-    def proposer(self, task: TaskType | str, references: Sequence[Triplet] = (),
-                 program: str | None = None) -> str:
+    def proposer(
+        self, task: TaskType | str, references: Sequence[Triplet] = (), program: str | None = None
+    ) -> str:
         return proposer_prompt(task, references, program, self.cfg)
 
     def solver(self, task: TaskType | str, entry: Triplet | InductionTask) -> str:
@@ -423,6 +478,7 @@ def prompt_set(cfg: PromptConfig = PromptConfig()) -> PromptSet:
     """The official templates of ``cfg.official_repo`` if given (an unreadable path or a
     checkout without the templates raises ``OfficialRepoError``), else azr-jax's prompts."""
     if cfg.official_repo:
-        return OfficialPrompts(load_templates(cfg.official_repo), num_inputs=cfg.num_inputs,
-                               banned_words=cfg.banned_words)
+        return OfficialPrompts(
+            load_templates(cfg.official_repo), num_inputs=cfg.num_inputs, banned_words=cfg.banned_words
+        )
     return OwnPrompts(cfg)

@@ -16,10 +16,12 @@ Solver (per answer): +1 correct and formatted, -0.5 formatted but wrong, -1 form
 for induction, no code block). A harness failure (``None``) counts as wrong. Evaluation uses
 plain 0/1 accuracy.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class RewardConfig:
             )
 
 
-def solve_rate(outcomes: Sequence[Optional[bool | float | int]]) -> float:
+def solve_rate(outcomes: Sequence[bool | float | int | None]) -> float:
     """Mean of the G learnability outcomes, ``None`` (harness failure) excluded.
 
     Returns 0.0 when there are no usable outcomes (no rollouts, all failed, or the solver prompt
@@ -70,7 +72,7 @@ def learnability_reward(rate: float, cfg: RewardConfig = RewardConfig()) -> floa
 
 
 def proposer_reward(
-    valid: bool, formatted: bool, rate: Optional[float], cfg: RewardConfig = RewardConfig()
+    valid: bool, formatted: bool, rate: float | None, cfg: RewardConfig = RewardConfig()
 ) -> float:
     """Reward of one proposal given validity, the R1 format flag and the solve rate.
 
@@ -86,7 +88,7 @@ def proposer_reward(
 
 
 def solver_reward(
-    formatted: bool, parsed: bool, correct: Optional[bool], cfg: RewardConfig = RewardConfig()
+    formatted: bool, parsed: bool, correct: bool | None, cfg: RewardConfig = RewardConfig()
 ) -> float:
     """Format-aware solver reward.
 
@@ -98,6 +100,6 @@ def solver_reward(
     return cfg.solver_correct if correct else cfg.solver_wrong
 
 
-def eval_accuracy(correct: Optional[bool]) -> float:
+def eval_accuracy(correct: bool | None) -> float:
     """Validation/evaluation score: 1.0 if correct, else 0.0 (harness failure included)."""
     return 1.0 if correct else 0.0

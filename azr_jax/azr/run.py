@@ -10,6 +10,7 @@ are written locally (`log.local_dir`, default under ~/.cache/azr_jax/runs) and m
 A run resumes from its latest checkpoint whenever the directory already holds one; SIGTERM
 (TPU preemption) and SIGINT save and exit losing at most the step in progress (`train`).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from azr_jax import metrics as metrics_lib
 from azr_jax import host_memory, rundir, stopping
+from azr_jax import metrics as metrics_lib
 from azr_jax.azr.batch import build_update_batches
 from azr_jax.azr.buffers import BufferConfig, TaskBuffers, load_seed_induction, load_seed_triplets
 from azr_jax.azr.execution import ExecutionOptions, TaskExecutor
@@ -57,14 +58,20 @@ TOKENIZER_SUBDIR = "tokenizer"
 def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
     if c.azr.semantics not in SEMANTICS:
         raise ValueError(f"azr.semantics must be one of {SEMANTICS}, got {c.azr.semantics!r}")
-    prompt = PromptConfig(flavour=c.azr.prompt_flavour, num_inputs=c.azr.num_inputs,
-                          timeout_seconds=max(1, int(c.sandbox.timeout_s)),
-                          single_def=c.azr.reject_multiple_functions,
-                          official_repo=c.azr.official_repo)
-    parse = ParseConfig(semantics=c.azr.semantics,
-                        reject_multiple_functions=c.azr.reject_multiple_functions,
-                        entry_function=c.azr.entry_function, num_inputs=c.azr.num_inputs,
-                        answer_fallback=c.azr.answer_fallback)
+    prompt = PromptConfig(
+        flavour=c.azr.prompt_flavour,
+        num_inputs=c.azr.num_inputs,
+        timeout_seconds=max(1, int(c.sandbox.timeout_s)),
+        single_def=c.azr.reject_multiple_functions,
+        official_repo=c.azr.official_repo,
+    )
+    parse = ParseConfig(
+        semantics=c.azr.semantics,
+        reject_multiple_functions=c.azr.reject_multiple_functions,
+        entry_function=c.azr.entry_function,
+        num_inputs=c.azr.num_inputs,
+        answer_fallback=c.azr.answer_fallback,
+    )
     prompt_set(prompt)  # a bad azr.official_repo fails here, before any model is loaded
     return SelfPlayConfig(
         batch_size=c.azr.batch_size,
@@ -73,8 +80,10 @@ def selfplay_config(c: ml_collections.ConfigDict) -> SelfPlayConfig:
         max_prompt_tokens=c.azr.max_prompt_tokens,
         max_response_tokens=c.azr.max_response_tokens,
         train_proposer=c.azr.train_proposer,
-        prompt=prompt, parse=parse,
-        rewards=RewardConfig(extreme_solve_rate=c.azr.extreme_solve_rate))
+        prompt=prompt,
+        parse=parse,
+        rewards=RewardConfig(extreme_solve_rate=c.azr.extreme_solve_rate),
+    )
 
 
 def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
@@ -88,9 +97,12 @@ def job_options(c: ml_collections.ConfigDict) -> ExecutionOptions:
 
 
 def buffer_config(c: ml_collections.ConfigDict) -> BufferConfig:
-    return BufferConfig(max_programs=c.azr.max_programs, cap_policy=c.azr.cap_policy,
-                        num_references=c.azr.num_references,
-                        past_epoch_window=c.azr.past_epoch_window)
+    return BufferConfig(
+        max_programs=c.azr.max_programs,
+        cap_policy=c.azr.cap_policy,
+        num_references=c.azr.num_references,
+        past_epoch_window=c.azr.past_epoch_window,
+    )
 
 
 def seed_source(c: ml_collections.ConfigDict) -> str:
@@ -123,31 +135,51 @@ def seed_buffers(c: ml_collections.ConfigDict) -> TaskBuffers | None:
     return TaskBuffers.from_seed(load_seed_triplets(c.azr.seed_io_file)[:n], induction, cfg)
 
 
-def update_configs(c: ml_collections.ConfigDict) -> tuple[OptimConfig, LossConfig, StepConfig,
-                                                          AdvantageConfig]:
-    return (OptimConfig(learning_rate=c.optim.learning_rate, b1=c.optim.b1, b2=c.optim.b2,
-                        eps=c.optim.eps, weight_decay=c.optim.weight_decay,
-                        clip_norm=c.optim.clip_norm, warmup_steps=c.optim.warmup_steps),
-            LossConfig(clip_eps_low=c.rl.clip_eps_low, clip_eps_high=c.rl.clip_eps_high,
-                       entropy_coef=c.rl.entropy_coef, kl_coef=c.rl.kl_coef,
-                       aggregation=c.rl.aggregation, micro_batch_rows=c.rl.micro_batch_rows),
-            StepConfig(micro_batch_size=c.train.micro_batch_size, logit_chunk=c.train.logit_chunk),
-            AdvantageConfig(method=c.rl.advantage))
+def update_configs(
+    c: ml_collections.ConfigDict,
+) -> tuple[OptimConfig, LossConfig, StepConfig, AdvantageConfig]:
+    return (
+        OptimConfig(
+            learning_rate=c.optim.learning_rate,
+            b1=c.optim.b1,
+            b2=c.optim.b2,
+            eps=c.optim.eps,
+            weight_decay=c.optim.weight_decay,
+            clip_norm=c.optim.clip_norm,
+            warmup_steps=c.optim.warmup_steps,
+        ),
+        LossConfig(
+            clip_eps_low=c.rl.clip_eps_low,
+            clip_eps_high=c.rl.clip_eps_high,
+            entropy_coef=c.rl.entropy_coef,
+            kl_coef=c.rl.kl_coef,
+            aggregation=c.rl.aggregation,
+            micro_batch_rows=c.rl.micro_batch_rows,
+        ),
+        StepConfig(micro_batch_size=c.train.micro_batch_size, logit_chunk=c.train.logit_chunk),
+        AdvantageConfig(method=c.rl.advantage),
+    )
 
 
-def load_model(c: ml_collections.ConfigDict, rules: ShardingRules, vocab_size: int | None = None
-               ) -> tuple[ModelConfig, Any, str | None]:
+def load_model(
+    c: ml_collections.ConfigDict, rules: ShardingRules, vocab_size: int | None = None
+) -> tuple[ModelConfig, Any, str | None]:
     """(model config, sharded params, HF directory or None) from `config.model`."""
     from azr_jax.hf.assets import resolve_model_path
+
     over = dict(dtype=c.model.dtype, remat=c.model.remat)
     if c.model.init == "hf":
         if not c.model.hf_path:
-            raise ValueError("config.model.hf_path is required (an HF model directory, or "
-                             "embedded:smollm2-135m); pass --config.model.hf_path=DIR")
+            raise ValueError(
+                "config.model.hf_path is required (an HF model directory, or "
+                "embedded:smollm2-135m); pass --config.model.hf_path=DIR"
+            )
         path = resolve_model_path(c.model.hf_path)
         from azr_jax.hf.load import load_hf
-        cfg, params = load_hf(path, rules=rules, param_dtype=c.model.param_dtype,
-                              progress=jax.process_index() == 0, **over)
+
+        cfg, params = load_hf(
+            path, rules=rules, param_dtype=c.model.param_dtype, progress=jax.process_index() == 0, **over
+        )
         _check_preset(cfg, c.model.get("preset", ""))
         return cfg, params, path
     if c.model.init == "random":
@@ -158,8 +190,10 @@ def load_model(c: ml_collections.ConfigDict, rules: ShardingRules, vocab_size: i
             dims["vocab_size"] = vocab_size
         cfg = ModelConfig(param_dtype=c.model.param_dtype, eos_token_id=(), **dims, **over)
         from sharding.params import init_sharded
-        params = init_sharded(lambda: api.init_params(cfg, seed=c.seed), api.abstract_params(cfg),
-                              api.logical_axes(cfg), rules)
+
+        params = init_sharded(
+            lambda: api.init_params(cfg, seed=c.seed), api.abstract_params(cfg), api.logical_axes(cfg), rules
+        )
         return cfg, params, None
     raise ValueError(f"config.model.init must be 'hf' or 'random', got {c.model.init!r}")
 
@@ -168,34 +202,51 @@ def _check_preset(cfg: ModelConfig, preset: str) -> None:
     if not preset:
         return
     from azr_jax.model.presets import get_preset
+
     want = get_preset(preset)
-    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
-              "num_kv_heads", "head_dim")
-    diff = {f: (getattr(cfg, f), getattr(want, f)) for f in fields
-            if getattr(cfg, f) != getattr(want, f)}
+    fields = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "head_dim",
+    )
+    diff = {f: (getattr(cfg, f), getattr(want, f)) for f in fields if getattr(cfg, f) != getattr(want, f)}
     if diff:
-        raise ValueError(f"checkpoint does not match preset {preset!r}: "
-                         + ", ".join(f"{k}={a} (preset {b})" for k, (a, b) in diff.items()))
+        raise ValueError(
+            f"checkpoint does not match preset {preset!r}: "
+            + ", ".join(f"{k}={a} (preset {b})" for k, (a, b) in diff.items())
+        )
 
 
 # ---------------------------------------------------------------------------- the run
 class SelfPlayRun:
     """Owns the model state, buffers, farm and writers of one training run."""
 
-    def __init__(self, c: ml_collections.ConfigDict, workdir: str, *,
-                 policy: Policy | None = None, farm: Any = None):
+    def __init__(
+        self, c: ml_collections.ConfigDict, workdir: str, *, policy: Policy | None = None, farm: Any = None
+    ):
         self.c = c
         self.sp_cfg = selfplay_config(c)
         self.workdir = rundir.resolve(workdir)
         self.primary = distributed.is_primary()
         # Logs need a local, appendable directory; a remote workdir gets a mirrored local one.
-        self.log_dir = c.log.local_dir or (rundir.default_local_dir(self.workdir)
-                                           if rundir.is_remote(self.workdir) else self.workdir)
+        self.log_dir = c.log.local_dir or (
+            rundir.default_local_dir(self.workdir) if rundir.is_remote(self.workdir) else self.workdir
+        )
         self.log_dir = os.path.abspath(self.log_dir)
-        self.mirror = (rundir.LogMirror(self.log_dir, rundir.join(self.workdir, rundir.LOGS_SUBDIR))
-                       if self.log_dir != self.workdir else None)
-        made = [d for d in ((self.workdir,) if not rundir.is_remote(self.workdir) else ())
-                + (self.log_dir,) if not os.path.isdir(d)]
+        self.mirror = (
+            rundir.LogMirror(self.log_dir, rundir.join(self.workdir, rundir.LOGS_SUBDIR))
+            if self.log_dir != self.workdir
+            else None
+        )
+        made = [
+            d
+            for d in ((self.workdir,) if not rundir.is_remote(self.workdir) else ()) + (self.log_dir,)
+            if not os.path.isdir(d)
+        ]
         for d in made:
             os.makedirs(d, exist_ok=True)
         # One trainer per run directory (primary host: the others write no logs of their own).
@@ -217,8 +268,10 @@ class SelfPlayRun:
         self.tokenizer = None
         if policy is None or c.model.init == "random":
             from azr_jax.hf.assets import resolve_model_path
+
             path = resolve_model_path(tok_path or c.model.hf_path)
             from transformers import AutoTokenizer
+
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.tokenizer_dir = path
         else:
@@ -228,8 +281,7 @@ class SelfPlayRun:
         self.tokenizer_dir = self.tokenizer_dir or hf_dir
 
         optim, loss, step_cfg, self.adv_cfg = update_configs(c)
-        self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss,
-                               step_cfg=step_cfg)
+        self.trainer = Trainer(self.model_cfg, rules=self.rules, optim=optim, loss=loss, step_cfg=step_cfg)
         # The AdamW moments (twice the params) are made when first needed (`_with_optimizer`):
         # a fresh run's first generation, which also compiles the sampler, runs without them.
         self.state = TrainState(params, None, None)
@@ -237,22 +289,34 @@ class SelfPlayRun:
 
         self.policy = policy or self._make_policy()
         self._own_farm = farm is None
-        self.farm = farm or SandboxFarm(FarmConfig(num_workers=c.sandbox.num_workers or
-                                                   max(1, os.cpu_count() or 1)))
-        self.executor = TaskExecutor(self.farm, job_options(c),
-                                     process_index=jax.process_index(),
-                                     process_count=jax.process_count(),
-                                     allgather=distributed.allgather_json)
+        self.farm = farm or SandboxFarm(
+            FarmConfig(num_workers=c.sandbox.num_workers or max(1, os.cpu_count() or 1))
+        )
+        self.executor = TaskExecutor(
+            self.farm,
+            job_options(c),
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            allgather=distributed.allgather_json,
+        )
         buffers = seed_buffers(c) or TaskBuffers.from_seed([], [], buffer_config(c))
         self.selfplay = SelfPlay(self.sp_cfg, self.policy, self.executor, buffers, seed=c.seed)
-        log.info("prompts: %s; semantics: %s", self.selfplay.prompts.description
-                 if c.azr.official_repo else "azr-jax's own (no azr.official_repo given; "
-                 "--config.azr.official_repo=CHECKOUT uses the official templates)", c.azr.semantics)
+        log.info(
+            "prompts: %s; semantics: %s",
+            self.selfplay.prompts.description
+            if c.azr.official_repo
+            else "azr-jax's own (no azr.official_repo given; "
+            "--config.azr.official_repo=CHECKOUT uses the official templates)",
+            c.azr.semantics,
+        )
         self.key = jax.random.PRNGKey(c.seed)
 
-        self.ckpt = Checkpointer(rundir.join(self.workdir, "checkpoints"),
-                                 max_to_keep=c.checkpoint.keep, save_every=1,
-                                 async_save=c.checkpoint.async_save)
+        self.ckpt = Checkpointer(
+            rundir.join(self.workdir, "checkpoints"),
+            max_to_keep=c.checkpoint.keep,
+            save_every=1,
+            async_save=c.checkpoint.async_save,
+        )
         self.step = 0
         self._saved_step: int | None = None  # the last step queued for a checkpoint
         self._config_blob = json.loads(c.to_json_best_effort())
@@ -272,12 +336,20 @@ class SelfPlayRun:
     def _make_policy(self) -> Policy:
         from azr_jax.azr.sampler_policy import build_policy
         from azr_jax.sampling.config import SamplingParams
+
         c = self.c
-        sampling = SamplingParams(temperature=c.sampler.temperature, top_p=c.sampler.top_p,
-                                  top_k=c.sampler.top_k)
-        return build_policy(self.model_cfg, self.tokenizer, self.rules, sampler=c.sampler,
-                            sampling=sampling, template=c.model.template,
-                            prompt_cfg=self.sp_cfg.prompt)
+        sampling = SamplingParams(
+            temperature=c.sampler.temperature, top_p=c.sampler.top_p, top_k=c.sampler.top_k
+        )
+        return build_policy(
+            self.model_cfg,
+            self.tokenizer,
+            self.rules,
+            sampler=c.sampler,
+            sampling=sampling,
+            template=c.model.template,
+            prompt_cfg=self.sp_cfg.prompt,
+        )
 
     def resume_or_init(self) -> int:
         """Restore the latest checkpoint if there is one (else seed the buffers); returns step."""
@@ -286,40 +358,55 @@ class SelfPlayRun:
             src = seed_source(self.c)
             if src == "generate" or (src == "files" and not self.c.azr.seed_induction_file):
                 from azr_jax.azr.seeding import generate_seed
+
                 given = list(self.selfplay.buffers.deduction) if src == "files" else None
-                log.info("seeding %s with the base model (target %d)",
-                         "the induction buffer" if given else "buffers", self.c.azr.seed_target_size)
+                log.info(
+                    "seeding %s with the base model (target %d)",
+                    "the induction buffer" if given else "buffers",
+                    self.c.azr.seed_target_size,
+                )
                 self.selfplay.buffers = generate_seed(
-                    self.selfplay, self.state.params, jax.random.fold_in(self.key, -1),
-                    target_size=self.c.azr.seed_target_size, seed=self.c.seed, triplets=given)
+                    self.selfplay,
+                    self.state.params,
+                    jax.random.fold_in(self.key, -1),
+                    target_size=self.c.azr.seed_target_size,
+                    seed=self.c.seed,
+                    triplets=given,
+                )
             self.step = 0
         else:
             self._with_optimizer()
             shardings = self.trainer.state_shardings
             target = abstract_with_shardings(
-                TrainState(self.state.params, self.state.opt_state, self.state.step), shardings)
-            out = self.ckpt.restore_latest_good(params_target=target.params,
-                                                opt_state_target=target.opt_state)
+                TrainState(self.state.params, self.state.opt_state, self.state.step), shardings
+            )
+            out = self.ckpt.restore_latest_good(
+                params_target=target.params, opt_state_target=target.opt_state
+            )
             st = out["state"]
-            self.state = TrainState(out["params"], out["opt_state"],
-                                    put(np.asarray(st["step"], np.int32),
-                                        shardings.step if shardings else None))
+            self.state = TrainState(
+                out["params"],
+                out["opt_state"],
+                put(np.asarray(st["step"], np.int32), shardings.step if shardings else None),
+            )
             self.selfplay.buffers.load_state_dict(st["buffers"])
             self.step = int(st["step"])
             self._saved_step = self.step  # a stop before the next step has nothing to save
             log.info("resumed from %s at step %d", self.ckpt.directory, self.step)
         if self.mirror is not None and self.primary:
             self.mirror.pull()  # a fresh VM resuming: bring back the steps already logged
-        self.metrics = metrics_lib.MetricsWriter(self.log_dir, tensorboard=self.c.log.tensorboard,
-                                                 primary=self.primary, resume_step=self.step)
-        self.samples = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary,
-                                                 resume_step=self.step)
-        self.evals = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary,
-                                               resume_step=self.step, filename="eval.jsonl")
+        self.metrics = metrics_lib.MetricsWriter(
+            self.log_dir, tensorboard=self.c.log.tensorboard, primary=self.primary, resume_step=self.step
+        )
+        self.samples = metrics_lib.SamplesWriter(self.log_dir, primary=self.primary, resume_step=self.step)
+        self.evals = metrics_lib.SamplesWriter(
+            self.log_dir, primary=self.primary, resume_step=self.step, filename="eval.jsonl"
+        )
         if self.primary:
             rundir.write_config(self.workdir, self.c.to_json_best_effort(indent=2, sort_keys=True))
         if self.primary and self.tokenizer_dir:
             from azr_jax.convert import copy_tokenizer
+
             copy_tokenizer(self.tokenizer_dir, rundir.join(self.ckpt.directory, TOKENIZER_SUBDIR))
         return self.step
 
@@ -352,21 +439,32 @@ class SelfPlayRun:
             batch_shards *= self.mesh.shape.get(ax, 1)
         mb = self.trainer.step_cfg.micro_batch_size
         row_multiple = mb * batch_shards // math.gcd(mb, batch_shards)
-        ubs = build_update_batches(out.samples, pad_id=self.policy.pad_id,
-                                   row_multiple=row_multiple,
-                                   max_groups=self.c.train.max_shape_groups, advantage=self.adv_cfg,
-                                   loss=self.trainer.loss_cfg)
+        ubs = build_update_batches(
+            out.samples,
+            pad_id=self.policy.pad_id,
+            row_multiple=row_multiple,
+            max_groups=self.c.train.max_shape_groups,
+            advantage=self.adv_cfg,
+            loss=self.trainer.loss_cfg,
+        )
         batches, drifts = [], []
         for ub in ubs:
             if self.c.rl.recompute_old_logprobs:
-                old = distributed.to_host(self.trainer.logprobs(
-                    self.state.params, ub.tokens, ub.attn_mask, start=ub.completion_start))
+                old = distributed.to_host(
+                    self.trainer.logprobs(
+                        self.state.params, ub.tokens, ub.attn_mask, start=ub.completion_start
+                    )
+                )
                 m = ub.loss_mask.astype(bool)
                 drifts.append(np.abs(old[m] - ub.sampler_logprobs[m]))
             else:
                 old = ub.sampler_logprobs
-            batches.append((TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old,
-                                       ub.loss_weights), ub.completion_start))
+            batches.append(
+                (
+                    TrainBatch(ub.tokens, ub.attn_mask, ub.loss_mask, ub.advantages, old, ub.loss_weights),
+                    ub.completion_start,
+                )
+            )
         self._enter_critical()  # the update donates the old state: no abandoning past here
         self._with_optimizer()
         self.state, tm = self.trainer.update_many(self.state, batches)
@@ -391,14 +489,25 @@ class SelfPlayRun:
         from azr_jax.eval.runner import evaluate, scores
         from azr_jax.eval.sources import load_problems
         from azr_jax.sampling.config import SamplingParams
+
         t = time.perf_counter()
         if self._eval_problems is None:
             self._eval_problems = load_problems(self.c.eval)
-        greedy = SamplerPolicy(self.tokenizer, self.policy.sampler, SamplingParams(temperature=0.0),
-                               template=self.c.model.template, prompt_cfg=self.sp_cfg.prompt)
-        results = evaluate(self._eval_problems, greedy, self.state.params, self.executor,
-                           max_new_tokens=self.c.eval.max_new_tokens,
-                           batch_size=self.c.eval.batch_size)
+        greedy = SamplerPolicy(
+            self.tokenizer,
+            self.policy.sampler,
+            SamplingParams(temperature=0.0),
+            template=self.c.model.template,
+            prompt_cfg=self.sp_cfg.prompt,
+        )
+        results = evaluate(
+            self._eval_problems,
+            greedy,
+            self.state.params,
+            self.executor,
+            max_new_tokens=self.c.eval.max_new_tokens,
+            batch_size=self.c.eval.batch_size,
+        )
         summary = scores(results)
         if self.primary:
             self.evals.write(self.step, [summary])
@@ -408,8 +517,12 @@ class SelfPlayRun:
 
     # ------------------------------------------------------------------ loop
     def _state_blob(self) -> dict[str, Any]:
-        return {"step": self.step, "buffers": self.selfplay.buffers.state_dict(),
-                "seed": self.c.seed, "config": self._config_blob}
+        return {
+            "step": self.step,
+            "buffers": self.selfplay.buffers.state_dict(),
+            "seed": self.c.seed,
+            "config": self._config_blob,
+        }
 
     def save(self, force: bool = False, state: dict[str, Any] | None = None) -> None:
         """Queue a checkpoint of the current step (once per step: a stop right after a
@@ -418,8 +531,14 @@ class SelfPlayRun:
             return
         state = state if state is not None else self._state_blob()
         self._with_optimizer()
-        self.ckpt.save(self.step, params=self.state.params, opt_state=self.state.opt_state,
-                       model_config=self.model_cfg, state=state, force=force)
+        self.ckpt.save(
+            self.step,
+            params=self.state.params,
+            opt_state=self.state.opt_state,
+            model_config=self.model_cfg,
+            state=state,
+            force=force,
+        )
         self._saved_step = self.step
         self._push_logs()
 
@@ -451,8 +570,9 @@ class SelfPlayRun:
         itself (it donates the old state) runs to its end once started. A second signal aborts
         at once.
         """
-        progress = metrics_lib.StepProgress(total_steps, self.step,
-                                            enabled=self.primary and self.c.log.progress)
+        progress = metrics_lib.StepProgress(
+            total_steps, self.step, enabled=self.primary and self.c.log.progress
+        )
         self.selfplay.policy = _StopCheckingPolicy(self.policy, self._check_stop)
         try:
             with stopping.StopSignals(self._on_stop_request) as self._stops, progress:
@@ -542,10 +662,12 @@ class SelfPlayRun:
     def write_host_summary(self, buffers: dict[str, Any] | None = None) -> dict[str, Any]:
         """hosts/<process>.json: what this host ends with, to check hosts agree."""
         import hashlib
+
         state = buffers if buffers is not None else self.selfplay.buffers.state_dict()
         buffers_json = json.dumps(state, sort_keys=True).encode()
         info: dict[str, Any] = {
-            "process_index": jax.process_index(), "process_count": jax.process_count(),
+            "process_index": jax.process_index(),
+            "process_count": jax.process_count(),
             "step": self.step,
             "buffer_sizes": {k: len(v["entries"]) for k, v in state.items()},
             "buffers_sha256": hashlib.sha256(buffers_json).hexdigest(),
@@ -606,6 +728,7 @@ def _sample_rows(out: StepOutput, per_group: int = 1) -> list[dict[str, Any]]:
         if seen.get(s.group.name, 0) >= per_group:
             continue
         seen[s.group.name] = seen.get(s.group.name, 0) + 1
-        rows.append({"group": s.group.name, "reward": s.reward, "status": s.status,
-                     "text": s.rollout.text[:4000]})
+        rows.append(
+            {"group": s.group.name, "reward": s.reward, "status": s.status, "text": s.rollout.text[:4000]}
+        )
     return rows

@@ -17,11 +17,13 @@ The caller turns `StepOutput.samples` into the update batch (azr_jax.azr.batch).
 Everything random comes from (seed, step), so a resumed run and every host of a multi-host
 run build the same prompts.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -106,8 +108,15 @@ class _SolveTask:
 class SelfPlay:
     """Holds the buffers and runs steps with a policy and an executor."""
 
-    def __init__(self, cfg: SelfPlayConfig, policy: Policy, executor: TaskExecutor,
-                 buffers: TaskBuffers, *, seed: int = 0):
+    def __init__(
+        self,
+        cfg: SelfPlayConfig,
+        policy: Policy,
+        executor: TaskExecutor,
+        buffers: TaskBuffers,
+        *,
+        seed: int = 0,
+    ):
         self.cfg, self.policy, self.executor, self.buffers = cfg, policy, executor, buffers
         self.seed = seed
         self.prompts = prompt_set(cfg.prompt)
@@ -153,8 +162,7 @@ class SelfPlay:
         return out
 
     # ------------------------------------------------------------------ validation
-    def submit_validation(self, proposals: list[_Proposal], parse_cfg: ParseConfig | None = None
-                          ) -> Any:
+    def submit_validation(self, proposals: list[_Proposal], parse_cfg: ParseConfig | None = None) -> Any:
         """Parse each proposal's rollout and send its executions to the farm (non-blocking)."""
         val_jobs = []
         for p in proposals:
@@ -165,8 +173,9 @@ class SelfPlay:
             res = p.parse.result
             start = len(val_jobs)
             if p.task is TaskType.INDUCTION:
-                val_jobs += [self.executor.proposal_job(p.program.program, x, p.program.imports)
-                             for x in res.inputs]
+                val_jobs += [
+                    self.executor.proposal_job(p.program.program, x, p.program.imports) for x in res.inputs
+                ]
             else:
                 val_jobs.append(self.executor.proposal_job(res.program, res.input, res.imports))
             p.jobs = (start, len(val_jobs))
@@ -178,26 +187,44 @@ class SelfPlay:
         for p in proposals:
             if not p.parse.ok:
                 continue
-            mine = results[p.jobs[0]: p.jobs[1]]
+            mine = results[p.jobs[0] : p.jobs[1]]
             bad = next((r for r in mine if not r.ok), None)
             if bad is not None:
                 p.status = bad.status
                 continue
             res = p.parse.result
             if p.task is TaskType.INDUCTION:
-                p.entry = InductionTask(program=p.program.program, inputs=tuple(res.inputs),
-                                        outputs=tuple(r.value for r in mine), message=res.message,
-                                        imports=tuple(p.program.imports), step=step)
+                p.entry = InductionTask(
+                    program=p.program.program,
+                    inputs=tuple(res.inputs),
+                    outputs=tuple(r.value for r in mine),
+                    message=res.message,
+                    imports=tuple(p.program.imports),
+                    step=step,
+                )
             else:
-                p.entry = Triplet(program=res.program, input=res.input, output=mine[0].value,
-                                  imports=tuple(res.imports), step=step)
+                p.entry = Triplet(
+                    program=res.program,
+                    input=res.input,
+                    output=mine[0].value,
+                    imports=tuple(res.imports),
+                    step=step,
+                )
 
-    def propose(self, rng: np.random.Generator, task: TaskType, params: Any, key: jax.Array,
-                step: int, parse_cfg: ParseConfig | None = None) -> list[_Proposal]:
+    def propose(
+        self,
+        rng: np.random.Generator,
+        task: TaskType,
+        params: Any,
+        key: jax.Array,
+        step: int,
+        parse_cfg: ParseConfig | None = None,
+    ) -> list[_Proposal]:
         """Generate and validate one batch of proposals of `task` (used by seeding)."""
         proposals = self._proposer_prompts(rng, task)
-        rollouts = self.policy.generate(params, [p.prompt_ids for p in proposals],
-                                        self.cfg.max_response_tokens, key)
+        rollouts = self.policy.generate(
+            params, [p.prompt_ids for p in proposals], self.cfg.max_response_tokens, key
+        )
         for p, r in zip(proposals, rollouts):
             p.rollout = r
         self.collect_validation(proposals, self.submit_validation(proposals, parse_cfg), step)
@@ -221,21 +248,30 @@ class SelfPlay:
 
         t = time.perf_counter()
         rollouts = self.policy.generate(
-            params, [p.prompt_ids for p in proposals] + [s.prompt_ids for s in solve_tasks],
-            cfg.max_response_tokens, key_main)
+            params,
+            [p.prompt_ids for p in proposals] + [s.prompt_ids for s in solve_tasks],
+            cfg.max_response_tokens,
+            key_main,
+        )
         times["generate"] = time.perf_counter() - t
         for p, r in zip(proposals, rollouts[: len(proposals)]):
             p.rollout = r
-        solver_rollouts = rollouts[len(proposals):]
+        solver_rollouts = rollouts[len(proposals) :]
 
         pending_val = self.submit_validation(proposals)
-        solver_parses = [parse_solution(r.text, s.task, cfg.parse)
-                         for s, r in zip(solve_tasks, solver_rollouts)]
+        solver_parses = [
+            parse_solution(r.text, s.task, cfg.parse) for s, r in zip(solve_tasks, solver_rollouts)
+        ]
         # a badly formatted answer earns -1 whatever it says: only the others are checked
         check_idx = [i for i, sp in enumerate(solver_parses) if sp.ok and sp.format_ok]
         pending_checks = self.executor.submit(
-            [self.executor.answer_job(solve_tasks[i].task, solve_tasks[i].entry,
-                                      solver_parses[i].result.text) for i in check_idx])
+            [
+                self.executor.answer_job(
+                    solve_tasks[i].task, solve_tasks[i].entry, solver_parses[i].result.text
+                )
+                for i in check_idx
+            ]
+        )
 
         t = time.perf_counter()
         self.collect_validation(proposals, pending_val, step)
@@ -257,8 +293,11 @@ class SelfPlay:
             learn_prompts += [ids] * G
             learn_owner += [k] * G
         t = time.perf_counter()
-        learn_rollouts = (self.policy.generate(params, learn_prompts, cfg.max_response_tokens,
-                                               key_learn) if learn_prompts else [])
+        learn_rollouts = (
+            self.policy.generate(params, learn_prompts, cfg.max_response_tokens, key_learn)
+            if learn_prompts
+            else []
+        )
         times["learnability_generate"] = time.perf_counter() - t
         learn_jobs, learn_job_owner = [], []
         outcomes: dict[int, list[bool | None]] = {k: [] for k in range(len(learn))}
@@ -284,16 +323,33 @@ class SelfPlay:
             valid = p.entry is not None
             rate = rates.get(learn_pos.get(id(p), -1))
             reward = proposer_reward(valid, p.parse.format_ok, rate, cfg.rewards)
-            samples.append(Sample(Group(p.task, Role.PROPOSE), p.rollout, reward,
-                                  p.parse.format_ok, valid, solve_rate=rate,
-                                  status=p.status or "ok"))
+            samples.append(
+                Sample(
+                    Group(p.task, Role.PROPOSE),
+                    p.rollout,
+                    reward,
+                    p.parse.format_ok,
+                    valid,
+                    solve_rate=rate,
+                    status=p.status or "ok",
+                )
+            )
         checks = dict(zip(check_idx, check_results))
         for i, (s, r, sp) in enumerate(zip(solve_tasks, solver_rollouts, solver_parses)):
             correct = checks[i].verdict if i in checks else None
             reward = solver_reward(sp.format_ok, sp.ok, correct, cfg.rewards)
             status = checks[i].status if i in checks else "parse: " + sp.result.reason
-            samples.append(Sample(Group(s.task, Role.SOLVE), r, reward, sp.format_ok, sp.ok,
-                                  correct=bool(correct), status=status))
+            samples.append(
+                Sample(
+                    Group(s.task, Role.SOLVE),
+                    r,
+                    reward,
+                    sp.format_ok,
+                    sp.ok,
+                    correct=bool(correct),
+                    status=status,
+                )
+            )
 
         # Every valid proposal joins its buffer (format-failed ones too, as the official code;
         # official semantics drop those whose solver prompt is too long, as that code does).
@@ -309,8 +365,9 @@ class SelfPlay:
             samples = [s for s in samples if s.group.role is Role.SOLVE]
 
         times["total"] = time.perf_counter() - t_start
-        metrics = step_metrics(samples, proposals, learn_rollouts, self.buffers, added, times,
-                               self.executor.jobs_run)
+        metrics = step_metrics(
+            samples, proposals, learn_rollouts, self.buffers, added, times, self.executor.jobs_run
+        )
         return StepOutput(samples, added, metrics)
 
 
@@ -318,9 +375,15 @@ def _mean(xs: Sequence[float]) -> float:
     return float(np.mean(xs)) if len(xs) else float("nan")
 
 
-def step_metrics(samples: list[Sample], proposals: list[_Proposal], learn_rollouts: list[Rollout],
-                 buffers: TaskBuffers, added: dict, times: dict[str, float],
-                 jobs_run: int) -> dict[str, float]:
+def step_metrics(
+    samples: list[Sample],
+    proposals: list[_Proposal],
+    learn_rollouts: list[Rollout],
+    buffers: TaskBuffers,
+    added: dict,
+    times: dict[str, float],
+    jobs_run: int,
+) -> dict[str, float]:
     """Flat scalar metrics of one step (per task-role rewards, validity, lengths, timings)."""
     m: dict[str, float] = {}
     by_group: dict[str, list[Sample]] = {}
@@ -339,8 +402,11 @@ def step_metrics(samples: list[Sample], proposals: list[_Proposal], learn_rollou
         by_task.setdefault(p.task, []).append(p)
     for task, ps in by_task.items():
         m[f"valid/propose_{task.value}"] = _mean([1.0 if p.entry is not None else 0.0 for p in ps])
-        rates = [s.solve_rate for s in samples if s.group.task is task and s.group.role is Role.PROPOSE
-                 and s.solve_rate is not None]
+        rates = [
+            s.solve_rate
+            for s in samples
+            if s.group.task is task and s.group.role is Role.PROPOSE and s.solve_rate is not None
+        ]
         m[f"solve_rate/{task.value}"] = _mean(rates)
     for task, entries in added.items():
         m[f"new_programs/{task.value}"] = float(len(entries))
@@ -349,7 +415,8 @@ def step_metrics(samples: list[Sample], proposals: list[_Proposal], learn_rollou
     m["learnability_rollouts"] = float(len(learn_rollouts))
     m["sandbox_jobs_total"] = float(jobs_run)
     gen_tokens = sum(len(s.rollout.completion_ids) for s in samples) + sum(
-        len(r.completion_ids) for r in learn_rollouts)
+        len(r.completion_ids) for r in learn_rollouts
+    )
     m["generated_tokens"] = float(gen_tokens)
     gen_time = times.get("generate", 0.0) + times.get("learnability_generate", 0.0)
     m["tokens_per_s"] = gen_tokens / gen_time if gen_time > 0 else float("nan")

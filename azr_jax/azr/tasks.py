@@ -8,6 +8,7 @@ The official code names (``code_o`` = deduction, ``code_i`` = abduction, ``code_
 ``gen_`` = propose, ``pred_`` = solve) are accepted as aliases so seed files and logs written by
 the reference implementation can be read.
 """
+
 from __future__ import annotations
 
 import enum
@@ -36,16 +37,14 @@ class TaskType(str, enum.Enum):
         return TASK_ORDER.index(self)
 
     @classmethod
-    def parse(cls, name: "str | TaskType") -> "TaskType":
+    def parse(cls, name: str | TaskType) -> TaskType:
         """Accept our names, 3-letter tags and the official ``code_*`` aliases."""
         if isinstance(name, TaskType):
             return name
         key = str(name).strip().lower()
         if key in _TASK_ALIASES:
             return _TASK_ALIASES[key]
-        raise ValueError(
-            f"unknown task type {name!r}; expected one of {sorted(_TASK_ALIASES)}"
-        )
+        raise ValueError(f"unknown task type {name!r}; expected one of {sorted(_TASK_ALIASES)}")
 
 
 class Role(str, enum.Enum):
@@ -64,7 +63,7 @@ class Role(str, enum.Enum):
         return ROLE_ORDER.index(self)
 
     @classmethod
-    def parse(cls, name: "str | Role") -> "Role":
+    def parse(cls, name: str | Role) -> Role:
         if isinstance(name, Role):
             return name
         key = str(name).strip().lower()
@@ -118,7 +117,7 @@ class Group:
         return f"{self.role.code_prefix}_{self.task.code_name}"
 
 
-def group_id(task: "TaskType | str", role: "Role | str") -> int:
+def group_id(task: TaskType | str, role: Role | str) -> int:
     """Stable integer id of a (task, role) group: ``2 * task_index + role_index``."""
     return TaskType.parse(task).index * len(ROLE_ORDER) + Role.parse(role).index
 

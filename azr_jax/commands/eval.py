@@ -7,9 +7,9 @@ training run directory (latest checkpoint), an orbax checkpoint, or an HF model 
 it, the config's own model (e.g. the base model). `--benchmarks=paper` runs the paper's code and
 math sets found in the data directory and prints CAvg / MAvg / AVG, marking the missing sets.
 """
+
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -19,29 +19,58 @@ from absl import flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:topology]).",
-                                lock_config=True)
+config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:topology]).", lock_config=True)
 flags.DEFINE_string("checkpoint", None, "Run dir, orbax checkpoint dir or HF dir to evaluate.")
-flags.DEFINE_string("out", None, "Where per-answer JSONL and the summary go "
-                                 "(default: <run dir>/eval, or ./eval).")
-flags.DEFINE_list("benchmarks", None, "Comma-separated benchmark names (overrides "
-                  "config.eval.benchmarks), e.g. mbpp_plus,cruxeval_o,math500; `paper` = the "
-                  "paper's 3 code + 6 math sets (missing files are marked, not an error).")
-flags.DEFINE_string("data_dir", None, "Directory of the benchmark files (overrides "
-                    "config.eval.data_dir; see azr_jax/eval/README.md).")
-flags.DEFINE_integer("limit", None, "Only the first N >= 1 problems of each benchmark (overrides "
-                     "config.eval.limit; leave it out for all problems).")
-flags.DEFINE_integer("samples", 1, "Answers per problem: 1 = greedy pass@1; n > 1 samples at "
-                     "--temperature and reports pass@1..n (unbiased estimator).", lower_bound=1)
-flags.DEFINE_float("temperature", None, "Sampling temperature (default 0 for --samples=1, else "
-                   "0.6 as in the paper's pass@k).", lower_bound=0.0)
+flags.DEFINE_string(
+    "out", None, "Where per-answer JSONL and the summary go (default: <run dir>/eval, or ./eval)."
+)
+flags.DEFINE_list(
+    "benchmarks",
+    None,
+    "Comma-separated benchmark names (overrides "
+    "config.eval.benchmarks), e.g. mbpp_plus,cruxeval_o,math500; `paper` = the "
+    "paper's 3 code + 6 math sets (missing files are marked, not an error).",
+)
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Directory of the benchmark files (overrides config.eval.data_dir; see azr_jax/eval/README.md).",
+)
+flags.DEFINE_integer(
+    "limit",
+    None,
+    "Only the first N >= 1 problems of each benchmark (overrides "
+    "config.eval.limit; leave it out for all problems).",
+)
+flags.DEFINE_integer(
+    "samples",
+    1,
+    "Answers per problem: 1 = greedy pass@1; n > 1 samples at "
+    "--temperature and reports pass@1..n (unbiased estimator).",
+    lower_bound=1,
+)
+flags.DEFINE_float(
+    "temperature",
+    None,
+    "Sampling temperature (default 0 for --samples=1, else 0.6 as in the paper's pass@k).",
+    lower_bound=0.0,
+)
 flags.DEFINE_float("top_p", None, "Nucleus sampling (default 1 for --samples=1, else 0.95).")
-flags.DEFINE_enum("scoring", "strict", ["strict", "official"], "strict: the official verdicts "
-                  "except where a hack would pass; official: each benchmark's own rules "
-                  "(azr_jax/eval/README.md lists the differences).")
-flags.DEFINE_integer("max_new_tokens", None, "Tokens per answer (default: config.eval."
-                     "max_new_tokens, capped at the config's largest generation bucket).",
-                     lower_bound=1)
+flags.DEFINE_enum(
+    "scoring",
+    "strict",
+    ["strict", "official"],
+    "strict: the official verdicts "
+    "except where a hack would pass; official: each benchmark's own rules "
+    "(azr_jax/eval/README.md lists the differences).",
+)
+flags.DEFINE_integer(
+    "max_new_tokens",
+    None,
+    "Tokens per answer (default: config.eval."
+    "max_new_tokens, capped at the config's largest generation bucket).",
+    lower_bound=1,
+)
 flags.DEFINE_bool("progress", True, "Progress bars (generation, scoring) on stderr.")
 flags.mark_flags_as_required(["config"])
 
@@ -62,8 +91,12 @@ def _generation_budget(c, requested: int | None) -> tuple[int, tuple[int, ...]]:
         return requested, buckets if requested <= buckets[-1] else buckets + (requested,)
     wanted = int(c.eval.max_new_tokens)
     if wanted > buckets[-1]:
-        log.info("eval: answers capped at %d tokens (the config's largest generation bucket; "
-                 "config.eval.max_new_tokens=%d); pass --max_new_tokens to change", buckets[-1], wanted)
+        log.info(
+            "eval: answers capped at %d tokens (the config's largest generation bucket; "
+            "config.eval.max_new_tokens=%d); pass --max_new_tokens to change",
+            buckets[-1],
+            wanted,
+        )
         return buckets[-1], buckets
     return wanted, buckets
 
@@ -80,9 +113,12 @@ def _prompt_buckets(c, longest: int) -> tuple[int, ...]:
 
 def _print_summary(summary: dict, args: dict, missing: dict, paper: bool, timing: dict) -> None:
     from azr_jax.eval.benchmarks import paper_table
+
     limit = f"first {args['limit']} problems of each set" if args["limit"] else "all problems"
-    print(f"\nscoring {args['scoring']}, {limit}, {args['samples']} answer(s) per problem"
-          + ("" if args["samples"] == 1 else f" at temperature {args['temperature']}"))
+    print(
+        f"\nscoring {args['scoring']}, {limit}, {args['samples']} answer(s) per problem"
+        + ("" if args["samples"] == 1 else f" at temperature {args['temperature']}")
+    )
     ks = [f"pass@{k}" for k in range(1, args["samples"] + 1)]
     print(f"  {'benchmark':<16}{'problems':>9}{'correct':>9}  " + "  ".join(f"{k + ' (%)':>11}" for k in ks))
     for name, s in summary.items():
@@ -93,9 +129,11 @@ def _print_summary(summary: dict, args: dict, missing: dict, paper: bool, timing
         print("\nthe paper's table (pass@1, %):")
         print(paper_table({n: s["pass@1"] for n, s in summary.items()}, missing))
     n = max(1, timing["answers"])
-    print(f"\ntime: {timing['total_s']:.1f} s for {timing['answers']} answers ({timing['total_s'] / n:.2f} s "
-          f"per answer; generation {timing.get('generate_s', 0):.1f} s, then {timing.get('score_s', 0):.1f} s "
-          "waiting for the last scores)")
+    print(
+        f"\ntime: {timing['total_s']:.1f} s for {timing['answers']} answers ({timing['total_s'] / n:.2f} s "
+        f"per answer; generation {timing.get('generate_s', 0):.1f} s, then {timing.get('score_s', 0):.1f} s "
+        "waiting for the last scores)"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -114,6 +152,7 @@ def main(argv: list[str]) -> None:
         c.eval.limit = FLAGS.limit
     from azr_jax.eval.jsonl import BenchmarkFileError
     from azr_jax.eval.sources import benchmark_names, load_problems, resolve_checkpoint
+
     names, paper = benchmark_names(c.eval.benchmarks)
     missing: dict[str, str] = {}
     try:
@@ -131,6 +170,7 @@ def main(argv: list[str]) -> None:
     max_new_tokens, gen_buckets = _generation_budget(c, FLAGS.max_new_tokens)
 
     from sharding import distributed
+
     distributed.initialize()
 
     import jax
@@ -170,37 +210,75 @@ def main(argv: list[str]) -> None:
     sampling = SamplingParams(temperature=temperature, top_p=top_p)
 
     def policy_with(prompt_buckets):
-        return build_policy(model_cfg, tokenizer, rules, sampler=c.sampler,
-                            prompt_buckets=prompt_buckets, gen_buckets=gen_buckets, sampling=sampling,
-                            template=c.model.template, prompt_cfg=selfplay_config(c).prompt)
+        return build_policy(
+            model_cfg,
+            tokenizer,
+            rules,
+            sampler=c.sampler,
+            prompt_buckets=prompt_buckets,
+            gen_buckets=gen_buckets,
+            sampling=sampling,
+            template=c.model.template,
+            prompt_cfg=selfplay_config(c).prompt,
+        )
 
     policy = policy_with(tuple(c.sampler.prompt_buckets))
     longest = max(len(policy.prompt_ids(p.prompt)) for p in problems)
     buckets = _prompt_buckets(c, longest)
     if buckets != tuple(c.sampler.prompt_buckets):
         policy = policy_with(buckets)
-    log.info("eval: %d problems x %d answer(s), up to %d new tokens, scoring %s", len(problems),
-             samples, max_new_tokens, FLAGS.scoring)
+    log.info(
+        "eval: %d problems x %d answer(s), up to %d new tokens, scoring %s",
+        len(problems),
+        samples,
+        max_new_tokens,
+        FLAGS.scoring,
+    )
     start = time.perf_counter()
     timing = {"answers": len(problems) * samples}
     with SandboxFarm() as farm:
-        executor = TaskExecutor(farm, process_index=jax.process_index(),
-                                process_count=jax.process_count(),
-                                allgather=distributed.allgather_json)
-        results = evaluate(problems, policy, params, executor, max_new_tokens=max_new_tokens,
-                           batch_size=c.eval.batch_size, samples=samples, scoring=FLAGS.scoring,
-                           progress=FLAGS.progress and distributed.is_primary(),
-                           key=jax.random.PRNGKey(c.seed), timing=timing)
+        executor = TaskExecutor(
+            farm,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            allgather=distributed.allgather_json,
+        )
+        results = evaluate(
+            problems,
+            policy,
+            params,
+            executor,
+            max_new_tokens=max_new_tokens,
+            batch_size=c.eval.batch_size,
+            samples=samples,
+            scoring=FLAGS.scoring,
+            progress=FLAGS.progress and distributed.is_primary(),
+            key=jax.random.PRNGKey(c.seed),
+            timing=timing,
+        )
     timing["total_s"] = time.perf_counter() - start
     summary = summarize(results)
     if distributed.is_primary():
         from azr_jax.eval.benchmarks import paper_averages
+
         out = FLAGS.out or (os.path.join(run_dir, "eval") if run_dir else "eval")
-        args = {"scoring": FLAGS.scoring, "limit": int(c.eval.limit), "samples": samples,
-                "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
+        args = {
+            "scoring": FLAGS.scoring,
+            "limit": int(c.eval.limit),
+            "samples": samples,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+        }
         pass1 = {name: s["pass@1"] for name, s in summary.items()}
-        record = {"benchmarks": summary, "averages": paper_averages(pass1), "missing": missing,
-                  "args": args, "seconds": round(timing["total_s"], 2), "units": "percent"}
+        record = {
+            "benchmarks": summary,
+            "averages": paper_averages(pass1),
+            "missing": missing,
+            "args": args,
+            "seconds": round(timing["total_s"], 2),
+            "units": "percent",
+        }
         path = write_results(out, results, record, step)
         if run_dir is not None and step is not None:
             with SamplesWriter(run_dir, filename="eval.jsonl", resume_step=step - 1) as w:

@@ -6,6 +6,7 @@ sizes; eval.jsonl scores when present) as PNG files in DIR (default RUN_DIR/plot
 the path of each file written. Safe to run while the trainer is still writing: a half-written
 last line is ignored.
 """
+
 from __future__ import annotations
 
 from absl import flags

@@ -5,6 +5,7 @@ checkpoint (--resume additionally insists that one exists). Ctrl-C or SIGTERM sa
 (losing at most the step in progress); a second Ctrl-C aborts without saving. The resolved
 config is written to <workdir>/config.json.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,9 @@ from azr_jax import preflight
 from azr_jax.errors import UsageError
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config file (configs/*.py[:topology]).",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+    "config", None, "Training config file (configs/*.py[:topology]).", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, tensorboard/.")
 flags.DEFINE_bool("resume", False, "Require an existing checkpoint in --workdir and continue it.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -32,9 +34,11 @@ def main(argv: list[str]) -> None:
     preflight.check_train(c, FLAGS.workdir, resume=FLAGS.resume)  # bad input fails here, fast
 
     from sharding import distributed
+
     distributed.initialize()  # before anything touches a JAX backend
 
     from azr_jax.azr.run import SelfPlayRun
+
     run = SelfPlayRun(c, FLAGS.workdir)
     try:
         start = run.resume_or_init()

@@ -7,6 +7,7 @@ stay responsive, so such calls run in a persistent helper process started with a
 limit; a call that does not answer within its time bound kills the helper (a fresh one starts on
 the next call) and reports a timeout. The helper imports only the target module.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -55,8 +56,13 @@ class BoundedFunction:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
         return subprocess.Popen(
             [sys.executable, "-c", _BOOT, str(self.memory_mb), self.module, self.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=env, close_fds=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            close_fds=True,
+        )
 
     def call(self, *args: Any, timeout_s: float | None = None) -> tuple[str, Any]:
         limit = self.timeout_s if timeout_s is None else timeout_s
@@ -74,7 +80,7 @@ class BoundedFunction:
                 line = ""
             if not line:
                 self._kill()
-                if ready:                    # the helper died (e.g. out of memory)
+                if ready:  # the helper died (e.g. out of memory)
                     return "error", "helper died"
                 self.timeouts += 1
                 return TIMEOUT, None

@@ -9,13 +9,22 @@
 The task numbers and function names are data facts of the EvalPlus releases (HumanEval+ v0.1.10,
 MBPP+ v0.2.0); the conversion code is ours.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from azr_jax.eval.problems import (ORACLE_ALT_DIGITS, ORACLE_ALT_PYRAMID, ORACLE_ANY_OUTPUT,
-                                   ORACLE_EXACT, ORACLE_EXACT_OR_ZERO, ORACLE_NOT_NONE,
-                                   ORACLE_POLY_ROOT, ORACLE_SET_EQUAL)
+from azr_jax.eval.problems import (
+    ORACLE_ALT_DIGITS,
+    ORACLE_ALT_PYRAMID,
+    ORACLE_ANY_OUTPUT,
+    ORACLE_EXACT,
+    ORACLE_EXACT_OR_ZERO,
+    ORACLE_NOT_NONE,
+    ORACLE_POLY_ROOT,
+    ORACLE_SET_EQUAL,
+)
 
 Args = list[Any]
 
@@ -82,8 +91,30 @@ def _everything_tuple(args: Args) -> Args:
 
 
 _CONVERSIONS_BY_TASK: dict[Callable[[Args], Args], tuple[int, ...]] = {
-    _all_args_tuple: (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596,
-                      616, 630, 726, 740, 744, 809),
+    _all_args_tuple: (
+        2,
+        116,
+        132,
+        143,
+        222,
+        261,
+        273,
+        394,
+        399,
+        421,
+        424,
+        429,
+        470,
+        560,
+        579,
+        596,
+        616,
+        630,
+        726,
+        740,
+        744,
+        809,
+    ),
     _all_args_tuples_inside: (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780),
     _first_arg_tuples_inside: (75, 413, 444, 753),
     _second_arg_tuple: (106, 750),
@@ -97,7 +128,8 @@ _CONVERSIONS_BY_TASK: dict[Callable[[Args], Args], tuple[int, ...]] = {
     _everything_tuple: (580, 615, 791),
 }
 _MBPP_INPUT_CONVERSIONS: dict[int, Callable[[Args], Args]] = {
-    task: convert for convert, tasks in _CONVERSIONS_BY_TASK.items() for task in tasks}
+    task: convert for convert, tasks in _CONVERSIONS_BY_TASK.items() for task in tasks
+}
 
 _HUMANEVAL_ORACLES = {"find_zero": ORACLE_POLY_ROOT}
 _MBPP_ORACLES = {
@@ -105,9 +137,19 @@ _MBPP_ORACLES = {
     "sum_div": ORACLE_EXACT_OR_ZERO,
     "surface_Area": ORACLE_ALT_PYRAMID,
     "digit_distance_nums": ORACLE_ALT_DIGITS,
-    **{name: ORACLE_SET_EQUAL for name in ("similar_elements", "find_char_long",
-                                            "common_in_nested_lists", "extract_singly", "larg_nnum",
-                                            "intersection_array", "find_dissimilar", "Diff")},
+    **{
+        name: ORACLE_SET_EQUAL
+        for name in (
+            "similar_elements",
+            "find_char_long",
+            "common_in_nested_lists",
+            "extract_singly",
+            "larg_nnum",
+            "intersection_array",
+            "find_dissimilar",
+            "Diff",
+        )
+    },
     **{name: ORACLE_NOT_NONE for name in ("check_str", "text_match_three", "text_starta_endb")},
 }
 

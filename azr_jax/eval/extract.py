@@ -8,6 +8,7 @@ the last `<answer>`. Code answers are the last ```python fenced block inside it;
 (The training parser in `azr_jax/azr/parsing.py` follows the same `<answer>` rule; this module keeps
 evaluation free of a dependency on it until the two are merged.)
 """
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ def extract_answer_block(response: str) -> str | None:
     start = response.rfind(ANSWER_OPEN)
     if start < 0:
         return None
-    content = response[start + len(ANSWER_OPEN):]
+    content = response[start + len(ANSWER_OPEN) :]
     end = content.find(ANSWER_CLOSE)
     if end >= 0:
         content = content[:end]
@@ -57,7 +58,7 @@ def last_boxed(text: str) -> str | None:
     if index < 0:
         return None
     rest = text[index:]
-    rest = rest[len("\\boxed"):] if rest.startswith("\\boxed") else rest[len("\\fbox"):]
+    rest = rest[len("\\boxed") :] if rest.startswith("\\boxed") else rest[len("\\fbox") :]
     stripped = rest.lstrip()
     if not stripped.startswith("{"):
         if rest[:1] not in (" ", "\t"):

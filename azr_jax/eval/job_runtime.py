@@ -21,6 +21,7 @@ This module uses only the standard library and must stay importable on its own: 
 program of every stage job (parameters arrive as JSON on stdin, so the sandbox compiles it once
 per worker), and `test_programs.build_test_program` embeds it in standalone driver scripts.
 """
+
 import ast
 import builtins
 import collections
@@ -61,6 +62,7 @@ MAX_REPLAY_ROUNDS = 4
 
 # ============================================================================ codec: values <-> JSON
 
+
 class Unencodable(Exception):
     """A value that is not plain data (or is too big to send)."""
 
@@ -69,9 +71,20 @@ class Undecodable(Exception):
     """A frame that is not well-formed codec output."""
 
 
-_ITERATOR_TYPES = (types.GeneratorType, map, filter, zip, enumerate, reversed, type(iter([])),
-                   type(iter(())), type(iter("")), type(iter(range(0))), type(iter({})),
-                   type(iter(set())))
+_ITERATOR_TYPES = (
+    types.GeneratorType,
+    map,
+    filter,
+    zip,
+    enumerate,
+    reversed,
+    type(iter([])),
+    type(iter(())),
+    type(iter("")),
+    type(iter(range(0))),
+    type(iter({})),
+    type(iter(set())),
+)
 _VIEW_TAGS = {type({}.keys()): "keys", type({}.values()): "values", type({}.items()): "items"}
 
 
@@ -90,7 +103,10 @@ class _Counter:
 def _repr_digest(value):
     """Digest of a value too big to encode item by item: SHA-256 of its repr (C speed). Both
     sides of a comparison take this path for the same value; only exact equality is judged."""
-    return {"$": "digest", "v": "repr:" + hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()}
+    return {
+        "$": "digest",
+        "v": "repr:" + hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest(),
+    }
 
 
 class Digest:
@@ -138,8 +154,10 @@ def _encode(value, counter, depth):
     if kind is tuple or (isinstance(value, tuple) and hasattr(kind, "_fields")):
         return {"$": "tuple", "v": [_encode(v, counter, nested) for v in value]}
     if kind is dict:
-        return {"$": "dict", "v": [[_encode(k, counter, nested), _encode(v, counter, nested)]
-                                   for k, v in value.items()]}
+        return {
+            "$": "dict",
+            "v": [[_encode(k, counter, nested), _encode(v, counter, nested)] for k, v in value.items()],
+        }
     if kind is set or kind is frozenset:
         # Canonical order: iteration order depends on the process's hash seed.
         items = [_encode(v, counter, nested) for v in value]
@@ -152,15 +170,22 @@ def _encode(value, counter, depth):
     if kind is range:
         return {"$": "range", "v": [value.start, value.stop, value.step]}
     if kind in (collections.OrderedDict, collections.defaultdict, collections.Counter):
-        tag = {collections.OrderedDict: "odict", collections.defaultdict: "ddict",
-               collections.Counter: "counter"}[kind]
-        return {"$": tag, "v": [[_encode(k, counter, nested), _encode(v, counter, nested)]
-                                for k, v in value.items()]}
+        tag = {
+            collections.OrderedDict: "odict",
+            collections.defaultdict: "ddict",
+            collections.Counter: "counter",
+        }[kind]
+        return {
+            "$": tag,
+            "v": [[_encode(k, counter, nested), _encode(v, counter, nested)] for k, v in value.items()],
+        }
     if kind is collections.deque:
         return {"$": "deque", "v": [_encode(v, counter, nested) for v in value]}
     if kind is fractions.Fraction:
-        return {"$": "fraction", "v": [_encode(value.numerator, counter, nested),
-                                       _encode(value.denominator, counter, nested)]}
+        return {
+            "$": "fraction",
+            "v": [_encode(value.numerator, counter, nested), _encode(value.denominator, counter, nested)],
+        }
     if kind is decimal.Decimal:
         return {"$": "decimal", "v": str(value)}
     if kind in _VIEW_TAGS:
@@ -178,8 +203,7 @@ def _encode(value, counter, depth):
 def _encode_numpy(value, counter, depth):
     kind = type(value).__name__
     if kind == "ndarray":
-        return {"$": "ndarray", "dtype": str(value.dtype),
-                "v": _encode(value.tolist(), counter, depth + 1)}
+        return {"$": "ndarray", "dtype": str(value.dtype), "v": _encode(value.tolist(), counter, depth + 1)}
     if hasattr(value, "dtype") and hasattr(value, "item"):
         return {"$": "npscalar", "dtype": str(value.dtype), "v": _encode(value.item(), counter, depth + 1)}
     raise Unencodable("cannot send a numpy.%s as data" % kind)
@@ -278,6 +302,7 @@ def _decode(item, counter, depth):
             return iter(_items(item, counter, nested))
         if tag in ("ndarray", "npscalar"):
             import numpy
+
             dtype = numpy.dtype(str(item["dtype"]))
             inner = _decode(item["v"], counter, nested)
             if tag == "ndarray":
@@ -321,13 +346,21 @@ def loads_frame(stdout):
 
 # ============================================================================ model text as data
 
+
 class NotLiteral(Exception):
     """Text that is not a plain literal value."""
 
 
 _LITERAL_NAMES = {"True": True, "False": False, "None": None, "inf": math.inf, "nan": math.nan}
-_LITERAL_CALLS = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "dict": dict,
-                  "float": float, "complex": complex}
+_LITERAL_CALLS = {
+    "set": set,
+    "frozenset": frozenset,
+    "tuple": tuple,
+    "list": list,
+    "dict": dict,
+    "float": float,
+    "complex": complex,
+}
 
 
 def parse_literal(text):
@@ -372,10 +405,16 @@ def _literal(node, counter, depth):
     if isinstance(node, ast.Dict):
         if any(k is None for k in node.keys):
             raise NotLiteral("dict unpacking")
-        return {_literal(k, counter, nested): _literal(v, counter, nested)
-                for k, v in zip(node.keys, node.values)}
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _LITERAL_CALLS
-            and not node.keywords and len(node.args) <= 2):
+        return {
+            _literal(k, counter, nested): _literal(v, counter, nested) for k, v in zip(node.keys, node.values)
+        }
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _LITERAL_CALLS
+        and not node.keywords
+        and len(node.args) <= 2
+    ):
         args = [_literal(a, counter, nested) for a in node.args]
         if node.func.id == "float" and not (len(args) == 1 and isinstance(args[0], (str, int, float))):
             raise NotLiteral("float() of a non-number")
@@ -415,6 +454,7 @@ def literal_call_arguments(call_node):
 
 
 # ============================================================================ running code safely-ish
+
 
 class StageTimeout(BaseException):
     """A call ran past its budget (BaseException: `except Exception` in candidates cannot eat it)."""
@@ -482,13 +522,38 @@ def reliability_guard():
     on them fails here as it does there (not a security layer: the sandbox is)."""
     import shutil
     import subprocess
+
     builtins.exit = None
     builtins.quit = None
     os.environ["OMP_NUM_THREADS"] = "1"
-    for name in ("kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir", "setuid",
-                 "fork", "forkpty", "killpg", "rename", "renames", "truncate", "replace", "unlink",
-                 "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags", "lchmod", "lchown",
-                 "getcwd", "chdir"):
+    for name in (
+        "kill",
+        "system",
+        "putenv",
+        "remove",
+        "removedirs",
+        "rmdir",
+        "fchdir",
+        "setuid",
+        "fork",
+        "forkpty",
+        "killpg",
+        "rename",
+        "renames",
+        "truncate",
+        "replace",
+        "unlink",
+        "fchmod",
+        "fchown",
+        "chmod",
+        "chown",
+        "chroot",
+        "lchflags",
+        "lchmod",
+        "lchown",
+        "getcwd",
+        "chdir",
+    ):
         setattr(os, name, None)
     shutil.rmtree = shutil.move = shutil.chown = None
     subprocess.Popen = None
@@ -520,6 +585,7 @@ def load_program(source, seconds=None):
 
 
 # ============================================================================ stages (run in jobs)
+
 
 def _reduce(out, reduce):
     """What an oracle needs of an output: EvalPlus's not-None tasks only look at `out is not None`
@@ -606,7 +672,7 @@ def stage_record_calls(params):
     real = namespace[entry_point]
     calls = []
     helpers = {}
-    depth = [0]                     # > 0 inside the entry point or a helper: calls made there are theirs
+    depth = [0]  # > 0 inside the entry point or a helper: calls made there are theirs
 
     def recorder(*args, **kwargs):
         calls.append(encode([list(args), kwargs]))
@@ -642,6 +708,7 @@ def stage_record_calls(params):
             helpers[name]["calls"].append(call)
             helpers[name]["results"].append(result)
             return out
+
         return wrapper
 
     for name in params.get("helpers", ()):
@@ -651,8 +718,10 @@ def stage_record_calls(params):
     random.seed(CHECK_RANDOM_SEED)
     with swallow_io(), time_limit(params["cap_s"]):
         _run_tests(namespace, params, recorder)
-    return {"calls": calls, "helpers": {name: h for name, h in helpers.items()
-                                        if h["calls"] and not h.get("unencodable")}}
+    return {
+        "calls": calls,
+        "helpers": {name: h for name, h in helpers.items() if h["calls"] and not h.get("unencodable")},
+    }
 
 
 def _run_tests(namespace, params, candidate):
@@ -699,13 +768,16 @@ def stage_candidate(params):
             except BaseException as err:  # noqa: BLE001
                 return {"load": "error: Solution() raised %s" % _exception_name(err)}
     if not callable(fn):
-        return {"load": "missing: the program does not define %s" % (params.get("method") or params["entry_point"])}
+        return {
+            "load": "missing: the program does not define %s"
+            % (params.get("method") or params["entry_point"])
+        }
     record_after = params.get("record_after", False)
     groups = []
     for group in params["groups"]:
         deadline = time.monotonic() + group["cap_s"] - (load_s if group.get("count_load") else 0.0)
         results = []
-        target = namespace.get(group["fn"]) if group.get("fn") else fn     # a prompt helper's calls
+        target = namespace.get(group["fn"]) if group.get("fn") else fn  # a prompt helper's calls
         if not callable(target):
             groups.append([{"raise": "NameError", "msg": "%s is not defined" % group["fn"]}])
             continue
@@ -716,16 +788,18 @@ def stage_candidate(params):
                 results.append({"raise": "HarnessError", "msg": str(err)})
                 break
             remaining = deadline - time.monotonic()
-            entry = _call_and_record(target, args, kwargs, min(limit, remaining), record_after,
-                                     params.get("reduce"))
+            entry = _call_and_record(
+                target, args, kwargs, min(limit, remaining), record_after, params.get("reduce")
+            )
             if entry.get("after") == call:
-                del entry["after"]          # the call left its arguments as they were
+                del entry["after"]  # the call left its arguments as they were
             results.append(entry)
             if "ok" not in entry and (params.get("stop_on_failure", True) or "timeout" in entry):
                 break
         groups.append(results)
         if params.get("stop_after_failed_group") and (
-                len(results) < len(group["calls"]) or any("ok" not in r for r in results)):
+            len(results) < len(group["calls"]) or any("ok" not in r for r in results)
+        ):
             break
     return {"load": "ok", "groups": groups}
 
@@ -916,7 +990,7 @@ def run_stage_from_stdin():
     sys.stdin = io.StringIO("")
     stage = params["stage"]
     if stage == "script":
-        stage_script(params)      # failures propagate: the process status is the verdict
+        stage_script(params)  # failures propagate: the process status is the verdict
         out = {"passed": True}
     else:
         try:
@@ -928,6 +1002,7 @@ def run_stage_from_stdin():
 
 
 # ============================================================================ comparison rules
+
 
 def _is_floats(value):
     """EvalPlus's test for "the expected value is a float or a sequence of floats"."""
@@ -989,8 +1064,8 @@ def _poly(coefficients, x):
 
 
 def _pyramid_area_perpendicular(base_edge, height):
-    slant = math.sqrt((base_edge / 2) ** 2 + height ** 2)
-    return round(base_edge ** 2 + 4 * (base_edge * slant) / 2)
+    slant = math.sqrt((base_edge / 2) ** 2 + height**2)
+    return round(base_edge**2 + 4 * (base_edge * slant) / 2)
 
 
 def _digit_distance_padded(a, b):
@@ -1069,6 +1144,7 @@ def _as_lists(value):
 
 # ============================================================================ verdict logic
 
+
 def _verdict(passed, status):
     return {"passed": bool(passed), "status": status}
 
@@ -1122,7 +1198,7 @@ def _load_failure(frame):
     if load == "timeout":
         return _verdict(False, "failed: timed out while loading")
     if load.startswith("missing"):
-        return _verdict(False, "failed: " + load[len("missing: "):])
+        return _verdict(False, "failed: " + load[len("missing: ") :])
     return _verdict(False, "failed: " + load)
 
 
@@ -1136,10 +1212,18 @@ def _call_failure(index, entry):
 
 def _score_differential(spec, answer):
     budget = spec["budget"]
-    (reference,) = yield [_job("reference", spec["reference_timeout_s"], key=spec["id"] + "#reference",
-                               program=spec["reference"], entry_point=spec["entry_point"],
-                               groups=spec["groups"], not_none=spec["oracle"] == "not_none",
-                               cap_s=budget["task_cap_s"])]
+    (reference,) = yield [
+        _job(
+            "reference",
+            spec["reference_timeout_s"],
+            key=spec["id"] + "#reference",
+            program=spec["reference"],
+            entry_point=spec["entry_point"],
+            groups=spec["groups"],
+            not_none=spec["oracle"] == "not_none",
+            cap_s=budget["task_cap_s"],
+        )
+    ]
     ref = _frame_of(reference)
     if ref is None or "groups" not in ref:
         reason = (ref or {}).get("harness_error") or reference.get("status")
@@ -1152,17 +1236,25 @@ def _score_differential(spec, answer):
         calls = [[args, {"$": "dict", "v": []}] for args in inputs]
         groups.append({"calls": calls, "limits": limits, "cap_s": cap, "count_load": True})
     reduce = {"not_none": "not_none", "any_output": "any"}.get(spec["oracle"])
-    (outcome,) = yield [_job("candidate", total_cap + 10.0, program=answer, entry_point=spec["entry_point"],
-                             groups=groups, stop_on_failure=True, stop_after_failed_group=True,
-                             reduce=reduce)]
+    (outcome,) = yield [
+        _job(
+            "candidate",
+            total_cap + 10.0,
+            program=answer,
+            entry_point=spec["entry_point"],
+            groups=groups,
+            stop_on_failure=True,
+            stop_after_failed_group=True,
+            reduce=reduce,
+        )
+    ]
     frame = _frame_of(outcome)
     if frame is None:
         return _verdict(False, "failed: %s" % _no_frame(outcome))
     if frame.get("load") != "ok":
         return _load_failure(frame)
     base = 0
-    for number, (truth, results, inputs) in enumerate(zip(ref["groups"], frame.get("groups", []),
-                                                          spec["groups"])):
+    for truth, results, inputs in zip(ref["groups"], frame.get("groups", []), spec["groups"]):
         expected = truth["outputs"]
         args_list = inputs
         if len(results) != len(expected):
@@ -1196,32 +1288,65 @@ def _score_replay(spec, answer, scoring):
     in one process). Strict scoring replays the tests with the prompt's helpers, and fails an
     answer whose helpers do not give the prompt's outputs on the tests' recorded calls (it
     changed what the tests check; the official harness would have used its helpers)."""
-    (recorded,) = yield [_job("record_calls", spec["cap_s"] + 10.0, key=spec["id"] + "#calls",
-                              program=spec["reference"], entry_point=spec["entry_point"],
-                              style=spec["style"], test_code=spec.get("test_code", ""),
-                              setup_code=spec.get("setup_code", ""), assertions=spec.get("assertions", []),
-                              helpers=spec.get("helpers", []), cap_s=spec["cap_s"] * 10)]
+    (recorded,) = yield [
+        _job(
+            "record_calls",
+            spec["cap_s"] + 10.0,
+            key=spec["id"] + "#calls",
+            program=spec["reference"],
+            entry_point=spec["entry_point"],
+            style=spec["style"],
+            test_code=spec.get("test_code", ""),
+            setup_code=spec.get("setup_code", ""),
+            assertions=spec.get("assertions", []),
+            helpers=spec.get("helpers", []),
+            cap_s=spec["cap_s"] * 10,
+        )
+    ]
     rec = _frame_of(recorded)
     if rec is None or "calls" not in rec:
         reason = (rec or {}).get("harness_error") or recorded.get("status")
         return _verdict(False, "error: recording the tests' calls failed (%s)" % reason)
     helpers = sorted((rec.get("helpers") or {}).items())
-    if scoring == "official" and any(_bindings(answer, name) > _bindings(spec["context"], name)
-                                     for name, _ in helpers):
+    if scoring == "official" and any(
+        _bindings(answer, name) > _bindings(spec["context"], name) for name, _ in helpers
+    ):
         return (yield from _score_official_tests(spec, answer))
     calls, results = [], []
     pending = list(rec["calls"])
     for round_number in range(MAX_REPLAY_ROUNDS):
         if pending:
-            group = {"calls": pending, "limits": [spec["cap_s"]] * len(pending), "cap_s": spec["cap_s"],
-                     "count_load": True}
-            extra = [] if round_number else [
-                {"fn": name, "calls": h["calls"], "limits": [spec["cap_s"]] * len(h["calls"]),
-                 "cap_s": spec["cap_s"]} for name, h in helpers]
-            (outcome,) = yield [_job("candidate", spec["cap_s"] * (1 + len(extra)) + 10.0, program=answer,
-                                     entry_point=spec["entry_point"], groups=[group] + extra,
-                                     stop_on_failure=False, record_after=True,
-                                     load_s=spec["cap_s"])]
+            group = {
+                "calls": pending,
+                "limits": [spec["cap_s"]] * len(pending),
+                "cap_s": spec["cap_s"],
+                "count_load": True,
+            }
+            extra = (
+                []
+                if round_number
+                else [
+                    {
+                        "fn": name,
+                        "calls": h["calls"],
+                        "limits": [spec["cap_s"]] * len(h["calls"]),
+                        "cap_s": spec["cap_s"],
+                    }
+                    for name, h in helpers
+                ]
+            )
+            (outcome,) = yield [
+                _job(
+                    "candidate",
+                    spec["cap_s"] * (1 + len(extra)) + 10.0,
+                    program=answer,
+                    entry_point=spec["entry_point"],
+                    groups=[group] + extra,
+                    stop_on_failure=False,
+                    record_after=True,
+                    load_s=spec["cap_s"],
+                )
+            ]
             frame = _frame_of(outcome)
             if frame is None:
                 return _verdict(False, "failed: %s" % _no_frame(outcome))
@@ -1233,19 +1358,30 @@ def _score_replay(spec, answer, scoring):
                 if changed is None:
                     continue
                 if scoring == "strict":
-                    return _verdict(False, "failed: the answer changes %s, which the tests call (%s)"
-                                    % (name, changed))
+                    return _verdict(
+                        False, "failed: the answer changes %s, which the tests call (%s)" % (name, changed)
+                    )
                 return (yield from _score_official_tests(spec, answer))
             got = answered[0]
             if len(got) < len(pending):
                 got = got + [{"timeout": True}] * (len(pending) - len(got))
             calls += pending
             results += got
-        (checked,) = yield [_job("replay", spec["cap_s"] + 10.0, program=spec["context"],
-                                 entry_point=spec["entry_point"], style=spec["style"],
-                                 test_code=spec.get("test_code", ""), setup_code=spec.get("setup_code", ""),
-                                 assertions=spec.get("assertions", []), calls=calls, results=results,
-                                 cap_s=spec["cap_s"] * 10)]
+        (checked,) = yield [
+            _job(
+                "replay",
+                spec["cap_s"] + 10.0,
+                program=spec["context"],
+                entry_point=spec["entry_point"],
+                style=spec["style"],
+                test_code=spec.get("test_code", ""),
+                setup_code=spec.get("setup_code", ""),
+                assertions=spec.get("assertions", []),
+                calls=calls,
+                results=results,
+                cap_s=spec["cap_s"] * 10,
+            )
+        ]
         frame = _frame_of(checked)
         if frame is None:
             return _verdict(False, "error: replaying the tests failed (%s)" % checked.get("status"))
@@ -1322,14 +1458,25 @@ def _helper_change(recorded, answered):
             return "call %d: timed out" % index
         if "raise" in got:
             return "call %d: raised %s" % (index, got["raise"])
-        return "call %d: %s" % (index, "returned a value" if "ok" in got else got.get("unencodable", "no value"))
+        return "call %d: %s" % (
+            index,
+            "returned a value" if "ok" in got else got.get("unencodable", "no value"),
+        )
     return None
 
 
 def _score_stdin(spec, answer):
     cases = spec["cases"]
-    (outcome,) = yield [_job("stdin", spec["cap_s"] + 10.0, program=spec.get("preamble", "") + "\n" + answer,
-                             stdins=[c[0] for c in cases], limit_s=spec["limit_s"], cap_s=spec["cap_s"])]
+    (outcome,) = yield [
+        _job(
+            "stdin",
+            spec["cap_s"] + 10.0,
+            program=spec.get("preamble", "") + "\n" + answer,
+            stdins=[c[0] for c in cases],
+            limit_s=spec["limit_s"],
+            cap_s=spec["cap_s"],
+        )
+    ]
     frame = _frame_of(outcome)
     if frame is None:
         return _verdict(False, "failed: %s" % _no_frame(outcome))
@@ -1356,9 +1503,17 @@ def _score_functional(spec, answer):
             return _verdict(False, "error: test input is not JSON")
         calls.append(encode([args, {}]))
     group = {"calls": calls, "limits": [spec["limit_s"]] * len(calls), "cap_s": spec["cap_s"]}
-    (outcome,) = yield [_job("candidate", spec["cap_s"] + 10.0, program=spec.get("preamble", "") + "\n" + answer,
-                             entry_point=spec["fn_name"], method=spec["fn_name"], groups=[group],
-                             stop_on_failure=True)]
+    (outcome,) = yield [
+        _job(
+            "candidate",
+            spec["cap_s"] + 10.0,
+            program=spec.get("preamble", "") + "\n" + answer,
+            entry_point=spec["fn_name"],
+            method=spec["fn_name"],
+            groups=[group],
+            stop_on_failure=True,
+        )
+    ]
     frame = _frame_of(outcome)
     if frame is None:
         return _verdict(False, "failed: %s" % _no_frame(outcome))
@@ -1418,8 +1573,9 @@ def _score_exec_output(spec, answer, scoring):
             ast.parse(answer, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return _verdict(False, "failed: the prediction is not a Python expression")
-        (outcome,) = yield [_job("expression", spec["limit_s"] + 5.0, expression=answer,
-                                 limit_s=spec["limit_s"])]
+        (outcome,) = yield [
+            _job("expression", spec["limit_s"] + 5.0, expression=answer, limit_s=spec["limit_s"])
+        ]
         frame = _frame_of(outcome)
         if frame is None or "value" not in frame:
             return _verdict(False, "failed: %s" % ((frame or {}).get("error") or outcome.get("status")))
@@ -1449,18 +1605,36 @@ def _score_exec_input(spec, answer, scoring):
     try:
         args = encode(list(literal_call_arguments(node)))
     except (NotLiteral, Unencodable, TypeError, ValueError):
-        (outcome,) = yield [_job("call_arguments", spec["limit_s"] + 5.0, program=spec["code"],
-                                 call=answer, limit_s=spec["limit_s"])]
+        (outcome,) = yield [
+            _job(
+                "call_arguments",
+                spec["limit_s"] + 5.0,
+                program=spec["code"],
+                call=answer,
+                limit_s=spec["limit_s"],
+            )
+        ]
         frame = _frame_of(outcome)
         if frame is None or "args" not in frame:
             return _verdict(False, "failed: %s" % ((frame or {}).get("error") or outcome.get("status")))
         args = frame["args"]
-    (outcome,) = yield [_job("call", spec["limit_s"] + 5.0, program=spec["code"], entry_point=entry,
-                             args=args, limit_s=spec["limit_s"])]
+    (outcome,) = yield [
+        _job(
+            "call",
+            spec["limit_s"] + 5.0,
+            program=spec["code"],
+            entry_point=entry,
+            args=args,
+            limit_s=spec["limit_s"],
+        )
+    ]
     frame = _frame_of(outcome)
     if frame is None or "result" not in frame:
-        return _verdict(False, "error: running the program failed (%s)"
-                        % ((frame or {}).get("harness_error") or outcome.get("status")))
+        return _verdict(
+            False,
+            "error: running the program failed (%s)"
+            % ((frame or {}).get("harness_error") or outcome.get("status")),
+        )
     result = frame["result"]
     if "ok" not in result:
         return _call_failure(0, result)
@@ -1475,15 +1649,21 @@ def _score_exec_input(spec, answer, scoring):
 
 # ============================================================================ standalone driver
 
+
 def _run_stage_subprocess(runtime_source, job):
     """One stage in a fresh interpreter (`python -I -S`); its verdict-relevant output is the frame
     on its own stdout pipe, read here: nothing it prints reaches the driver's stdout."""
     import subprocess
+
     program = runtime_source + "\n\nrun_stage_from_stdin()\n"
     try:
-        proc = subprocess.run([sys.executable, "-I", "-S", "-c", program],
-                              input=json.dumps(job["params"], allow_nan=False), capture_output=True,
-                              text=True, timeout=job["timeout_s"])
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", program],
+            input=json.dumps(job["params"], allow_nan=False),
+            capture_output=True,
+            text=True,
+            timeout=job["timeout_s"],
+        )
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "frame": None}
     status = "ok" if proc.returncode == 0 else "exit %s" % proc.returncode

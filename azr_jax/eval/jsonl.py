@@ -4,6 +4,7 @@ Every upstream benchmark we support ships as JSONL (one JSON object per line), s
 (`HumanEval.jsonl.gz`, `HumanEvalPlus-v0.1.10.jsonl.gz`). Errors name the file and the line so a
 user with a truncated download or a wrong file sees where it breaks, not a bare JSONDecodeError.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -11,8 +12,9 @@ import io
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +63,7 @@ class Row:
 def _open_text(path: str) -> io.TextIOBase:
     if path.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, "r", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Row]:
@@ -69,7 +71,8 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Row]:
     path = os.fspath(path)
     if not path.endswith(SUPPORTED_SUFFIXES):
         raise BenchmarkFileError(
-            f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+            f"{path}: unsupported file type; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     if not os.path.isfile(path):
         raise BenchmarkFileError(f"{path}: no such file")
     try:
@@ -83,7 +86,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Row]:
                     report_skipped(f"{path}:{number}", None, f"invalid JSON ({err.msg})")
                     continue
                 if not isinstance(data, dict):
-                    report_skipped(f"{path}:{number}", None, f"expected a JSON object, got {type(data).__name__}")
+                    report_skipped(
+                        f"{path}:{number}", None, f"expected a JSON object, got {type(data).__name__}"
+                    )
                     continue
                 yield Row(data=data, path=path, line=number)
     except (OSError, EOFError, UnicodeDecodeError) as err:
@@ -123,9 +128,12 @@ def build_each(rows: list[Row], build: Callable[[Row], T]) -> list[T]:
         except BenchmarkFileError as err:
             reason = str(err)
             prefix = f"{row.where()}: "
-            report_skipped(row.where(), _task_of(row), reason[len(prefix):] if reason.startswith(prefix) else reason)
+            report_skipped(
+                row.where(), _task_of(row), reason[len(prefix) :] if reason.startswith(prefix) else reason
+            )
     if rows and not out:
         first = SKIPPED_ROWS[first_skip] if len(SKIPPED_ROWS) > first_skip else "?"
-        raise BenchmarkFileError(f"{rows[0].path}: no usable problem in the file (every row was "
-                                 f"malformed; first: {first})")
+        raise BenchmarkFileError(
+            f"{rows[0].path}: no usable problem in the file (every row was malformed; first: {first})"
+        )
     return out

@@ -24,6 +24,7 @@ File formats and where users get them (all JSON Lines, `.jsonl` or `.jsonl.gz`):
   `private_test_cases` (the same JSON, or base64 of zlib of a pickled JSON string), `metadata`
   (JSON with `func_name` for functional problems). `testtype` is `stdin` or `functional`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,13 +36,21 @@ import json
 import os
 import pickle
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from azr_jax.eval import task_text
 from azr_jax.eval.evalplus_data import convert_mbpp_inputs, oracle_for
 from azr_jax.eval.jsonl import Row, build_each, read_rows
-from azr_jax.eval.problems import (KIND_CODE_TESTS, AssertionTests, CheckFunctionTests,
-                                   CodeTestsProblem, DifferentialTests, IOCase, IOTests)
+from azr_jax.eval.problems import (
+    KIND_CODE_TESTS,
+    AssertionTests,
+    CheckFunctionTests,
+    CodeTestsProblem,
+    DifferentialTests,
+    IOCase,
+    IOTests,
+)
 
 
 def _join_program(prompt: str, body: str) -> str:
@@ -51,7 +60,7 @@ def _join_program(prompt: str, body: str) -> str:
 
 def _argument_lists(row: Row, key: str) -> list[list[Any]]:
     value = row.data.get(key, [])
-    if value == {}:   # MBPP+ v0.2.0 Mbpp/793 stores "plus_input": {} (EvalPlus runs it as no inputs)
+    if value == {}:  # MBPP+ v0.2.0 Mbpp/793 stores "plus_input": {} (EvalPlus runs it as no inputs)
         value = []
     if not isinstance(value, list) or not all(isinstance(args, list) for args in value):
         raise row.fail(f"field {key!r} should be a list of argument lists")
@@ -67,16 +76,22 @@ def _tolerance(row: Row) -> float:
 
 # ----------------------------------------------------------------------------- HumanEval / HumanEval+
 
+
 def humaneval_problem_from_row(row: Row, benchmark: str) -> CodeTestsProblem:
     """Original HumanEval record -> problem (shared by the file and the TFDS loaders)."""
     row.require("task_id", "prompt", "canonical_solution", "test", "entry_point")
     prompt = row.text("prompt")
     return CodeTestsProblem(
-        id=row.text("task_id"), benchmark=benchmark, kind=KIND_CODE_TESTS,
+        id=row.text("task_id"),
+        benchmark=benchmark,
+        kind=KIND_CODE_TESTS,
         prompt=task_text.FUNCTION_COMPLETION.format(prompt=prompt.rstrip("\n")),
-        entry_point=row.text("entry_point"), context_code=prompt, starter_code=prompt,
+        entry_point=row.text("entry_point"),
+        context_code=prompt,
+        starter_code=prompt,
         tests=CheckFunctionTests(test_code=row.text("test")),
-        canonical_solution=_join_program(prompt, row.text("canonical_solution")))
+        canonical_solution=_join_program(prompt, row.text("canonical_solution")),
+    )
 
 
 def load_humaneval(path: str | os.PathLike[str], benchmark: str = "humaneval") -> list[CodeTestsProblem]:
@@ -84,7 +99,9 @@ def load_humaneval(path: str | os.PathLike[str], benchmark: str = "humaneval") -
     return build_each(read_rows(path), lambda row: humaneval_problem_from_row(row, benchmark))
 
 
-def load_humaneval_plus(path: str | os.PathLike[str], benchmark: str = "humaneval_plus") -> list[CodeTestsProblem]:
+def load_humaneval_plus(
+    path: str | os.PathLike[str], benchmark: str = "humaneval_plus"
+) -> list[CodeTestsProblem]:
     """EvalPlus HumanEval+: differential tests over `base_input` + `plus_input`."""
 
     def build(row: Row) -> CodeTestsProblem:
@@ -94,18 +111,29 @@ def load_humaneval_plus(path: str | os.PathLike[str], benchmark: str = "humaneva
         base = _argument_lists(row, "base_input")
         inputs = base + _argument_lists(row, "plus_input")
         return CodeTestsProblem(
-            id=row.text("task_id"), benchmark=benchmark, kind=KIND_CODE_TESTS,
+            id=row.text("task_id"),
+            benchmark=benchmark,
+            kind=KIND_CODE_TESTS,
             prompt=task_text.FUNCTION_COMPLETION.format(prompt=prompt.rstrip("\n")),
-            entry_point=entry_point, context_code=prompt, starter_code=prompt,
-            tests=DifferentialTests(reference_code=reference, inputs=tuple(map(tuple, inputs)),
-                                    atol=_tolerance(row), oracle=oracle_for("humaneval", entry_point),
-                                    base_count=len(base), dataset="humaneval"),
-            canonical_solution=reference)
+            entry_point=entry_point,
+            context_code=prompt,
+            starter_code=prompt,
+            tests=DifferentialTests(
+                reference_code=reference,
+                inputs=tuple(map(tuple, inputs)),
+                atol=_tolerance(row),
+                oracle=oracle_for("humaneval", entry_point),
+                base_count=len(base),
+                dataset="humaneval",
+            ),
+            canonical_solution=reference,
+        )
 
     return build_each(read_rows(path), build)
 
 
 # ----------------------------------------------------------------------------- MBPP+ / MBPP
+
 
 def _mbpp_plus_description(prompt: str) -> str:
     """MBPP+ prompts are docstrings (`\"\"\"\\n<text>\\nassert ...\\n\"\"\"`); show the text itself."""
@@ -129,14 +157,23 @@ def load_mbpp_plus(path: str | os.PathLike[str], benchmark: str = "mbpp_plus") -
             raise row.fail(f"inputs do not have the shape MBPP+ task {task_id} expects ({err})") from err
         reference = _join_program(row.text("prompt"), row.text("canonical_solution"))
         return CodeTestsProblem(
-            id=task_id, benchmark=benchmark, kind=KIND_CODE_TESTS,
+            id=task_id,
+            benchmark=benchmark,
+            kind=KIND_CODE_TESTS,
             prompt=task_text.FUNCTION_FROM_DESCRIPTION.format(
-                description=_mbpp_plus_description(row.text("prompt"))),
+                description=_mbpp_plus_description(row.text("prompt"))
+            ),
             entry_point=entry_point,
-            tests=DifferentialTests(reference_code=reference, inputs=tuple(map(tuple, base + plus)),
-                                    atol=_tolerance(row), oracle=oracle_for("mbpp", entry_point),
-                                    base_count=len(base), dataset="mbpp"),
-            canonical_solution=row.text("canonical_solution"))
+            tests=DifferentialTests(
+                reference_code=reference,
+                inputs=tuple(map(tuple, base + plus)),
+                atol=_tolerance(row),
+                oracle=oracle_for("mbpp", entry_point),
+                base_count=len(base),
+                dataset="mbpp",
+            ),
+            canonical_solution=row.text("canonical_solution"),
+        )
 
     return build_each(read_rows(path), build)
 
@@ -149,7 +186,11 @@ def _entry_point_from_assert(assertion: str) -> str | None:
     except SyntaxError:
         return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not hasattr(builtins, node.func.id):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and not hasattr(builtins, node.func.id)
+        ):
             return node.func.id
     return None
 
@@ -170,11 +211,14 @@ def mbpp_problem_from_row(row: Row, benchmark: str) -> CodeTestsProblem:
     entry_point = _entry_point_from_assert(asserts[0])
     task_id = row.text("task_id")
     return CodeTestsProblem(
-        id=f"Mbpp/{task_id}" if task_id.isdigit() else task_id, benchmark=benchmark,
+        id=f"Mbpp/{task_id}" if task_id.isdigit() else task_id,
+        benchmark=benchmark,
         kind=KIND_CODE_TESTS,
         prompt=task_text.FUNCTION_FROM_DESCRIPTION.format(description=f"{description}\n{asserts[0]}"),
-        entry_point=entry_point, tests=AssertionTests(setup_code=setup, assertions=tuple(asserts)),
-        canonical_solution=row.text("code"))
+        entry_point=entry_point,
+        tests=AssertionTests(setup_code=setup, assertions=tuple(asserts)),
+        canonical_solution=row.text("code"),
+    )
 
 
 def load_mbpp(path: str | os.PathLike[str], benchmark: str = "mbpp") -> list[CodeTestsProblem]:
@@ -183,6 +227,7 @@ def load_mbpp(path: str | os.PathLike[str], benchmark: str = "mbpp") -> list[Cod
 
 
 # ----------------------------------------------------------------------------- LiveCodeBench
+
 
 class _StringsOnlyUnpickler(pickle.Unpickler):
     """LiveCodeBench pickles a plain JSON string; refusing every class lookup means a tampered
@@ -242,9 +287,11 @@ def _in_window(date: str, window: tuple[str, str] | None) -> bool:
     return window is None or window[0] <= date[:10] <= window[1]
 
 
-def load_livecodebench(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-                       benchmark: str = "livecodebench",
-                       date_window: tuple[str, str] | None = None) -> list[CodeTestsProblem]:
+def load_livecodebench(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    benchmark: str = "livecodebench",
+    date_window: tuple[str, str] | None = None,
+) -> list[CodeTestsProblem]:
     """LiveCodeBench code generation. `paths` may be one file or several (the dataset is split
     into `test.jsonl`, `test2.jsonl`, ...); `date_window` ('YYYY-MM-DD', 'YYYY-MM-DD') keeps the
     problems whose `contest_date` falls inside it (inclusive)."""
@@ -263,16 +310,29 @@ def load_livecodebench(paths: str | os.PathLike[str] | Iterable[str | os.PathLik
             raise row.fail("functional tests but no 'func_name' in metadata")
         starter = str(row.data.get("starter_code", "") or "")
         question = row.text("question_content")
-        prompt = (task_text.COMPETITIVE_WITH_STARTER.format(question=question, starter_code=starter)
-                  if starter.strip() else task_text.COMPETITIVE_STDIN.format(question=question))
+        prompt = (
+            task_text.COMPETITIVE_WITH_STARTER.format(question=question, starter_code=starter)
+            if starter.strip()
+            else task_text.COMPETITIVE_STDIN.format(question=question)
+        )
         return CodeTestsProblem(
-            id=row.text("question_id"), benchmark=benchmark, kind=KIND_CODE_TESTS, prompt=prompt,
-            entry_point=func_name if functional else None, starter_code=starter,
-            tests=IOTests(mode="functional" if functional else "stdin",
-                          cases=tuple(IOCase(str(c["input"]), str(c["output"])) for c in cases),
-                          fn_name=func_name if functional else None),
-            meta={key: row.data[key] for key in ("platform", "difficulty", "contest_date", "question_title")
-                  if key in row.data})
+            id=row.text("question_id"),
+            benchmark=benchmark,
+            kind=KIND_CODE_TESTS,
+            prompt=prompt,
+            entry_point=func_name if functional else None,
+            starter_code=starter,
+            tests=IOTests(
+                mode="functional" if functional else "stdin",
+                cases=tuple(IOCase(str(c["input"]), str(c["output"])) for c in cases),
+                fn_name=func_name if functional else None,
+            ),
+            meta={
+                key: row.data[key]
+                for key in ("platform", "difficulty", "contest_date", "question_title")
+                if key in row.data
+            },
+        )
 
     problems = []
     for path in files:

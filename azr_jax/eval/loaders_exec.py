@@ -9,6 +9,7 @@
   full call, e.g. `countSeniors(details = ['...'])`), `output` (`repr` of the result), `id`,
   `problem_id`, `numsteps`. AZR uses it for deduction (output prediction).
 """
+
 from __future__ import annotations
 
 import ast
@@ -39,12 +40,22 @@ def _cruxeval_problem(row: Row, kind: str, benchmark: str) -> CodeExecProblem:
         prompt = task_text.PREDICT_INPUT.format(entry_point=CRUXEVAL_FUNCTION, code=code, output=output)
     else:
         prompt = task_text.PREDICT_OUTPUT.format(code=code, call=call)
-    return CodeExecProblem(id=row.text("id"), benchmark=benchmark, kind=kind, prompt=prompt, code=code,
-                           entry_point=CRUXEVAL_FUNCTION, arguments=arguments, call=call, output=output)
+    return CodeExecProblem(
+        id=row.text("id"),
+        benchmark=benchmark,
+        kind=kind,
+        prompt=prompt,
+        code=code,
+        entry_point=CRUXEVAL_FUNCTION,
+        arguments=arguments,
+        call=call,
+        output=output,
+    )
 
 
-def load_cruxeval(path: str | os.PathLike[str], kind: str,
-                  benchmark: str | None = None) -> list[CodeExecProblem]:
+def load_cruxeval(
+    path: str | os.PathLike[str], kind: str, benchmark: str | None = None
+) -> list[CodeExecProblem]:
     """CRUXEval as input prediction (`kind='code_exec_input'`, CRUXEval-I) or output prediction
     (`kind='code_exec_output'`, CRUXEval-O)."""
     if kind not in (KIND_EXEC_INPUT, KIND_EXEC_OUTPUT):
@@ -62,11 +73,14 @@ def _split_call(row: Row, call: str, function_name: str) -> str:
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == function_name):
         raise row.fail(f"field 'input' should be a call of {function_name!r}, got {call!r}")
     text = call.strip()
-    return text[text.index("(") + 1:text.rindex(")")].strip()
+    return text[text.index("(") + 1 : text.rindex(")")].strip()
 
 
-def load_lcb_execution(path: str | os.PathLike[str], benchmark: str = "lcb_execution") -> list[CodeExecProblem]:
+def load_lcb_execution(
+    path: str | os.PathLike[str], benchmark: str = "lcb_execution"
+) -> list[CodeExecProblem]:
     """LiveCodeBench execution (output prediction)."""
+
     def build(row: Row) -> CodeExecProblem:
         row.require("id", "code", "input", "output", "function_name")
         code, call, output = row.text("code"), row.text("input").strip(), row.text("output")
@@ -75,10 +89,20 @@ def load_lcb_execution(path: str | os.PathLike[str], benchmark: str = "lcb_execu
         _check_parses(row, "code", code, "exec")
         _check_parses(row, "output", output, "eval")
         return CodeExecProblem(
-            id=row.text("id"), benchmark=benchmark, kind=KIND_EXEC_OUTPUT,
-            prompt=task_text.PREDICT_OUTPUT.format(code=code, call=call), code=code,
-            entry_point=function_name, arguments=arguments, call=call, output=output,
-            meta={key: row.data[key] for key in ("question_id", "contest_date", "difficulty", "numsteps")
-                  if key in row.data})
+            id=row.text("id"),
+            benchmark=benchmark,
+            kind=KIND_EXEC_OUTPUT,
+            prompt=task_text.PREDICT_OUTPUT.format(code=code, call=call),
+            code=code,
+            entry_point=function_name,
+            arguments=arguments,
+            call=call,
+            output=output,
+            meta={
+                key: row.data[key]
+                for key in ("question_id", "contest_date", "difficulty", "numsteps")
+                if key in row.data
+            },
+        )
 
     return build_each(read_rows(path), build)

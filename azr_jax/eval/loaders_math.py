@@ -16,6 +16,7 @@ per set and between copies, so each row is read by the first field present:
 
 Ids come from `unique_id`, `id`, `idx` when present, else the row number.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,23 +64,34 @@ def math_problem_from_row(row: Row, benchmark: str, number: int) -> MathProblem:
             if answer is not None:
                 break
     solution = next((str(row.data[k]) for k in SOLUTION_FIELDS if row.data.get(k)), None)
-    if isinstance(row.data.get("solution"), list):          # OlympiadBench keeps a list of solutions
+    if isinstance(row.data.get("solution"), list):  # OlympiadBench keeps a list of solutions
         solution = "\n\n".join(map(str, row.data["solution"]))
-    if answer is not None and "####" in answer:      # GSM8K: the rationale, then `#### 1,234`
+    if answer is not None and "####" in answer:  # GSM8K: the rationale, then `#### 1,234`
         solution, answer = answer, answer.rsplit("####", 1)[1].strip().replace(",", "") or None
     if answer is None and solution is not None:
         answer = last_boxed(solution)
     if not answer:
-        raise row.fail(f"no reference answer (looked for {', '.join(ANSWER_FIELDS)} and a \\boxed{{}} "
-                       f"in {', '.join(SOLUTION_FIELDS)})")
+        raise row.fail(
+            f"no reference answer (looked for {', '.join(ANSWER_FIELDS)} and a \\boxed{{}} "
+            f"in {', '.join(SOLUTION_FIELDS)})"
+        )
     id_field = next((k for k in ID_FIELDS if k in row.data), None)
     problem_id = str(row.data[id_field]) if id_field else f"{benchmark}/{number}"
     question = row.text(question_field)
-    meta = {key: row.data[key] for key in ("subject", "level", "type", "subfield", "answer_type")
-            if key in row.data}
-    return MathProblem(id=problem_id, benchmark=benchmark, kind=KIND_MATH,
-                       prompt=question.strip(),
-                       answer=answer, solution=solution, meta=meta)
+    meta = {
+        key: row.data[key]
+        for key in ("subject", "level", "type", "subfield", "answer_type")
+        if key in row.data
+    }
+    return MathProblem(
+        id=problem_id,
+        benchmark=benchmark,
+        kind=KIND_MATH,
+        prompt=question.strip(),
+        answer=answer,
+        solution=solution,
+        meta=meta,
+    )
 
 
 def load_math(path: str | os.PathLike[str], benchmark: str) -> list[MathProblem]:

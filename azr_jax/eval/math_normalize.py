@@ -24,6 +24,7 @@ compared with a relative tolerance of 1e-4 (so 100000 equals 100001), a number a
 reference x100 or /100 (percent scaling, with or without a % sign), bracket types ignored (the
 interval (1, 2) equals [1, 2]) and lists always compared in order. See azr_jax/eval/README.md.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -60,10 +61,26 @@ MODES = ("strict", "official")
 SAMPLE_POINTS = (Fraction(7, 10), Fraction(13, 10), Fraction(29, 10))
 
 _SPACING_COMMANDS = ("\\!", "\\,", "\\;", "\\:", "\\quad", "\\qquad", "\\displaystyle", "\\textstyle")
-_TEXT_WRAPPERS = ("text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mbox", "operatorname",
-                  "boldsymbol", "mathit")
-_RELATION_SYNONYMS = (("\\leqslant", "\\le"), ("\\geqslant", "\\ge"), ("\\leq", "\\le"),
-                      ("\\geq", "\\ge"), ("\\neq", "\\ne"), ("\\varnothing", "\\emptyset"))
+_TEXT_WRAPPERS = (
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "mathrm",
+    "mathbf",
+    "mbox",
+    "operatorname",
+    "boldsymbol",
+    "mathit",
+)
+_RELATION_SYNONYMS = (
+    ("\\leqslant", "\\le"),
+    ("\\geqslant", "\\ge"),
+    ("\\leq", "\\le"),
+    ("\\geq", "\\ge"),
+    ("\\neq", "\\ne"),
+    ("\\varnothing", "\\emptyset"),
+)
 _TRAILING_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\{[^{}]*\}(?:\^\{?\d+\}?)?$")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _TRAILING_WORD_UNITS = re.compile(rf"^({_NUMBER})\s+[a-zA-Z][a-zA-Z .]*(?:\^\{{?\d+\}}?)?$")
@@ -72,6 +89,7 @@ _ASSIGNMENT_LHS = re.compile(r"^(?:[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|\\[a-zA-Z]+)
 
 
 # ----------------------------------------------------------------------------- normalisation
+
 
 def _matching_brace(text: str, open_index: int) -> int:
     """Index of the brace closing the one at `open_index`, or -1."""
@@ -97,7 +115,7 @@ def _unwrap_command(text: str, command: str) -> str:
         end = _matching_brace(text, brace)
         if end < 0:
             return text
-        text = text[:start] + text[brace + 1:end] + text[end + 1:]
+        text = text[:start] + text[brace + 1 : end] + text[end + 1 :]
 
 
 def _strip_outer_delimiters(text: str) -> str:
@@ -108,7 +126,7 @@ def _strip_outer_delimiters(text: str) -> str:
             text = inner
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
-            text = text[len(left):len(text) - len(right)].strip()
+            text = text[len(left) : len(text) - len(right)].strip()
     return text.replace("$", "")
 
 
@@ -167,10 +185,10 @@ def _protect_command_spacing(text: str) -> str:
 def _tidy_numbers(text: str) -> str:
     if _THOUSANDS.match(text):
         text = text.replace(",", "")
-    text = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", text)            # .5 -> 0.5
+    text = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", text)  # .5 -> 0.5
     # Patterns start at the decimal point (not at the digits before it) to stay linear in length.
-    text = re.sub(r"(\.\d*?)0+(?!\d)", r"\1", text)                 # 2.50 -> 2.5, 3.000 -> 3.
-    return re.sub(r"(?<=\d)\.(?!\d)", "", text)                     # 3. -> 3
+    text = re.sub(r"(\.\d*?)0+(?!\d)", r"\1", text)  # 2.50 -> 2.5, 3.000 -> 3.
+    return re.sub(r"(?<=\d)\.(?!\d)", "", text)  # 3. -> 3
 
 
 def _percent_marked(text: str) -> bool:
@@ -208,17 +226,18 @@ def normalize_answer(answer: str) -> str:
     text = _tidy_numbers(text)
     while len(text) >= 2 and text[0] == "{" and _matching_brace(text, 0) == len(text) - 1:
         text = text[1:-1]
-    if re.fullmatch(r"\(([A-Za-z0-9]+)\)", text):             # (C) -> C, (5) -> 5
+    if re.fullmatch(r"\(([A-Za-z0-9]+)\)", text):  # (C) -> C, (5) -> 5
         text = text[1:-1]
     return text
 
 
 # ----------------------------------------------------------------------------- exact numeric values
 
+
 class _Value(NamedTuple):
     number: float
-    exact: Fraction | None   # set when the value is a rational known exactly
-    decimal: bool            # a decimal point was written (the value may be an approximation)
+    exact: Fraction | None  # set when the value is a rational known exactly
+    decimal: bool  # a decimal point was written (the value may be an approximation)
 
 
 class _NotNumeric(Exception):
@@ -274,9 +293,10 @@ class _NumericParser:
                 self.take()
                 op = "/" if token in ("/", "\\div") else "*"
                 value = _combine(value, self.unary(), op)
-            elif token is not None and (token[0].isdigit() or token in ("(", "{", "\\frac", "\\sqrt",
-                                                                        "\\pi")):
-                value = _combine(value, self.power(), "*")    # implicit product: 2\sqrt{3}, 3\pi
+            elif token is not None and (
+                token[0].isdigit() or token in ("(", "{", "\\frac", "\\sqrt", "\\pi")
+            ):
+                value = _combine(value, self.power(), "*")  # implicit product: 2\sqrt{3}, 3\pi
             else:
                 return value
 
@@ -379,12 +399,16 @@ def _power(base: _Value, exponent: _Value) -> _Value:
     if abs(exponent.number) > MAX_EXPONENT:
         raise _NotNumeric("exponent too large")
     exact = None
-    if (base.exact is not None and exponent.exact is not None and exponent.exact.denominator == 1
-            and not (base.exact == 0 and exponent.exact < 0)
-            and _bits(base.exact) * abs(int(exponent.exact)) <= MAX_EXACT_BITS):
+    if (
+        base.exact is not None
+        and exponent.exact is not None
+        and exponent.exact.denominator == 1
+        and not (base.exact == 0 and exponent.exact < 0)
+        and _bits(base.exact) * abs(int(exponent.exact)) <= MAX_EXACT_BITS
+    ):
         exact = base.exact ** int(exponent.exact)
     try:
-        number = float(exact) if exact is not None else base.number ** exponent.number
+        number = float(exact) if exact is not None else base.number**exponent.number
     except (OverflowError, ZeroDivisionError) as err:
         raise _NotNumeric("power out of range") from err
     if isinstance(number, complex):
@@ -427,11 +451,12 @@ def _numbers_equal(a: tuple[float, Fraction | None, bool], b: tuple[float, Fract
         return True
     exact_on_both_sides = x_exact is not None and y_exact is not None
     if exact_on_both_sides and not (x_decimal or y_decimal):
-        return False                       # 1/3 vs 1/4, 100000 vs 100001: no tolerance for exact values
+        return False  # 1/3 vs 1/4, 100000 vs 100001: no tolerance for exact values
     return math.isclose(x, y, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
 # ----------------------------------------------------------------------------- structured answers
+
 
 def _split_top_level(text: str) -> list[str]:
     """Split at commas outside (), [], {}."""
@@ -458,7 +483,7 @@ def _brackets_and_items(text: str) -> tuple[str, str, list[str]]:
             depth += char in "([{"
             depth -= char in ")]}"
             if depth == 0 and pos < len(text) - 1:
-                break                        # `(1)+(2)`: the brackets do not enclose everything
+                break  # `(1)+(2)`: the brackets do not enclose everything
         else:
             return text[0], text[-1], _split_top_level(text[1:-1])
     return "", "", _split_top_level(text)
@@ -472,26 +497,28 @@ def _sequences_equal(pred: str, gold: str, mode: str = "strict") -> bool | None:
         return None
     if len(p_items) != len(g_items):
         return False
-    if mode == "official":                   # Qwen: bracket types ignored, order kept
+    if mode == "official":  # Qwen: bracket types ignored, order kept
         return all(answers_equal(p, g, mode) for p, g in zip(p_items, g_items))
     brackets_p, brackets_g = p_open + p_close, g_open + g_close
     if brackets_p and brackets_g and brackets_p != brackets_g:
-        return False                         # (1,2) vs [1,2]: different intervals
+        return False  # (1,2) vs [1,2]: different intervals
     if "[" in brackets_p + brackets_g and not (brackets_p and brackets_g):
-        return False                         # a closed interval is not a bare list
+        return False  # a closed interval is not a bare list
     unordered = brackets_g in ("", "{}") and brackets_p in ("", "{}")
     if not unordered:
         return all(answers_equal(p, g) for p, g in zip(p_items, g_items))
     if len(p_items) > MAX_UNORDERED_ITEMS:
         return sorted(map(normalize_answer, p_items)) == sorted(map(normalize_answer, g_items))
-    return any(all(answers_equal(p, g) for p, g in zip(perm, g_items))
-               for perm in itertools.permutations(p_items))
+    return any(
+        all(answers_equal(p, g) for p, g in zip(perm, g_items)) for perm in itertools.permutations(p_items)
+    )
 
 
 # ----------------------------------------------------------------------------- matrices and vectors
 
-_MATRIX_ENV = re.compile(r"\\begin\{(pmatrix|bmatrix|Bmatrix|matrix|smallmatrix|array)\}(.*?)\\end\{\1\}",
-                         re.DOTALL)
+_MATRIX_ENV = re.compile(
+    r"\\begin\{(pmatrix|bmatrix|Bmatrix|matrix|smallmatrix|array)\}(.*?)\\end\{\1\}", re.DOTALL
+)
 
 
 def matrix_entries(answer: str) -> list[list[str]] | None:
@@ -504,7 +531,7 @@ def matrix_entries(answer: str) -> list[list[str]] | None:
         return None
     body = match.group(2)
     if match.group(1) == "array":
-        body = re.sub(r"^\s*\{[^{}]*\}", "", body)      # the column spec {cc}
+        body = re.sub(r"^\s*\{[^{}]*\}", "", body)  # the column spec {cc}
     rows = [row for row in re.split(r"\\\\(?:\[[^\]]*\])?", body) if row.strip()]
     entries = [[cell.strip() for cell in row.split("&")] for row in rows]
     return entries if entries and all(entries) else None
@@ -544,10 +571,22 @@ def _matrices_equal(prediction: str, reference: str, mode: str) -> bool | None:
 # ----------------------------------------------------------------------------- optional sympy
 
 _FUNCTIONS = {"sqrt", "sin", "cos", "tan", "log", "exp", "pi", "oo", "asin", "acos", "atan"}
-_COMMAND_TO_NAME = {"\\pi": "pi", "\\infty": "oo", "\\sin": "sin", "\\cos": "cos", "\\tan": "tan",
-                    "\\ln": "log", "\\log": "log", "\\exp": "exp", "\\arcsin": "asin",
-                    "\\arccos": "acos", "\\arctan": "atan", "\\cdot": "*", "\\times": "*",
-                    "\\div": "/"}
+_COMMAND_TO_NAME = {
+    "\\pi": "pi",
+    "\\infty": "oo",
+    "\\sin": "sin",
+    "\\cos": "cos",
+    "\\tan": "tan",
+    "\\ln": "log",
+    "\\log": "log",
+    "\\exp": "exp",
+    "\\arcsin": "asin",
+    "\\arccos": "acos",
+    "\\arctan": "atan",
+    "\\cdot": "*",
+    "\\times": "*",
+    "\\div": "/",
+}
 
 
 def _latex_to_expression(text: str) -> str | None:
@@ -558,19 +597,19 @@ def _latex_to_expression(text: str) -> str | None:
             start = text.find("\\" + command)
             pos = start + len(command) + 1
             degree = None
-            if command == "sqrt" and text[pos:pos + 1] == "[":
+            if command == "sqrt" and text[pos : pos + 1] == "[":
                 close = text.find("]", pos)
                 if close < 0:
                     return None
-                degree, pos = text[pos + 1:close], close + 1
+                degree, pos = text[pos + 1 : close], close + 1
             args = []
             for _ in range(2 if command == "frac" else 1):
-                if text[pos:pos + 1] != "{":
+                if text[pos : pos + 1] != "{":
                     return None
                 end = _matching_brace(text, pos)
                 if end < 0:
                     return None
-                args.append(text[pos + 1:end])
+                args.append(text[pos + 1 : end])
                 pos = end + 1
             if command == "frac":
                 replacement = f"(({args[0]})/({args[1]}))"
@@ -587,7 +626,7 @@ def _latex_to_expression(text: str) -> str | None:
     words = []
     for word in re.findall(r"[a-zA-Z]+|[^a-zA-Z]+", text):
         if word.isalpha() and word not in _FUNCTIONS:
-            word = "*".join(word)            # xy -> x*y: only single letters reach sympy
+            word = "*".join(word)  # xy -> x*y: only single letters reach sympy
         words.append(word)
     return "".join(words)
 
@@ -611,8 +650,10 @@ def _symbolic_helper():
     global _HELPER
     if _HELPER is None:
         from azr_jax.eval.bounded import BoundedFunction
-        _HELPER = BoundedFunction(__name__, "symbolic_expressions_equal", timeout_s=SYMBOLIC_TIMEOUT_S,
-                                  memory_mb=SYMBOLIC_MEMORY_MB)
+
+        _HELPER = BoundedFunction(
+            __name__, "symbolic_expressions_equal", timeout_s=SYMBOLIC_TIMEOUT_S, memory_mb=SYMBOLIC_MEMORY_MB
+        )
     return _HELPER
 
 
@@ -620,16 +661,23 @@ def symbolic_expressions_equal(pred_expr: str, gold_expr: str) -> bool | None:
     """Runs in the helper process only (no bound of its own): both expressions at sample points."""
     try:
         import sympy
-        from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application,
-                                                parse_expr, standard_transformations)
+        from sympy.parsing.sympy_parser import (
+            convert_xor,
+            implicit_multiplication_application,
+            parse_expr,
+            standard_transformations,
+        )
     except ImportError:
         return None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # sympy deprecation chatter on odd inputs
+        warnings.simplefilter("ignore")  # sympy deprecation chatter on odd inputs
         try:
-            return _compare_at_points(sympy, parse_expr, [pred_expr, gold_expr],
-                                      standard_transformations + (implicit_multiplication_application,
-                                                                  convert_xor))
+            return _compare_at_points(
+                sympy,
+                parse_expr,
+                [pred_expr, gold_expr],
+                standard_transformations + (implicit_multiplication_application, convert_xor),
+            )
         except Exception:  # noqa: BLE001 - model text can break sympy in many ways: undecided
             return None
 
@@ -638,15 +686,18 @@ def _compare_at_points(sympy: Any, parse_expr: Any, sides: list[str], transforma
     """Both parsed sides evaluated at `SAMPLE_POINTS` (every free symbol gets a value)."""
     letters = sorted(set(re.findall(r"(?<![a-zA-Z])[a-zA-Z](?![a-zA-Z])", " ".join(sides))))
     symbols = {name: sympy.Symbol(name) for name in letters}
-    exprs = [parse_expr(side, local_dict=dict(symbols), transformations=transformations, evaluate=False)
-             for side in sides]
+    exprs = [
+        parse_expr(side, local_dict=dict(symbols), transformations=transformations, evaluate=False)
+        for side in sides
+    ]
     if not all(isinstance(e, sympy.Expr) for e in exprs):
         return None
     free = sorted(set().union(*(e.free_symbols for e in exprs)), key=str)
     checked = 0
     for shift in range(len(SAMPLE_POINTS)):
-        point = {sym: sympy.Rational(SAMPLE_POINTS[(i + shift) % len(SAMPLE_POINTS)])
-                 for i, sym in enumerate(free)}
+        point = {
+            sym: sympy.Rational(SAMPLE_POINTS[(i + shift) % len(SAMPLE_POINTS)]) for i, sym in enumerate(free)
+        }
         try:
             values = [complex(e.evalf(subs=point)) for e in exprs]
         except Exception:  # noqa: BLE001 - undefined at this point (log of a negative, 1/0, ...)
@@ -707,5 +758,7 @@ def answers_equal(prediction: str, reference: str, mode: str = "strict") -> bool
         return sequences
     if "\\cup" in pred or "\\cup" in gold:
         p_parts, g_parts = pred.split("\\cup"), gold.split("\\cup")
-        return len(p_parts) == len(g_parts) and all(answers_equal(p, g, mode) for p, g in zip(p_parts, g_parts))
+        return len(p_parts) == len(g_parts) and all(
+            answers_equal(p, g, mode) for p, g in zip(p_parts, g_parts)
+        )
     return bool(_symbolic_equal(pred, gold))

@@ -10,10 +10,11 @@ the R1 `<think>/<answer>` template is applied by the caller). The rest is what s
   for an output (abduction) or the output for an input (deduction), as in AZR's training tasks.
 - `MathProblem` ('math'): a final answer compared by `azr_jax.eval.math_normalize`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 KIND_CODE_TESTS = "code_tests"
 KIND_EXEC_INPUT = "code_exec_input"
@@ -43,15 +44,23 @@ class Problem:
 # few upstream problems have several right answers and are checked differently; see
 # `job_runtime.evalplus_test_passes` for what each one accepts.
 ORACLE_EXACT = "exact"
-ORACLE_SET_EQUAL = "set_equal"          # order of the returned sequence does not matter
-ORACLE_NOT_NONE = "not_none"            # only "returns something / returns None" is compared
-ORACLE_POLY_ROOT = "poly_root"          # the output must be a root of the input polynomial
-ORACLE_ANY_OUTPUT = "any_output"        # any output passes as long as the call does not fail
+ORACLE_SET_EQUAL = "set_equal"  # order of the returned sequence does not matter
+ORACLE_NOT_NONE = "not_none"  # only "returns something / returns None" is compared
+ORACLE_POLY_ROOT = "poly_root"  # the output must be a root of the input polynomial
+ORACLE_ANY_OUTPUT = "any_output"  # any output passes as long as the call does not fail
 ORACLE_EXACT_OR_ZERO = "exact_or_zero"  # the expected value, or 0
 ORACLE_ALT_PYRAMID = "alt_pyramid_area"  # also accept a second reading of the pyramid task
 ORACLE_ALT_DIGITS = "alt_digit_distance"  # also accept zero-padded digit distance
-ORACLES = (ORACLE_EXACT, ORACLE_SET_EQUAL, ORACLE_NOT_NONE, ORACLE_POLY_ROOT, ORACLE_ANY_OUTPUT,
-           ORACLE_EXACT_OR_ZERO, ORACLE_ALT_PYRAMID, ORACLE_ALT_DIGITS)
+ORACLES = (
+    ORACLE_EXACT,
+    ORACLE_SET_EQUAL,
+    ORACLE_NOT_NONE,
+    ORACLE_POLY_ROOT,
+    ORACLE_ANY_OUTPUT,
+    ORACLE_EXACT_OR_ZERO,
+    ORACLE_ALT_PYRAMID,
+    ORACLE_ALT_DIGITS,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +92,7 @@ class DifferentialTests:
         """The input groups EvalPlus runs separately (base, plus)."""
         if self.base_count is None:
             return [self.inputs]
-        return [self.inputs[:self.base_count], self.inputs[self.base_count:]]
+        return [self.inputs[: self.base_count], self.inputs[self.base_count :]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,10 +134,11 @@ class IOTests:
             raise ValueError("functional LiveCodeBench tests need the method name (metadata.func_name)")
 
 
-TestSpec = Union[DifferentialTests, CheckFunctionTests, AssertionTests, IOTests]
+TestSpec = DifferentialTests | CheckFunctionTests | AssertionTests | IOTests
 
 
 # ----------------------------------------------------------------------------- problem records
+
 
 @dataclass(frozen=True, kw_only=True)
 class CodeTestsProblem(Problem):
@@ -172,4 +182,4 @@ class MathProblem(Problem):
     solution: str | None = None
 
 
-AnyProblem = Union[CodeTestsProblem, CodeExecProblem, MathProblem]
+AnyProblem = CodeTestsProblem | CodeExecProblem | MathProblem

@@ -6,6 +6,7 @@ decoding for pass@1 (or n samples at a temperature for pass@k), the answer read 
 normaliser. Every sample's response and verdict is kept. On one host, scoring of a batch overlaps
 the generation of the next.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -16,7 +17,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import jax
 
@@ -51,8 +53,10 @@ class _Progress:
         self.bar = None
         if enabled and total:
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc=desc, unit="answer", file=sys.stderr, dynamic_ncols=True,
-                            smoothing=0.1)
+
+            self.bar = tqdm(
+                total=total, desc=desc, unit="answer", file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+            )
 
     def update(self, n: int = 1) -> None:
         if self.bar is not None:
@@ -63,11 +67,22 @@ class _Progress:
             self.bar.close()
 
 
-def evaluate(problems: Sequence[Any], policy: Any, params: Any, executor: Any, *,
-             max_new_tokens: int, key: jax.Array | None = None, batch_size: int = 64,
-             samples: int = 1, scoring: str = "strict", budget: TimeBudget = DEFAULT_BUDGET,
-             progress: bool = False, scorer: Scorer | None = None,
-             timing: dict[str, float] | None = None) -> list[ProblemResult]:
+def evaluate(
+    problems: Sequence[Any],
+    policy: Any,
+    params: Any,
+    executor: Any,
+    *,
+    max_new_tokens: int,
+    key: jax.Array | None = None,
+    batch_size: int = 64,
+    samples: int = 1,
+    scoring: str = "strict",
+    budget: TimeBudget = DEFAULT_BUDGET,
+    progress: bool = False,
+    scorer: Scorer | None = None,
+    timing: dict[str, float] | None = None,
+) -> list[ProblemResult]:
     """Generate `samples` answers per problem (in batches) and score each.
 
     `policy` renders prompts and generates (`prompt_ids`, `generate`); its sampling params are
@@ -85,15 +100,19 @@ def evaluate(problems: Sequence[Any], policy: Any, params: Any, executor: Any, *
     results: list[ProblemResult] = []
 
     def score(chunk: list[tuple[Any, int]], rollouts: list[Any]) -> list[ProblemResult]:
-        verdicts = scorer.score_responses([(p, _answer_text(r.text)) for (p, _), r in zip(chunk, rollouts)],
-                                          on_verdict=lambda _: scored.update())
-        return [ProblemResult(p.benchmark, p.id, v.passed, v.extracted, r.text, v.status, r.finish_reason, s)
-                for (p, s), r, v in zip(chunk, rollouts, verdicts)]
+        verdicts = scorer.score_responses(
+            [(p, _answer_text(r.text)) for (p, _), r in zip(chunk, rollouts)],
+            on_verdict=lambda _: scored.update(),
+        )
+        return [
+            ProblemResult(p.benchmark, p.id, v.passed, v.extracted, r.text, v.status, r.finish_reason, s)
+            for (p, s), r, v in zip(chunk, rollouts, verdicts)
+        ]
 
     clock = time.perf_counter()
     try:
         for start in range(0, len(rows), batch_size):
-            chunk = rows[start: start + batch_size]
+            chunk = rows[start : start + batch_size]
             ids = [policy.prompt_ids(p.prompt) for p, _ in chunk]
             rollouts = policy.generate(params, ids, max_new_tokens, jax.random.fold_in(key, start))
             generated.update(len(chunk))
@@ -135,10 +154,15 @@ def summarize(results: Iterable[ProblemResult]) -> dict[str, dict[str, Any]]:
     out = {}
     for bench, problems in per.items():
         n = min(len(v) for v in problems.values())
-        entry: dict[str, Any] = {"problems": len(problems), "samples": n,
-                                 "correct": sum(sum(v) for v in problems.values())}
+        entry: dict[str, Any] = {
+            "problems": len(problems),
+            "samples": n,
+            "correct": sum(sum(v) for v in problems.values()),
+        }
         for k in range(1, n + 1):
-            entry[f"pass@{k}"] = 100.0 * sum(pass_at_k(len(v), sum(v), k) for v in problems.values()) / len(problems)
+            entry[f"pass@{k}"] = (
+                100.0 * sum(pass_at_k(len(v), sum(v), k) for v in problems.values()) / len(problems)
+            )
         out[bench] = entry
     return out
 
@@ -150,8 +174,9 @@ def scores(results: Iterable[ProblemResult]) -> dict[str, float]:
     return out
 
 
-def write_results(out_dir: str, results: Sequence[ProblemResult], summary: dict[str, Any],
-                  step: int | None = None) -> str:
+def write_results(
+    out_dir: str, results: Sequence[ProblemResult], summary: dict[str, Any], step: int | None = None
+) -> str:
     """Per-answer JSONL and a summary JSON under `out_dir`; returns the JSONL path."""
     os.makedirs(out_dir, exist_ok=True)
     tag = f"step{step}" if step is not None else time.strftime("%Y%m%d-%H%M%S")
@@ -164,5 +189,13 @@ def write_results(out_dir: str, results: Sequence[ProblemResult], summary: dict[
     return path
 
 
-__all__ = ["evaluate", "scores", "summarize", "pass_at_k", "write_results", "ProblemResult",
-           "CODE_BENCHMARKS", "MATH_BENCHMARKS"]
+__all__ = [
+    "evaluate",
+    "scores",
+    "summarize",
+    "pass_at_k",
+    "write_results",
+    "ProblemResult",
+    "CODE_BENCHMARKS",
+    "MATH_BENCHMARKS",
+]

@@ -6,18 +6,26 @@ happens here or in a stage where no model code ran. Stages of many answers run a
 per round; stages that only depend on the problem (EvalPlus's reference outputs, HumanEval's
 recorded calls) are cached per problem for the life of the `Scorer`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from azr_jax.eval import job_runtime
 from azr_jax.eval.extract import extract_code_answer, extract_math_answer
 from azr_jax.eval.math_normalize import answers_equal
 from azr_jax.eval.problems import KIND_MATH, AnyProblem
-from azr_jax.eval.test_programs import (DEFAULT_BUDGET, SCORING_MODES, TimeBudget, answer_program,
-                                        problem_spec, stage_program)
+from azr_jax.eval.test_programs import (
+    DEFAULT_BUDGET,
+    SCORING_MODES,
+    TimeBudget,
+    answer_program,
+    problem_spec,
+    stage_program,
+)
 from azr_jax.sandbox import JobOptions, Result, program_job
 
 # A stage's stdout carries its frame (candidate outputs as data): room for big EvalPlus outputs.
@@ -32,21 +40,32 @@ class Verdict:
 
 
 def _stage_options(job: dict[str, Any]) -> JobOptions:
-    return JobOptions(timeout_s=job["timeout_s"], memory_mb=job["memory_mb"], static_checks=False,
-                      single_function=False, determinism=False, require_picklable=False,
-                      max_stdout_chars=MAX_STAGE_STDOUT_CHARS)
+    return JobOptions(
+        timeout_s=job["timeout_s"],
+        memory_mb=job["memory_mb"],
+        static_checks=False,
+        single_function=False,
+        determinism=False,
+        require_picklable=False,
+        max_stdout_chars=MAX_STAGE_STDOUT_CHARS,
+    )
 
 
 def _run_jobs(executor: Any, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run stage jobs on a farm (`submit` -> futures) or a TaskExecutor (`submit` -> handle)."""
     if not jobs:
         return []
-    farm_jobs = [program_job(stage_program(), stdin=json.dumps(job["params"], allow_nan=False),
-                             options=_stage_options(job)) for job in jobs]
+    farm_jobs = [
+        program_job(
+            stage_program(), stdin=json.dumps(job["params"], allow_nan=False), options=_stage_options(job)
+        )
+        for job in jobs
+    ]
     handle = executor.submit(farm_jobs)
     results: list[Result] = handle.results() if hasattr(handle, "results") else [f.result() for f in handle]
-    return [{"status": r.status, "frame": job_runtime.loads_frame(r.stdout) if r.ok else None}
-            for r in results]
+    return [
+        {"status": r.status, "frame": job_runtime.loads_frame(r.stdout) if r.ok else None} for r in results
+    ]
 
 
 class Scorer:
@@ -66,15 +85,18 @@ class Scorer:
             self._specs[key] = problem_spec(problem, self.budget)
         return self._specs[key]
 
-    def score_responses(self, items: Sequence[tuple[AnyProblem, str]],
-                        on_verdict: Callable[[int], None] | None = None) -> list[Verdict]:
+    def score_responses(
+        self, items: Sequence[tuple[AnyProblem, str]], on_verdict: Callable[[int], None] | None = None
+    ) -> list[Verdict]:
         """Extract each response's answer (code block, boxed math) and score it."""
-        answers = [(p, extract_math_answer(r) if p.kind == KIND_MATH else extract_code_answer(r))
-                   for p, r in items]
+        answers = [
+            (p, extract_math_answer(r) if p.kind == KIND_MATH else extract_code_answer(r)) for p, r in items
+        ]
         return self.score(answers, on_verdict)
 
-    def score(self, items: Sequence[tuple[AnyProblem, str]],
-              on_verdict: Callable[[int], None] | None = None) -> list[Verdict]:
+    def score(
+        self, items: Sequence[tuple[AnyProblem, str]], on_verdict: Callable[[int], None] | None = None
+    ) -> list[Verdict]:
         """Verdicts for extracted answers, in order; `on_verdict(i)` as each one is decided."""
         verdicts: list[Verdict | None] = [None] * len(items)
         running: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
@@ -125,6 +147,8 @@ class Scorer:
             current = dict(running)
             running.clear()
             for index, (steps, _) in current.items():
-                got = [self._stage_cache[ref] if how == "cached" else outcomes[ref] for how, ref in plan[index]]
+                got = [
+                    self._stage_cache[ref] if how == "cached" else outcomes[ref] for how, ref in plan[index]
+                ]
                 advance(index, steps, got)
         return [v for v in verdicts if v is not None]

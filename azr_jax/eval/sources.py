@@ -1,4 +1,5 @@
 """Config -> benchmark problems, and config/checkpoint -> a greedy policy for evaluation."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,11 @@ def parse_sources(text: str) -> dict[str, str]:
 def benchmark_names(benchmarks: Any) -> tuple[list[str], bool]:
     """The names to evaluate and whether they came from `paper` (the paper's nine sets, where a
     set without a file is marked missing rather than an error)."""
-    names = [b.strip() for b in (benchmarks if not isinstance(benchmarks, str) else benchmarks.split(","))
-             if b and b.strip()]
+    names = [
+        b.strip()
+        for b in (benchmarks if not isinstance(benchmarks, str) else benchmarks.split(","))
+        if b and b.strip()
+    ]
     paper = "paper" in names
     if paper:
         names = [n for n in names if n != "paper"]
@@ -42,14 +46,18 @@ def load_problems(e: ml_collections.ConfigDict, missing: dict[str, str] | None =
     sources = parse_sources(e.sources)
     if e.data_dir and not sources and not os.path.isdir(e.data_dir) and "://" not in e.data_dir:
         what = "is a file, not a directory" if os.path.exists(e.data_dir) else "does not exist"
-        raise FileNotFoundError(f"data directory {e.data_dir!r} {what} (pass --data_dir=DIR "
-                                "holding the benchmark files; see azr_jax/eval/README.md)")
+        raise FileNotFoundError(
+            f"data directory {e.data_dir!r} {what} (pass --data_dir=DIR "
+            "holding the benchmark files; see azr_jax/eval/README.md)"
+        )
     problems = []
     for name in names:
         source = sources.get(name) or e.data_dir
         if not source:
-            raise ValueError(f"benchmark {name!r}: set config.eval.data_dir or a source "
-                             f"(--config.eval.sources={name}=/path/to/file)")
+            raise ValueError(
+                f"benchmark {name!r}: set config.eval.data_dir or a source "
+                f"(--config.eval.sources={name}=/path/to/file)"
+            )
         try:
             items = load_benchmark(name, source)
         except BenchmarkFileError as err:
@@ -64,8 +72,10 @@ def load_problems(e: ml_collections.ConfigDict, missing: dict[str, str] | None =
 def resolve_checkpoint(path: str) -> tuple[str, str]:
     """('orbax', checkpoints dir) for a run dir or an orbax dir, ('hf', dir) for an HF dir."""
     from azr_jax.checkpoint import is_checkpoint_dir
+
     if os.path.isdir(os.path.join(path, "checkpoints")) and is_checkpoint_dir(
-            os.path.join(path, "checkpoints")):
+        os.path.join(path, "checkpoints")
+    ):
         return "orbax", os.path.join(path, "checkpoints")
     if is_checkpoint_dir(path):
         return "orbax", path

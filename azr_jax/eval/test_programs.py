@@ -16,6 +16,7 @@ For 'code_tests' problems `answer` is the extracted program (`extract.extract_co
 'code_exec_input' the predicted call `f(...)`; for 'code_exec_output' the predicted output. Math
 problems are compared by `math_normalize` and have no test program.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,28 +27,39 @@ from functools import lru_cache
 from typing import Any
 
 from azr_jax.eval import job_runtime
-from azr_jax.eval.problems import (KIND_CODE_TESTS, KIND_EXEC_INPUT, KIND_EXEC_OUTPUT, AnyProblem,
-                                   AssertionTests, CheckFunctionTests, CodeExecProblem,
-                                   CodeTestsProblem, DifferentialTests, IOTests)
+from azr_jax.eval.problems import (
+    KIND_CODE_TESTS,
+    KIND_EXEC_INPUT,
+    KIND_EXEC_OUTPUT,
+    AnyProblem,
+    AssertionTests,
+    CheckFunctionTests,
+    CodeExecProblem,
+    CodeTestsProblem,
+    DifferentialTests,
+    IOTests,
+)
 
 PASS_MARKER = job_runtime.PASS_MARKER
 SCORING_MODES = ("strict", "official")
 
 # Names LiveCodeBench makes available to every solution before it runs (solutions routinely use
 # `List`, `defaultdict`, `heappush`, `gcd`, `lru_cache`, ... without importing them).
-LCB_PREAMBLE = "\n".join([
-    "import bisect, collections, copy, datetime, functools, heapq, io, itertools, json, math",
-    "import operator, random, re, statistics, string, sys",
-    "from bisect import *",
-    "from collections import *",
-    "from functools import *",
-    "from heapq import *",
-    "from itertools import *",
-    "from math import *",
-    "from operator import *",
-    "from typing import *",
-    "sys.setrecursionlimit(50000)",
-])
+LCB_PREAMBLE = "\n".join(
+    [
+        "import bisect, collections, copy, datetime, functools, heapq, io, itertools, json, math",
+        "import operator, random, re, statistics, string, sys",
+        "from bisect import *",
+        "from collections import *",
+        "from functools import *",
+        "from heapq import *",
+        "from itertools import *",
+        "from math import *",
+        "from operator import *",
+        "from typing import *",
+        "sys.setrecursionlimit(50000)",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,10 @@ def defines_function(code: str, name: str) -> bool:
         tree = ast.parse(code)
     except SyntaxError:
         return False
-    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
-               for node in tree.body)
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
+        for node in tree.body
+    )
 
 
 def assemble_candidate(problem: CodeTestsProblem, completion: str) -> str:
@@ -112,8 +126,11 @@ def _prompt_helpers(context: str, entry_point: str) -> list[str]:
         tree = ast.parse(context or "")
     except SyntaxError:
         return []
-    return [node.name for node in tree.body
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != entry_point]
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != entry_point
+    ]
 
 
 def _encoded_groups(tests: DifferentialTests) -> list[Any]:
@@ -125,9 +142,15 @@ def problem_spec(problem: AnyProblem, budget: TimeBudget = DEFAULT_BUDGET) -> di
     if isinstance(problem, CodeTestsProblem) and problem.kind == KIND_CODE_TESTS:
         return _code_tests_spec(problem, budget)
     if isinstance(problem, CodeExecProblem) and problem.kind in (KIND_EXEC_INPUT, KIND_EXEC_OUTPUT):
-        return {"kind": "exec_input" if problem.kind == KIND_EXEC_INPUT else "exec_output",
-                "id": problem.id, "code": problem.code, "entry_point": problem.entry_point,
-                "arguments": problem.arguments, "output": problem.output, "limit_s": budget.exec_s}
+        return {
+            "kind": "exec_input" if problem.kind == KIND_EXEC_INPUT else "exec_output",
+            "id": problem.id,
+            "code": problem.code,
+            "entry_point": problem.entry_point,
+            "arguments": problem.arguments,
+            "output": problem.output,
+            "limit_s": budget.exec_s,
+        }
     raise ValueError(f"{problem.id}: problems of kind {problem.kind!r} are not scored by a test program")
 
 
@@ -136,26 +159,51 @@ def _code_tests_spec(problem: CodeTestsProblem, budget: TimeBudget) -> dict[str,
     base = {"id": f"{problem.benchmark}/{problem.id}", "entry_point": problem.entry_point}
     if isinstance(tests, DifferentialTests):
         groups = _encoded_groups(tests)
-        return {**base, "kind": "differential", "reference": tests.reference_code, "groups": groups,
-                "oracle": tests.oracle, "atol": float(tests.atol),
-                "budget": {"min_s": budget.evalplus_min_s, "factor": budget.evalplus_factor,
-                           "task_cap_s": budget.evalplus_task_cap_s},
-                "reference_timeout_s": 10.0 + len(groups) * budget.evalplus_task_cap_s * 2}
+        return {
+            **base,
+            "kind": "differential",
+            "reference": tests.reference_code,
+            "groups": groups,
+            "oracle": tests.oracle,
+            "atol": float(tests.atol),
+            "budget": {
+                "min_s": budget.evalplus_min_s,
+                "factor": budget.evalplus_factor,
+                "task_cap_s": budget.evalplus_task_cap_s,
+            },
+            "reference_timeout_s": 10.0 + len(groups) * budget.evalplus_task_cap_s * 2,
+        }
     if isinstance(tests, (CheckFunctionTests, AssertionTests)):
         if not problem.canonical_solution:
-            raise ValueError(f"{problem.id}: tests written as code need the canonical solution "
-                             "(its calls are recorded to replay the tests against the answer)")
-        spec = {**base, "kind": "replay", "reference": problem.canonical_solution,
-                "context": problem.context_code, "cap_s": budget.humaneval_s,
-                "helpers": _prompt_helpers(problem.context_code, problem.entry_point)}
+            raise ValueError(
+                f"{problem.id}: tests written as code need the canonical solution "
+                "(its calls are recorded to replay the tests against the answer)"
+            )
+        spec = {
+            **base,
+            "kind": "replay",
+            "reference": problem.canonical_solution,
+            "context": problem.context_code,
+            "cap_s": budget.humaneval_s,
+            "helpers": _prompt_helpers(problem.context_code, problem.entry_point),
+        }
         if isinstance(tests, CheckFunctionTests):
             return {**spec, "style": "check", "test_code": tests.test_code}
-        return {**spec, "style": "asserts", "setup_code": tests.setup_code,
-                "assertions": list(tests.assertions)}
+        return {
+            **spec,
+            "style": "asserts",
+            "setup_code": tests.setup_code,
+            "assertions": list(tests.assertions),
+        }
     if isinstance(tests, IOTests):
         cases = [[case.input, case.output] for case in tests.cases]
-        spec = {**base, "cases": cases, "preamble": LCB_PREAMBLE, "limit_s": budget.io_test_s,
-                "cap_s": budget.io_task_cap_s}
+        spec = {
+            **base,
+            "cases": cases,
+            "preamble": LCB_PREAMBLE,
+            "limit_s": budget.io_test_s,
+            "cap_s": budget.io_task_cap_s,
+        }
         if tests.mode == "functional":
             return {**spec, "kind": "io_functional", "fn_name": tests.fn_name}
         return {**spec, "kind": "io_stdin"}
@@ -170,20 +218,29 @@ def answer_program(problem: AnyProblem, answer: str) -> str:
     return answer.strip()
 
 
-def build_test_program(problem: AnyProblem, answer: str, budget: TimeBudget = DEFAULT_BUDGET, *,
-                       scoring: str = "strict") -> str:
+def build_test_program(
+    problem: AnyProblem, answer: str, budget: TimeBudget = DEFAULT_BUDGET, *, scoring: str = "strict"
+) -> str:
     """A self-contained driver script that exits 0 (printing `PASS_MARKER`) iff `answer` passes;
     see the module docstring."""
     if scoring not in SCORING_MODES:
         raise ValueError(f"scoring must be one of {SCORING_MODES}, got {scoring!r}")
     spec = problem_spec(problem, budget)
-    payload = json.dumps({"spec": spec, "answer": answer_program(problem, answer), "scoring": scoring},
-                         allow_nan=False)
+    payload = json.dumps(
+        {"spec": spec, "answer": answer_program(problem, answer), "scoring": scoring}, allow_nan=False
+    )
     header = f"# azr-jax test program for {problem.benchmark} / {problem.id}\n"
-    return (header + "_RUNTIME_SOURCE = " + repr(runtime_source()) + "\n"
-            + "exec(compile(_RUNTIME_SOURCE, '<azr-jax eval runtime>', 'exec'))\n"
-            + "_PAYLOAD = json.loads(" + repr(payload) + ")\n"
-            + "run_standalone(_RUNTIME_SOURCE, _PAYLOAD['spec'], _PAYLOAD['answer'], _PAYLOAD['scoring'])\n")
+    return (
+        header
+        + "_RUNTIME_SOURCE = "
+        + repr(runtime_source())
+        + "\n"
+        + "exec(compile(_RUNTIME_SOURCE, '<azr-jax eval runtime>', 'exec'))\n"
+        + "_PAYLOAD = json.loads("
+        + repr(payload)
+        + ")\n"
+        + "run_standalone(_RUNTIME_SOURCE, _PAYLOAD['spec'], _PAYLOAD['answer'], _PAYLOAD['scoring'])\n"
+    )
 
 
 def script_timeout_s(problem: AnyProblem, budget: TimeBudget = DEFAULT_BUDGET) -> float:

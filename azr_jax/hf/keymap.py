@@ -5,10 +5,11 @@ flattened, we store [in, heads, head_dim] (and [heads, head_dim, out] for the ou
 projection). Both HF families already use the rotate-half RoPE layout, so no q/k permutation.
 Each rule is a pair of pure numpy functions, used by the loader and (inverted) by the exporter.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -58,20 +59,26 @@ def rules_for(cfg: ModelConfig) -> list[Rule]:
         ("v_proj", layer + "self_attn.v_proj.weight", in_heads(K)),
     ]
     if cfg.qkv_bias:
-        spec += [("q_bias", layer + "self_attn.q_proj.bias", bias_heads(N)),
-                 ("k_bias", layer + "self_attn.k_proj.bias", bias_heads(K)),
-                 ("v_bias", layer + "self_attn.v_proj.bias", bias_heads(K))]
+        spec += [
+            ("q_bias", layer + "self_attn.q_proj.bias", bias_heads(N)),
+            ("k_bias", layer + "self_attn.k_proj.bias", bias_heads(K)),
+            ("v_bias", layer + "self_attn.v_proj.bias", bias_heads(K)),
+        ]
     spec.append(("o_proj", layer + "self_attn.o_proj.weight", o_proj))
     if cfg.o_bias:
         spec.append(("o_bias", layer + "self_attn.o_proj.bias", ident))
-    spec += [("mlp_norm", layer + "post_attention_layernorm.weight", ident),
-             ("gate_proj", layer + "mlp.gate_proj.weight", transpose),
-             ("up_proj", layer + "mlp.up_proj.weight", transpose),
-             ("down_proj", layer + "mlp.down_proj.weight", transpose)]
+    spec += [
+        ("mlp_norm", layer + "post_attention_layernorm.weight", ident),
+        ("gate_proj", layer + "mlp.gate_proj.weight", transpose),
+        ("up_proj", layer + "mlp.up_proj.weight", transpose),
+        ("down_proj", layer + "mlp.down_proj.weight", transpose),
+    ]
     if cfg.mlp_bias:
-        spec += [("gate_bias", layer + "mlp.gate_proj.bias", ident),
-                 ("up_bias", layer + "mlp.up_proj.bias", ident),
-                 ("down_bias", layer + "mlp.down_proj.bias", ident)]
+        spec += [
+            ("gate_bias", layer + "mlp.gate_proj.bias", ident),
+            ("up_bias", layer + "mlp.up_proj.bias", ident),
+            ("down_bias", layer + "mlp.down_proj.bias", ident),
+        ]
 
     rules = [Rule(("embed",), "model.embed_tokens.weight", *ident)]
     rules += [Rule(("layers", name), hf, *fns) for name, hf, fns in spec]

@@ -4,6 +4,7 @@ Tensor by tensor, never materialising a torch model: each HF tensor is memory-ma
 reshaped into our layout, stacked across layers and either handed to the default device or
 placed directly with its target sharding (each host then only copies its own shards).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,8 @@ class Checkpoint:
             for fname in sorted(set(weight_map.values())):
                 if not os.path.isfile(os.path.join(self.path, fname)):
                     raise FileNotFoundError(
-                        f"{index} lists shard {fname!r}, which is missing from {self.path}")
+                        f"{index} lists shard {fname!r}, which is missing from {self.path}"
+                    )
             self._where = dict(weight_map)
         elif os.path.isfile(single):
             self._where = {}
@@ -53,10 +55,15 @@ class Checkpoint:
                 self._where = {k: SINGLE_FILE for k in f.keys()}
         else:
             others = sorted(n for n in os.listdir(self.path) if n.endswith((".bin", ".pt", ".pth")))
-            hint = (f" (found {others}: re-save it with transformers `save_pretrained("
-                    "safe_serialization=True)` first)") if others else ""
-            raise FileNotFoundError(
-                f"no {SINGLE_FILE} or {INDEX_FILE} in model directory {self.path}{hint}")
+            hint = (
+                (
+                    f" (found {others}: re-save it with transformers `save_pretrained("
+                    "safe_serialization=True)` first)"
+                )
+                if others
+                else ""
+            )
+            raise FileNotFoundError(f"no {SINGLE_FILE} or {INDEX_FILE} in model directory {self.path}{hint}")
         self._open: dict[str, SafetensorsFile] = {}
 
     def names(self) -> list[str]:
@@ -94,9 +101,14 @@ def _expected_hf_shape(rule: Rule, our_shape: tuple[int, ...]) -> tuple[int, ...
     return jax.eval_shape(rule.to_hf, jax.ShapeDtypeStruct(per_layer, np.float32)).shape
 
 
-def load_hf(path: str | os.PathLike, *, rules: ShardingRules | None = None,
-            param_dtype: str | None = None, progress: bool = False, **cfg_overrides: Any
-            ) -> tuple[ModelConfig, api.Params]:
+def load_hf(
+    path: str | os.PathLike,
+    *,
+    rules: ShardingRules | None = None,
+    param_dtype: str | None = None,
+    progress: bool = False,
+    **cfg_overrides: Any,
+) -> tuple[ModelConfig, api.Params]:
     """Read config and weights from an HF directory.
 
     `param_dtype` (default: the config's, fp32) is the storage dtype of our params;
@@ -143,20 +155,25 @@ def load_hf(path: str | os.PathLike, *, rules: ShardingRules | None = None,
     return cfg, params
 
 
-def _read_stacked(ckpt: Checkpoint, rule: Rule, shape: tuple[int, ...], dtype: Any,
-                  num_layers: int) -> np.ndarray:
+def _read_stacked(
+    ckpt: Checkpoint, rule: Rule, shape: tuple[int, ...], dtype: Any, num_layers: int
+) -> np.ndarray:
     names = hf_names(rule, num_layers)
     want = _expected_hf_shape(rule, shape)
     missing = [n for n in names if n not in ckpt]
     if missing:
-        raise KeyError(f"missing tensor {missing[0]!r} in {ckpt.path}"
-                       + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        raise KeyError(
+            f"missing tensor {missing[0]!r} in {ckpt.path}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     out = np.empty(shape, dtype=dtype)
     for i, name in enumerate(names):
         t = ckpt.get(name)
         if tuple(t.shape) != tuple(want):
-            raise ValueError(f"shape mismatch for tensor {name!r} in {ckpt.file_of(name)}: "
-                             f"checkpoint has {tuple(t.shape)}, config.json implies {tuple(want)}")
+            raise ValueError(
+                f"shape mismatch for tensor {name!r} in {ckpt.file_of(name)}: "
+                f"checkpoint has {tuple(t.shape)}, config.json implies {tuple(want)}"
+            )
         value = rule.to_ours(t)
         if rule.stacked:
             out[i] = value
@@ -169,4 +186,5 @@ def _progress(items: list, enabled: bool, desc: str):
     if not enabled:
         return items
     from tqdm.auto import tqdm
+
     return tqdm(items, desc=desc, unit="tensor")

@@ -5,21 +5,30 @@ every tensor on the default device. The format is a length-prefixed JSON header 
 little-endian tensor bytes, so reading it ourselves gives zero-copy views of any dtype and lets
 the loader decide where each array goes.
 """
+
 from __future__ import annotations
 
 import json
 import mmap
 import os
 import struct
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import ml_dtypes
 import numpy as np
 
 _DTYPES: dict[str, np.dtype] = {
-    "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
-    "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"), "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype(bool),
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype(bool),
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 # Header sizes beyond this are certainly corrupt (real headers are a few hundred KiB).
@@ -45,12 +54,14 @@ class SafetensorsFile:
             (n,) = struct.unpack("<Q", self._file.read(8))
             if n > min(_MAX_HEADER, size - 8):
                 raise SafetensorsError(
-                    f"unreadable safetensors file {self.path}: header length {n} is invalid")
+                    f"unreadable safetensors file {self.path}: header length {n} is invalid"
+                )
             try:
                 header = json.loads(self._file.read(n))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise SafetensorsError(
-                    f"unreadable safetensors file {self.path}: header is not JSON ({e})") from None
+                    f"unreadable safetensors file {self.path}: header is not JSON ({e})"
+                ) from None
             if not isinstance(header, dict):
                 raise SafetensorsError(f"unreadable safetensors file {self.path}: bad header")
             self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
@@ -67,15 +78,17 @@ class SafetensorsFile:
         try:
             dtype, shape, (a, b) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise SafetensorsError(f"unreadable safetensors file {self.path}: tensor {name!r} "
-                                   "has a malformed header entry") from None
+            raise SafetensorsError(
+                f"unreadable safetensors file {self.path}: tensor {name!r} has a malformed header entry"
+            ) from None
         if dtype not in _DTYPES:
             raise SafetensorsError(f"{self.path}: tensor {name!r} has unsupported dtype {dtype}")
         nbytes = int(np.prod(shape, dtype=np.int64)) * _DTYPES[dtype].itemsize
         if b - a != nbytes or a < 0 or self._data_start + b > size:
             raise SafetensorsError(
                 f"unreadable safetensors file {self.path}: tensor {name!r} data range [{a}, {b}) "
-                f"does not fit shape {shape} {dtype} or the file is truncated")
+                f"does not fit shape {shape} {dtype} or the file is truncated"
+            )
 
     def keys(self) -> list[str]:
         return list(self._header)
@@ -102,8 +115,9 @@ class SafetensorsFile:
         dtype = _DTYPES[info["dtype"]]
         if b == a:
             return np.zeros(info["shape"], dtype)
-        buf = np.frombuffer(self._mm, dtype=dtype, count=(b - a) // dtype.itemsize,
-                            offset=self._data_start + a)
+        buf = np.frombuffer(
+            self._mm, dtype=dtype, count=(b - a) // dtype.itemsize, offset=self._data_start + a
+        )
         return buf.reshape(info["shape"])
 
     def close(self) -> None:
@@ -111,7 +125,7 @@ class SafetensorsFile:
         # only the file descriptor is released here.
         self._file.close()
 
-    def __enter__(self) -> "SafetensorsFile":
+    def __enter__(self) -> SafetensorsFile:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -125,8 +139,9 @@ def dtype_name(dtype: Any) -> str:
     return _NAMES[dt]
 
 
-def write_file(path: str | os.PathLike, tensors: Iterable[tuple[str, np.ndarray]],
-               metadata: dict[str, str] | None = None) -> int:
+def write_file(
+    path: str | os.PathLike, tensors: Iterable[tuple[str, np.ndarray]], metadata: dict[str, str] | None = None
+) -> int:
     """Write tensors (in the given order) to `path`; returns bytes of tensor data written.
 
     Written to a temporary name and renamed, so an interrupted export never leaves a
@@ -136,8 +151,11 @@ def write_file(path: str | os.PathLike, tensors: Iterable[tuple[str, np.ndarray]
     header: dict[str, Any] = {"__metadata__": dict(metadata or {"format": "pt"})}
     offset = 0
     for name, arr in items:
-        header[name] = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
+        header[name] = {
+            "dtype": dtype_name(arr.dtype),
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
         offset += arr.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-(8 + len(raw)) % 8)  # align tensor data to 8 bytes like the reference writer

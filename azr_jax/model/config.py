@@ -5,6 +5,7 @@ One dataclass covers the two decoder families AZR was trained on: Qwen2/Qwen2.5
 Llama 3.x (`LlamaForCausalLM`: no bias, `llama3` RoPE frequency scaling). They share every
 tensor name and layout, so the model code branches only on bias flags and RoPE scaling.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,13 +62,15 @@ class ModelConfig:
             raise ValueError(f"unknown architecture {self.architecture!r}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
-                f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+                f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}"
+            )
         if self.remat not in ("none", "full", "dots"):
             raise ValueError(f"remat must be none|full|dots, got {self.remat!r}")
         rope_type = self.rope_scaling_dict.get("rope_type", "default")
         if rope_type not in SUPPORTED_ROPE_TYPES:
             raise ValueError(
-                f"rope_scaling type {rope_type!r} is not supported (supported: {SUPPORTED_ROPE_TYPES})")
+                f"rope_scaling type {rope_type!r} is not supported (supported: {SUPPORTED_ROPE_TYPES})"
+            )
 
     @property
     def rope_scaling_dict(self) -> dict[str, Any]:
@@ -77,13 +80,18 @@ class ModelConfig:
     def q_per_kv(self) -> int:
         return self.num_heads // self.num_kv_heads
 
-    def replace(self, **kw: Any) -> "ModelConfig":
+    def replace(self, **kw: Any) -> ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def num_params(self) -> int:
         """Parameter count (embeddings counted once when tied)."""
-        d, f, h, k, hd = (self.hidden_size, self.intermediate_size, self.num_heads,
-                          self.num_kv_heads, self.head_dim)
+        d, f, h, k, hd = (
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+        )
         attn = d * h * hd * 2 + d * k * hd * 2
         if self.qkv_bias:
             attn += (h + 2 * k) * hd
@@ -96,8 +104,7 @@ class ModelConfig:
 
     # ------------------------------------------------------------------ HF interchange
     @classmethod
-    def from_hf_dict(cls, hf: dict[str, Any], source: str = "config.json", **overrides: Any
-                     ) -> "ModelConfig":
+    def from_hf_dict(cls, hf: dict[str, Any], source: str = "config.json", **overrides: Any) -> ModelConfig:
         """Build from the dict of an HF `config.json`; `source` names the file in errors."""
         archs = hf.get("architectures") or []
         arch = next((SUPPORTED_ARCHITECTURES[a] for a in archs if a in SUPPORTED_ARCHITECTURES), None)
@@ -107,7 +114,8 @@ class ModelConfig:
         if arch is None:
             raise ValueError(
                 f"{source}: unsupported architecture {archs or hf.get('model_type')!r}; "
-                f"supported: {sorted(SUPPORTED_ARCHITECTURES)}")
+                f"supported: {sorted(SUPPORTED_ARCHITECTURES)}"
+            )
         try:
             hidden = int(hf["hidden_size"])
             heads = int(hf["num_attention_heads"])
@@ -141,14 +149,37 @@ class ModelConfig:
         eos = hf.get("eos_token_id")
         eos_t = tuple(eos) if isinstance(eos, list) else ((eos,) if eos is not None else ())
         if arch == "qwen2" and hf.get("use_sliding_window"):
-            log.warning("%s: use_sliding_window=True is ignored: azr-jax uses full attention "
-                        "(Qwen2.5 releases ship it disabled)", source)
-        known = {"architectures", "model_type", "vocab_size", "hidden_size", "intermediate_size",
-                 "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-                 "rope_theta", "rope_scaling", "rope_parameters", "rms_norm_eps",
-                 "tie_word_embeddings", "attention_bias", "mlp_bias", "max_position_embeddings",
-                 "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype", "dtype",
-                 "transformers_version", "hidden_act"}
+            log.warning(
+                "%s: use_sliding_window=True is ignored: azr-jax uses full attention "
+                "(Qwen2.5 releases ship it disabled)",
+                source,
+            )
+        known = {
+            "architectures",
+            "model_type",
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "head_dim",
+            "rope_theta",
+            "rope_scaling",
+            "rope_parameters",
+            "rms_norm_eps",
+            "tie_word_embeddings",
+            "attention_bias",
+            "mlp_bias",
+            "max_position_embeddings",
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
+            "torch_dtype",
+            "dtype",
+            "transformers_version",
+            "hidden_act",
+        }
         act = hf.get("hidden_act", "silu")
         if act != "silu":
             raise ValueError(f"{source}: hidden_act={act!r} is not supported (only 'silu')")
@@ -171,7 +202,7 @@ class ModelConfig:
         return cls(**fields)
 
     @classmethod
-    def from_hf_dir(cls, path: str | os.PathLike, **overrides: Any) -> "ModelConfig":
+    def from_hf_dir(cls, path: str | os.PathLike, **overrides: Any) -> ModelConfig:
         cfg_path = os.path.join(os.fspath(path), "config.json")
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory not found: {path}")
@@ -193,26 +224,28 @@ class ModelConfig:
         elif not eos:
             eos = None
         hf: dict[str, Any] = {k: _thaw(v) for k, v in self.hf_extra}
-        hf.update({
-            "architectures": [arch_name],
-            "model_type": self.architecture,
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_hidden_layers": self.num_layers,
-            "num_attention_heads": self.num_heads,
-            "num_key_value_heads": self.num_kv_heads,
-            "head_dim": self.head_dim,
-            "hidden_act": "silu",
-            "rope_theta": self.rope_theta,
-            "rope_scaling": _thaw(self.rope_scaling) if self.rope_scaling else None,
-            "rms_norm_eps": self.rms_norm_eps,
-            "tie_word_embeddings": self.tie_word_embeddings,
-            "max_position_embeddings": self.max_position_embeddings,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": eos,
-            "torch_dtype": torch_dtype,
-        })
+        hf.update(
+            {
+                "architectures": [arch_name],
+                "model_type": self.architecture,
+                "vocab_size": self.vocab_size,
+                "hidden_size": self.hidden_size,
+                "intermediate_size": self.intermediate_size,
+                "num_hidden_layers": self.num_layers,
+                "num_attention_heads": self.num_heads,
+                "num_key_value_heads": self.num_kv_heads,
+                "head_dim": self.head_dim,
+                "hidden_act": "silu",
+                "rope_theta": self.rope_theta,
+                "rope_scaling": _thaw(self.rope_scaling) if self.rope_scaling else None,
+                "rms_norm_eps": self.rms_norm_eps,
+                "tie_word_embeddings": self.tie_word_embeddings,
+                "max_position_embeddings": self.max_position_embeddings,
+                "bos_token_id": self.bos_token_id,
+                "eos_token_id": eos,
+                "torch_dtype": torch_dtype,
+            }
+        )
         if self.pad_token_id is not None:
             hf["pad_token_id"] = self.pad_token_id
         if self.architecture == "llama":
@@ -233,7 +266,8 @@ def _freeze(v: Any) -> Any:
 def _thaw(v: Any) -> Any:
     if isinstance(v, tuple) and v and v[0] == "__list__":
         return [_thaw(x) for x in v[1:]]
-    if isinstance(v, tuple) and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str)
-                                    for x in v):
+    if isinstance(v, tuple) and all(
+        isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in v
+    ):
         return {k: _thaw(x) for k, x in v}
     return v

@@ -19,6 +19,7 @@ stack); cache buffers follow the same choice (stacked arrays or tuples of per-la
 and are updated in place: a layer writes its new token into its buffer before attending it,
 so each buffer has one producer and one reader per step.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from azr_jax.model.config import ModelConfig
-from azr_jax.model.decoder import (MASK_VALUE, Layout, block, embed, lm_head, rms_norm,
-                                   rope_at)
+from azr_jax.model.decoder import MASK_VALUE, Layout, block, embed, lm_head, rms_norm, rope_at
 from sharding.rules import ShardingRules
 
 Buffers = Any  # a stacked [layers, ...] array, or a tuple of per-layer arrays
@@ -88,8 +88,7 @@ def _read(buf: Buffers, i: int | jax.Array) -> jax.Array:
 def _update(buf: Buffers, i: int | jax.Array, new: jax.Array, at: tuple) -> Buffers:
     """`new` written into layer i at offsets `at` (in place inside a loop carry)."""
     if isinstance(buf, tuple):
-        return buf[:i] + (jax.lax.dynamic_update_slice(buf[i], new.astype(buf[i].dtype), at),) \
-            + buf[i + 1:]
+        return buf[:i] + (jax.lax.dynamic_update_slice(buf[i], new.astype(buf[i].dtype), at),) + buf[i + 1 :]
     return jax.lax.dynamic_update_slice(buf, new[None].astype(buf.dtype), (i, *at))
 
 
@@ -101,10 +100,18 @@ def _scatter_all(buf: Buffers, idx: tuple, new: jax.Array) -> Buffers:
     return jax.vmap(lambda b, n: b.at[idx].set(n.astype(b.dtype), mode="drop"))(buf, new)
 
 
-def decode_step(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array,
-                positions: jax.Array, kv: Any, attention: Any, *, layout: Layout,
-                rules: ShardingRules | None = None,
-                rope_table: tuple[jax.Array, jax.Array] | None = None) -> tuple[jax.Array, Any]:
+def decode_step(
+    cfg: ModelConfig,
+    params: dict[str, Any],
+    tokens: jax.Array,
+    positions: jax.Array,
+    kv: Any,
+    attention: Any,
+    *,
+    layout: Layout,
+    rules: ShardingRules | None = None,
+    rope_table: tuple[jax.Array, jax.Array] | None = None,
+) -> tuple[jax.Array, Any]:
     """fp32 logits [B, V] for one new token per row (tokens, positions: [B]) and the cache
     with their keys/values written. `attention(i, q, k, v, kv) -> (out, kv)` is the backend
     for `kv`'s type; `layout` says how the weights are stored (unstacked params come with
@@ -121,8 +128,9 @@ def decode_step(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array,
         for i, p in enumerate(layers):
             x, kv = layer(i, p, x, kv)
     else:
-        x, kv = jax.lax.fori_loop(0, cfg.num_layers, lambda i, c: layer(
-            i, jax.tree.map(lambda a: a[i], layers), *c), (x, kv))
+        x, kv = jax.lax.fori_loop(
+            0, cfg.num_layers, lambda i, c: layer(i, jax.tree.map(lambda a: a[i], layers), *c), (x, kv)
+        )
     x = rms_norm(x, params["final_norm"], cfg.rms_norm_eps)
     return lm_head(cfg, params, x, rules=rules, splits=layout.head_splits)[:, 0], kv
 
@@ -139,8 +147,7 @@ def _slot_order(slots_last: bool) -> tuple[int, int, int, int]:
     return (0, 2, 3, 1) if slots_last else (0, 2, 1, 3)
 
 
-def slot_buffers(k: jax.Array, v: jax.Array, keys_last: bool, per_layer: bool
-                 ) -> tuple[Buffers, Buffers]:
+def slot_buffers(k: jax.Array, v: jax.Array, keys_last: bool, per_layer: bool) -> tuple[Buffers, Buffers]:
     """A dense cache's [layers, B, S, K, H] keys/values in `SlotKV`'s layouts: per-layer tuples
     (for unstacked weights) or stacked."""
     kt = lambda x: x.transpose(_slot_order(keys_last))
@@ -168,28 +175,36 @@ class SlotAttention:
     index: jax.Array
 
     @classmethod
-    def begin(cls, cfg: ModelConfig, kv: SlotKV, keys_last: bool
-              ) -> tuple["SlotAttention", SlotKV]:
+    def begin(cls, cfg: ModelConfig, kv: SlotKV, keys_last: bool) -> tuple[SlotAttention, SlotKV]:
         S = kv.valid.shape[1]
-        valid = jax.lax.dynamic_update_slice(
-            kv.valid, jnp.ones((kv.valid.shape[0], 1), bool), (0, kv.index))
+        valid = jax.lax.dynamic_update_slice(kv.valid, jnp.ones((kv.valid.shape[0], 1), bool), (0, kv.index))
         mask = valid & (jnp.arange(S) <= kv.index)[None, :]
         return cls(cfg, keys_last, mask, kv.index), kv._replace(valid=valid)
 
     def end(self, kv: SlotKV) -> SlotKV:
         return kv._replace(index=kv.index + 1)
 
-    def __call__(self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array,
-                 kv: SlotKV) -> tuple[jax.Array, SlotKV]:
+    def __call__(
+        self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array, kv: SlotKV
+    ) -> tuple[jax.Array, SlotKV]:
         cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
-        scale = cfg.head_dim ** -0.5
+        scale = cfg.head_dim**-0.5
         k_at = (0, 0, 0, self.index) if self.keys_last else (0, 0, self.index, 0)
-        kv = kv._replace(k=_update(kv.k, i, k.transpose(_slot_order(self.keys_last)), k_at),
-                         v=_update(kv.v, i, v.transpose(_slot_order(False)), (0, 0, self.index, 0)))
+        kv = kv._replace(
+            k=_update(kv.k, i, k.transpose(_slot_order(self.keys_last)), k_at),
+            v=_update(kv.v, i, v.transpose(_slot_order(False)), (0, 0, self.index, 0)),
+        )
         qg = _grouped(cfg, q)
         ck, cv = _read(kv.k, i).astype(dtype), _read(kv.v, i).astype(dtype)
-        own = jnp.einsum("bkgh,bkhs->bkgs" if self.keys_last else "bkgh,bksh->bkgs", qg, ck,
-                         preferred_element_type=jnp.float32) * scale
+        own = (
+            jnp.einsum(
+                "bkgh,bkhs->bkgs" if self.keys_last else "bkgh,bksh->bkgs",
+                qg,
+                ck,
+                preferred_element_type=jnp.float32,
+            )
+            * scale
+        )
         parts = [jnp.where(self.mask[:, None, None, :], own, MASK_VALUE)]
         values = [lambda pr: jnp.einsum("bkgs,bksh->bkgh", pr, cv)]
         if kv.prefix is not None:
@@ -200,7 +215,7 @@ class SlotAttention:
         out, start = 0, 0
         for block_scores, apply in zip(parts, values):
             width = block_scores.shape[-1]
-            out = out + apply(probs[..., start:start + width])
+            out = out + apply(probs[..., start : start + width])
             start += width
         return out.reshape(q.shape), kv
 
@@ -211,8 +226,12 @@ def _prefix_scores(qg: jax.Array, pk: jax.Array, valid: jax.Array, scale: float)
     [rows*G, H] x [H, P] matmul per kv head, so each prompt is read once per group."""
     B, K, G, H = qg.shape
     U, P = valid.shape
-    s = jnp.einsum("urkgh,ukph->urkgp", qg.reshape(U, B // U, K, G, H), pk,
-                   preferred_element_type=jnp.float32) * scale
+    s = (
+        jnp.einsum(
+            "urkgh,ukph->urkgp", qg.reshape(U, B // U, K, G, H), pk, preferred_element_type=jnp.float32
+        )
+        * scale
+    )
     s = jnp.where(valid[:, None, None, None, :], s, MASK_VALUE)
     return s.reshape(B, K, G, P)
 
@@ -264,29 +283,49 @@ class PagedAttention:
     def end(self, kv: PagedKV) -> PagedKV:
         """The step's keys/values into the generated pool (in place in a loop carry)."""
         at = (self.write_page, slice(None), self.write_offset)
-        return kv._replace(gen_k=_scatter_all(kv.gen_k, at, kv.new_k),
-                           gen_v=_scatter_all(kv.gen_v, at, kv.new_v), new_k=None, new_v=None)
+        return kv._replace(
+            gen_k=_scatter_all(kv.gen_k, at, kv.new_k),
+            gen_v=_scatter_all(kv.gen_v, at, kv.new_v),
+            new_k=None,
+            new_v=None,
+        )
 
-    def __call__(self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array,
-                 kv: PagedKV) -> tuple[jax.Array, PagedKV]:
+    def __call__(
+        self, i: int | jax.Array, q: jax.Array, k: jax.Array, v: jax.Array, kv: PagedKV
+    ) -> tuple[jax.Array, PagedKV]:
         cfg, dtype = self.cfg, jnp.dtype(self.cfg.dtype)
-        kv = kv._replace(new_k=kv.new_k.at[i].set(k[:, 0].astype(kv.new_k.dtype)),
-                         new_v=kv.new_v.at[i].set(v[:, 0].astype(kv.new_v.dtype)))
+        kv = kv._replace(
+            new_k=kv.new_k.at[i].set(k[:, 0].astype(kv.new_k.dtype)),
+            new_v=kv.new_v.at[i].set(v[:, 0].astype(kv.new_v.dtype)),
+        )
         qg = _grouped(cfg, q)
         B, K, G, H = qg.shape
-        parts = [self._units(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
-                 for pk, pv, view, n in ((kv.prompt_k, kv.prompt_v, self.prompt, self.extents[0]),
-                                         (kv.gen_k, kv.gen_v, self.gen, self.extents[1]))]
-        own = jnp.einsum("bkgh,bkh->bkg", qg, k[:, 0].astype(dtype),
-                         preferred_element_type=jnp.float32) * cfg.head_dim ** -0.5
-        parts.append((jnp.arange(B), own, jnp.ones_like(own),
-                      jnp.broadcast_to(v[:, 0, :, None].astype(jnp.float32), (B, K, G, H))))
+        parts = [
+            self._units(qg, _read(pk, i)[:n], _read(pv, i)[:n], view, n)
+            for pk, pv, view, n in (
+                (kv.prompt_k, kv.prompt_v, self.prompt, self.extents[0]),
+                (kv.gen_k, kv.gen_v, self.gen, self.extents[1]),
+            )
+        ]
+        own = (
+            jnp.einsum("bkgh,bkh->bkg", qg, k[:, 0].astype(dtype), preferred_element_type=jnp.float32)
+            * cfg.head_dim**-0.5
+        )
+        parts.append(
+            (
+                jnp.arange(B),
+                own,
+                jnp.ones_like(own),
+                jnp.broadcast_to(v[:, 0, :, None].astype(jnp.float32), (B, K, G, H)),
+            )
+        )
         rows, m, total, out = (jnp.concatenate(x, axis=0) for x in zip(*parts))
         out = _combine(rows, m, total, out, B)
         return out.astype(dtype).reshape(q.shape), kv
 
-    def _units(self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
-               ) -> tuple[jax.Array, ...]:
+    def _units(
+        self, qg: jax.Array, pk: jax.Array, pv: jax.Array, view: PoolView, n: int
+    ) -> tuple[jax.Array, ...]:
         """Softmax partials of n units [n, K, length, H] for their readers: (reader row, max,
         sum of exp, exp-weighted values), one entry per (unit, reader)."""
         dtype = jnp.dtype(self.cfg.dtype)
@@ -295,26 +334,28 @@ class PagedAttention:
         R = readers.shape[1]
         q = jnp.take(qg, readers, axis=0, mode="clip")  # [n, R, K, G, H]
         q = q.transpose(0, 2, 1, 3, 4).reshape(n, K, R * G, H)
-        s = jnp.einsum("pkqh,pksh->pkqs", q, pk.astype(dtype),
-                       preferred_element_type=jnp.float32) * self.cfg.head_dim ** -0.5
+        s = (
+            jnp.einsum("pkqh,pksh->pkqs", q, pk.astype(dtype), preferred_element_type=jnp.float32)
+            * self.cfg.head_dim**-0.5
+        )
         real = (jnp.arange(pk.shape[2])[None, :] < fill[:, None])[:, None, None, :]
         s = jnp.where(real, s, MASK_VALUE)
         m = jnp.max(s, axis=-1)
         e = jnp.where(real, jnp.exp(s - m[..., None]), 0.0)
-        o = jnp.einsum("pkqs,pksh->pkqh", e.astype(dtype), pv.astype(dtype),
-                       preferred_element_type=jnp.float32)
-        per_row = lambda x: x.reshape(n, K, R, G, *x.shape[3:]).swapaxes(1, 2).reshape(
-            n * R, K, G, *x.shape[3:])
+        o = jnp.einsum(
+            "pkqs,pksh->pkqh", e.astype(dtype), pv.astype(dtype), preferred_element_type=jnp.float32
+        )
+        per_row = lambda x: (
+            x.reshape(n, K, R, G, *x.shape[3:]).swapaxes(1, 2).reshape(n * R, K, G, *x.shape[3:])
+        )
         return readers.reshape(-1), per_row(m), per_row(e.sum(-1)), per_row(o)
 
 
-def _combine(rows: jax.Array, m: jax.Array, total: jax.Array, out: jax.Array, B: int
-             ) -> jax.Array:
+def _combine(rows: jax.Array, m: jax.Array, total: jax.Array, out: jax.Array, B: int) -> jax.Array:
     """Attention outputs [B, K, G, H] from per-unit softmax partials (max m, sum of exp,
     exp-weighted values), entry j belonging to row `rows[j]` (B = nobody)."""
     row_max = jnp.full((B,) + m.shape[1:], MASK_VALUE, jnp.float32).at[rows].max(m, mode="drop")
     w = jnp.exp(m - jnp.take(row_max, rows, axis=0, mode="clip"))
     total = jnp.zeros_like(row_max).at[rows].add(w * total, mode="drop")
-    out = jnp.zeros((B,) + out.shape[1:], jnp.float32).at[rows].add(w[..., None] * out,
-                                                                     mode="drop")
+    out = jnp.zeros((B,) + out.shape[1:], jnp.float32).at[rows].add(w[..., None] * out, mode="drop")
     return out / jnp.maximum(total, 1e-30)[..., None]

@@ -19,10 +19,12 @@ Forward contract: token ids [B, T], positions [B, T] (pad-aware: left padding ge
 and real tokens count from 0), attention mask [B, T] (1 = real token); returns fp32 logits
 [B, T, V] (and the updated cache when one is given).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,20 +54,25 @@ class KVCache(NamedTuple):
     index: jax.Array
 
     @classmethod
-    def zeros(cls, cfg: ModelConfig, batch: int, length: int, dtype: Any = None) -> "KVCache":
+    def zeros(cls, cfg: ModelConfig, batch: int, length: int, dtype: Any = None) -> KVCache:
         dtype = jnp.dtype(dtype or cfg.dtype)
         shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
-                   jnp.zeros((batch, length), bool), jnp.zeros((), jnp.int32))
+        return cls(
+            jnp.zeros(shape, dtype),
+            jnp.zeros(shape, dtype),
+            jnp.zeros((batch, length), bool),
+            jnp.zeros((), jnp.int32),
+        )
 
     @staticmethod
-    def logical_axes() -> "KVCache":
+    def logical_axes() -> KVCache:
         kv = ("layers", "batch", "cache_seq", "act_kv_heads", "head_dim")
         return KVCache(kv, kv, ("batch", "cache_seq"), ())
 
 
-def _param(key: jax.Array, shape: tuple[int, ...], dtype: Any, axes: tuple[str, ...],
-           std: float | None = 0.02) -> nnx.Param:
+def _param(
+    key: jax.Array, shape: tuple[int, ...], dtype: Any, axes: tuple[str, ...], std: float | None = 0.02
+) -> nnx.Param:
     value = jnp.ones(shape, dtype) if std is None else std * jax.random.normal(key, shape, dtype)
     return nnx.Param(value, logical_axes=axes)
 
@@ -78,8 +85,14 @@ class DecoderLayers(nnx.Module):
     """All decoder blocks, weights stacked on a leading `layers` axis."""
 
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
-        L, D, N, K, H, F = (cfg.num_layers, cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
-                            cfg.head_dim, cfg.intermediate_size)
+        L, D, N, K, H, F = (
+            cfg.num_layers,
+            cfg.hidden_size,
+            cfg.num_heads,
+            cfg.num_kv_heads,
+            cfg.head_dim,
+            cfg.intermediate_size,
+        )
         pd = jnp.dtype(cfg.param_dtype)
         self.attn_norm = _param(None, (L, D), pd, ("layers", "norm"), std=None)
         self.q_proj = _param(rngs.params(), (L, D, N, H), pd, ("layers", "embed", "heads", "head_dim"))
@@ -116,23 +129,36 @@ class Transformer(nnx.Module):
         self.layers = DecoderLayers(cfg, rngs)
         self.final_norm = _param(None, (cfg.hidden_size,), pd, ("norm",), std=None)
         if not cfg.tie_word_embeddings:
-            self.lm_head = _param(rngs.params(), (cfg.hidden_size, cfg.vocab_size), pd,
-                                  ("embed", "vocab"))
+            self.lm_head = _param(rngs.params(), (cfg.hidden_size, cfg.vocab_size), pd, ("embed", "vocab"))
 
     # ------------------------------------------------------------------ forward
-    def __call__(self, tokens: jax.Array, positions: jax.Array, attn_mask: jax.Array,
-                 cache: KVCache | None = None, *, rules: ShardingRules | None = None,
-                 return_hidden: bool = False) -> tuple[jax.Array, KVCache | None]:
-        return forward(self.cfg, self.pure(), tokens, positions, attn_mask, cache, rules=rules,
-                       return_hidden=return_hidden)
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        attn_mask: jax.Array,
+        cache: KVCache | None = None,
+        *,
+        rules: ShardingRules | None = None,
+        return_hidden: bool = False,
+    ) -> tuple[jax.Array, KVCache | None]:
+        return forward(
+            self.cfg,
+            self.pure(),
+            tokens,
+            positions,
+            attn_mask,
+            cache,
+            rules=rules,
+            return_hidden=return_hidden,
+        )
 
     def logits(self, hidden: jax.Array, *, rules: ShardingRules | None = None) -> jax.Array:
         return lm_head(self.cfg, self.pure(), hidden, rules=rules)
 
     def pure(self) -> dict[str, Any]:
         """The weights as the plain dict `forward` takes (same keys as `nnx.to_pure_dict`)."""
-        out = {"embed": self.embed[...], "layers": self.layers.stacked(),
-               "final_norm": self.final_norm[...]}
+        out = {"embed": self.embed[...], "layers": self.layers.stacked(), "final_norm": self.final_norm[...]}
         if not self.cfg.tie_word_embeddings:
             out["lm_head"] = self.lm_head[...]
         return out
@@ -180,8 +206,7 @@ def _linear(x: jax.Array, w: jax.Array, splits: int = 1, **kw: Any) -> jax.Array
     """
     if splits == 1 or w.shape[0] % splits:
         return jnp.einsum("...d,ed->...e", x, w, **kw)
-    y = jnp.einsum("...d,ced->c...e", x, w.reshape(splits, w.shape[0] // splits, w.shape[1]),
-                   **kw)
+    y = jnp.einsum("...d,ced->c...e", x, w.reshape(splits, w.shape[0] // splits, w.shape[1]), **kw)
     return jnp.moveaxis(y, 0, -2).reshape(*x.shape[:-1], w.shape[0])
 
 
@@ -230,8 +255,16 @@ STACKED = Layout()
 Attend = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, Any]]
 
 
-def block(cfg: ModelConfig, rules: ShardingRules, layout: Layout, p: dict[str, jax.Array],
-          x: jax.Array, cos: jax.Array, sin: jax.Array, attend: Attend) -> tuple[jax.Array, Any]:
+def block(
+    cfg: ModelConfig,
+    rules: ShardingRules,
+    layout: Layout,
+    p: dict[str, jax.Array],
+    x: jax.Array,
+    cos: jax.Array,
+    sin: jax.Array,
+    attend: Attend,
+) -> tuple[jax.Array, Any]:
     """One decoder block on hidden states [B, T, D]: pre-norm attention then a SwiGLU MLP.
     `attend` owns everything about keys and values (cache reads and writes); its second
     output is returned as is."""
@@ -263,14 +296,14 @@ def block(cfg: ModelConfig, rules: ShardingRules, layout: Layout, p: dict[str, j
     return rules.constrain(x + down, ("batch", "seq", "act_embed")), kept
 
 
-def embed(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array,
-          rules: ShardingRules) -> jax.Array:
+def embed(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, rules: ShardingRules) -> jax.Array:
     x = jnp.take(params["embed"], tokens, axis=0).astype(jnp.dtype(cfg.dtype))
     return rules.constrain(x, ("batch", "seq", "act_embed"))
 
 
-def rope_at(cfg: ModelConfig, positions: jax.Array,
-            rope_table: tuple[jax.Array, jax.Array] | None) -> tuple[jax.Array, jax.Array]:
+def rope_at(
+    cfg: ModelConfig, positions: jax.Array, rope_table: tuple[jax.Array, jax.Array] | None
+) -> tuple[jax.Array, jax.Array]:
     """cos/sin [B, T, head_dim] for `positions`: gathered from `rope.table`'s (cos, sin) when
     given (a decode loop computes it once, outside the loop: XLA:CPU otherwise recomputes sin/cos
     inside every layer's fusions), else computed."""
@@ -279,11 +312,19 @@ def rope_at(cfg: ModelConfig, positions: jax.Array,
     return tuple(jnp.take(t, positions, axis=0) for t in rope_table)
 
 
-def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positions: jax.Array,
-            attn_mask: jax.Array, cache: KVCache | None = None, *,
-            rules: ShardingRules | None = None, return_hidden: bool = False,
-            fresh_cache: bool = False, rope_table: tuple[jax.Array, jax.Array] | None = None
-            ) -> tuple[jax.Array, KVCache | None]:
+def forward(
+    cfg: ModelConfig,
+    params: dict[str, Any],
+    tokens: jax.Array,
+    positions: jax.Array,
+    attn_mask: jax.Array,
+    cache: KVCache | None = None,
+    *,
+    rules: ShardingRules | None = None,
+    return_hidden: bool = False,
+    fresh_cache: bool = False,
+    rope_table: tuple[jax.Array, jax.Array] | None = None,
+) -> tuple[jax.Array, KVCache | None]:
     """Logits [B, T, V] in fp32 (or final hidden states [B, T, D] with `return_hidden`), on the
     stacked params (a `lax.scan` over layers).
 
@@ -308,8 +349,10 @@ def forward(cfg: ModelConfig, params: dict[str, Any], tokens: jax.Array, positio
         return x, None if cache is None else new_kv
 
     if cfg.remat != "none":
-        policy = {"full": jax.checkpoint_policies.nothing_saveable,
-                  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}[cfg.remat]
+        policy = {
+            "full": jax.checkpoint_policies.nothing_saveable,
+            "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+        }[cfg.remat]
         layer = jax.checkpoint(layer, policy=policy)
     x, new_kv = jax.lax.scan(layer, x, (params["layers"], (cache.k, cache.v) if reads else None))
     new_cache = None if cache is None else _write(cache, new_kv, attn_mask)
@@ -330,52 +373,77 @@ def _write(cache: KVCache, new_kv: tuple[jax.Array, jax.Array], attn_mask: jax.A
     """The new tokens' keys/values ([layers, B, T, K, H]) written at `index`, once, after the
     layers (the cache is only read inside them, so XLA never copies it)."""
     at = (0, 0, cache.index, 0, 0)
-    k, v = (jax.lax.dynamic_update_slice(buf, new.astype(buf.dtype), at)
-            for buf, new in zip((cache.k, cache.v), new_kv))
+    k, v = (
+        jax.lax.dynamic_update_slice(buf, new.astype(buf.dtype), at)
+        for buf, new in zip((cache.k, cache.v), new_kv)
+    )
     valid = jax.lax.dynamic_update_slice(cache.valid, attn_mask, (0, cache.index))
     return KVCache(k, v, valid, cache.index + attn_mask.shape[1])
 
 
-def _attention(cfg: ModelConfig, q: jax.Array, k: jax.Array, v: jax.Array, self_mask: jax.Array,
-               kv: tuple[jax.Array, jax.Array] | None, cache_mask: jax.Array | None
-               ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+def _attention(
+    cfg: ModelConfig,
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    self_mask: jax.Array,
+    kv: tuple[jax.Array, jax.Array] | None,
+    cache_mask: jax.Array | None,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """Grouped-query attention of T new tokens over (a dense cache layer [B, S, K, H] and) each
     other; query heads are [kv_heads, group] so keys/values are never repeated. Returns the
     output [B, T, N, H] and the new (k, v) for the caller to write."""
     B, T, N, H = q.shape
     dtype = jnp.dtype(cfg.dtype)
     qg = q.reshape(B, T, cfg.num_kv_heads, cfg.q_per_kv, H)
-    scale = H ** -0.5
-    scores = [jnp.where(self_mask[:, None, None], jnp.einsum(
-        "btkgh,bskh->bkgts", qg, k, preferred_element_type=jnp.float32) * scale, MASK_VALUE)]
+    scale = H**-0.5
+    scores = [
+        jnp.where(
+            self_mask[:, None, None],
+            jnp.einsum("btkgh,bskh->bkgts", qg, k, preferred_element_type=jnp.float32) * scale,
+            MASK_VALUE,
+        )
+    ]
     values = [v]
     if kv is not None:
         ck, cv = kv[0].astype(dtype), kv[1].astype(dtype)
-        scores.insert(0, jnp.where(cache_mask[:, None, None], jnp.einsum(
-            "btkgh,bskh->bkgts", qg, ck, preferred_element_type=jnp.float32) * scale, MASK_VALUE))
+        scores.insert(
+            0,
+            jnp.where(
+                cache_mask[:, None, None],
+                jnp.einsum("btkgh,bskh->bkgts", qg, ck, preferred_element_type=jnp.float32) * scale,
+                MASK_VALUE,
+            ),
+        )
         values.insert(0, cv)
     probs = jax.nn.softmax(jnp.concatenate(scores, axis=-1), axis=-1).astype(dtype)
     out, start = 0, 0
     for val in values:  # one product per key block: the cache is never copied into a concat
         width = val.shape[1]
-        out = out + jnp.einsum("bkgts,bskh->btkgh", probs[..., start:start + width], val)
+        out = out + jnp.einsum("bkgts,bskh->btkgh", probs[..., start : start + width], val)
         start += width
     return out.reshape(B, T, N, H), (k, v)
 
 
-def lm_head(cfg: ModelConfig, params: dict[str, Any], hidden: jax.Array, *,
-            rules: ShardingRules | None = None, splits: int = 1) -> jax.Array:
+def lm_head(
+    cfg: ModelConfig,
+    params: dict[str, Any],
+    hidden: jax.Array,
+    *,
+    rules: ShardingRules | None = None,
+    splits: int = 1,
+) -> jax.Array:
     """LM head on final hidden states; fp32 output whatever the compute dtype. `splits`: see
     `_linear` (the tied embedding is [vocab, embed], an [out, in] matrix; an untied head is
     stored [embed, vocab] and is multiplied whole)."""
     rules = rules or ShardingRules(None)
     dtype = hidden.dtype
     if cfg.tie_word_embeddings:
-        out = _linear(hidden, params["embed"].astype(dtype), splits,
-                      preferred_element_type=jnp.float32)
+        out = _linear(hidden, params["embed"].astype(dtype), splits, preferred_element_type=jnp.float32)
     else:
-        out = jnp.einsum("btd,dv->btv", hidden, params["lm_head"].astype(dtype),
-                         preferred_element_type=jnp.float32)
+        out = jnp.einsum(
+            "btd,dv->btv", hidden, params["lm_head"].astype(dtype), preferred_element_type=jnp.float32
+        )
     return rules.constrain(out.astype(jnp.float32), ("batch", "seq", "act_vocab"))
 
 

@@ -4,6 +4,7 @@ Frequencies are computed once in numpy float64 then cast to fp32, and the angles
 when the model computes in bf16: a bf16 position like 257 rounds to 256, which silently
 corrupts long prompts.
 """
+
 from __future__ import annotations
 
 import math

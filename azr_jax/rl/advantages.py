@@ -24,6 +24,7 @@ Two variants (switch ``method``):
 Degenerate groups: one valid sample/token, or all rewards equal, give advantages of ~0 (never
 NaN); empty groups are simply unused. A row counts as a sample only if it has a valid token.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

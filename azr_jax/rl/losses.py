@@ -25,10 +25,11 @@ Per-token loss: ``max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))`` (optionally
 ``k3 = exp(ref - logp) - (ref - logp) - 1`` ("low-var KL"). Defaults follow the paper branch:
 eps 0.2/0.2, entropy 0.001, no KL, no dual clip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Optional
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,7 @@ class LossConfig:
 
     clip_eps_low: float = 0.2  # ratio clipped below at 1 - eps_low
     clip_eps_high: float = 0.2  # ratio clipped above at 1 + eps_high (master branch: 0.28)
-    dual_clip_c: Optional[float] = None  # dual-clip bound c > 1 for A < 0; None = off
+    dual_clip_c: float | None = None  # dual-clip bound c > 1 for A < 0; None = off
     log_ratio_clamp: float = 20.0  # |logp - old_logp| clamp before exp, for overflow safety
     entropy_coef: float = 0.001  # entropy bonus (subtracted from the loss)
     kl_coef: float = 0.0  # k3 KL to a reference policy; 0 = off (official)
@@ -119,7 +120,7 @@ def consecutive_units(num_rows: int, rows_per_unit: int) -> np.ndarray:
     return np.arange(num_rows) // rows_per_unit
 
 
-def row_weights(loss_mask, cfg: "LossConfig", units=None) -> np.ndarray:
+def row_weights(loss_mask, cfg: LossConfig, units=None) -> np.ndarray:
     """Per-row weights ``w`` with ``loss = sum_r w_r sum_t loss_rt`` for ``cfg.aggregation``.
 
     ``units``: aggregation unit of each row for micro-token-mean (-1 = none, e.g. padding
@@ -134,8 +135,7 @@ def row_weights(loss_mask, cfg: "LossConfig", units=None) -> np.ndarray:
         has = tokens > 0
         w[has] = 1.0 / (has.sum() * tokens[has])
     else:
-        units = (consecutive_units(len(tokens), cfg.micro_batch_rows) if units is None
-                 else np.asarray(units))
+        units = consecutive_units(len(tokens), cfg.micro_batch_rows) if units is None else np.asarray(units)
         if units.shape != tokens.shape:
             raise ValueError(f"units {units.shape} do not match rows {tokens.shape}")
         valid = units >= 0
@@ -149,7 +149,7 @@ def row_weights(loss_mask, cfg: "LossConfig", units=None) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def _aggregate(values: jax.Array, mask: jax.Array, cfg: "LossConfig") -> tuple[jax.Array, jax.Array]:
+def _aggregate(values: jax.Array, mask: jax.Array, cfg: LossConfig) -> tuple[jax.Array, jax.Array]:
     if cfg.aggregation == "token-mean":
         return jnp.sum(values * mask), jnp.sum(mask)
     if cfg.aggregation == "micro-token-mean":  # consecutive units within this batch
@@ -173,9 +173,9 @@ def policy_loss_parts(
     advantages: jax.Array,
     mask: jax.Array,
     cfg: LossConfig = LossConfig(),
-    entropy: Optional[jax.Array] = None,
-    ref_logp: Optional[jax.Array] = None,
-    weights: Optional[jax.Array] = None,
+    entropy: jax.Array | None = None,
+    ref_logp: jax.Array | None = None,
+    weights: jax.Array | None = None,
 ) -> LossParts:
     """Loss parts from per-token log-probs (and entropy / reference log-probs when used).
 
@@ -224,7 +224,7 @@ def policy_loss_parts_from_logits(
     advantages: jax.Array,
     mask: jax.Array,
     cfg: LossConfig = LossConfig(),
-    ref_logp: Optional[jax.Array] = None,
+    ref_logp: jax.Array | None = None,
 ) -> LossParts:
     """Loss parts of one (micro-)batch straight from logits ``[B, T, V]``."""
     logp = token_logprobs(logits, targets)
@@ -256,7 +256,7 @@ def policy_loss(
     advantages: jax.Array,
     mask: jax.Array,
     cfg: LossConfig = LossConfig(),
-    ref_logp: Optional[jax.Array] = None,
+    ref_logp: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Single-batch convenience: ``finalize(policy_loss_parts_from_logits(...))``."""
     return finalize(policy_loss_parts_from_logits(logits, targets, old_logp, advantages, mask, cfg, ref_logp))

@@ -14,11 +14,13 @@ Per-token arrays are aligned with `tokens`: entry t belongs to token t given tok
 so [batch, seq, vocab] logits are never materialised (Qwen's 152k vocabulary makes that the
 first out-of-memory otherwise).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +29,7 @@ import optax
 
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
-from azr_jax.rl.losses import (LossConfig, policy_loss_parts, row_weights, token_entropy,
-                               token_logprobs)
+from azr_jax.rl.losses import LossConfig, policy_loss_parts, row_weights, token_entropy, token_logprobs
 from sharding.params import put, tree_shardings
 from sharding.rules import ShardingRules
 
@@ -88,10 +89,17 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     )
 
 
-def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mask: jax.Array,
-                      *, rules: ShardingRules | None = None, chunk: int = 256,
-                      with_entropy: bool = True, start: int = 1
-                      ) -> tuple[jax.Array, jax.Array | None]:
+def sequence_logprobs(
+    cfg: ModelConfig,
+    params: Any,
+    tokens: jax.Array,
+    attn_mask: jax.Array,
+    *,
+    rules: ShardingRules | None = None,
+    chunk: int = 256,
+    with_entropy: bool = True,
+    start: int = 1,
+) -> tuple[jax.Array, jax.Array | None]:
     """Log-prob (and entropy) of tokens[:, start:] given their prefixes: [B, L] each, zero before
     `start`. Completions start at a fixed column of the update batch, so the vocabulary
     projection is only computed there, not over the (usually longer) prompts."""
@@ -100,7 +108,7 @@ def sequence_logprobs(cfg: ModelConfig, params: Any, tokens: jax.Array, attn_mas
     positions = api.positions_from_mask(attn_mask)
     hidden, _ = api.apply(cfg, params, tokens, positions, attn_mask, rules=rules, return_hidden=True)
     B, L, D = hidden.shape
-    h = hidden[:, start - 1:-1]
+    h = hidden[:, start - 1 : -1]
     targets = tokens[:, start:]
     n = L - start
     c = max(1, min(chunk, n))
@@ -149,9 +157,15 @@ class Trainer:
     sampler can run on the very arrays the update returns.
     """
 
-    def __init__(self, model_cfg: ModelConfig, *, rules: ShardingRules | None = None,
-                 optim: OptimConfig = OptimConfig(), loss: LossConfig = LossConfig(),
-                 step_cfg: StepConfig = StepConfig()):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        *,
+        rules: ShardingRules | None = None,
+        optim: OptimConfig = OptimConfig(),
+        loss: LossConfig = LossConfig(),
+        step_cfg: StepConfig = StepConfig(),
+    ):
         self.model_cfg = model_cfg
         self.rules = rules or ShardingRules(None)
         self.optim_cfg = optim
@@ -190,7 +204,9 @@ class Trainer:
         p_struct = jax.tree.structure(params)
         opt_sh = jax.tree.map(
             lambda sub: param_sh if jax.tree.structure(sub) == p_struct else replicated,
-            abstract, is_leaf=lambda sub: jax.tree.structure(sub) == p_struct)
+            abstract,
+            is_leaf=lambda sub: jax.tree.structure(sub) == p_struct,
+        )
         return TrainState(param_sh, opt_sh, replicated)
 
     def lower(self, params: Any, batch: TrainBatch, start: int) -> dict[str, jax.stages.Lowered]:
@@ -201,29 +217,34 @@ class Trainer:
         self._build(state_sh)
 
         def struct(tree: Any, shardings: Any, dtype: Any = None) -> Any:
-            return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, dtype or s.dtype,
-                                                                   sharding=sh), tree, shardings)
+            return jax.tree.map(
+                lambda s, sh: jax.ShapeDtypeStruct(s.shape, dtype or s.dtype, sharding=sh), tree, shardings
+            )
 
         params = struct(params, state_sh.params)
-        state = TrainState(params, struct(jax.eval_shape(self.tx.init, params), state_sh.opt_state),
-                           jax.ShapeDtypeStruct((), jnp.int32, sharding=state_sh.step))
+        state = TrainState(
+            params,
+            struct(jax.eval_shape(self.tx.init, params), state_sh.opt_state),
+            jax.ShapeDtypeStruct((), jnp.int32, sharding=state_sh.step),
+        )
         grads = struct(params, state_sh.params, jnp.float32)
         # The gradient program's arguments as `update_many` passes them (keep the two in step):
         # the step's per-row loss weights are a host array, every chip a copy.
-        weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32,
-                                       sharding=state_sh.step)
+        weights = jax.ShapeDtypeStruct(batch.tokens.shape[:1], jnp.float32, sharding=state_sh.step)
         # ... and the step's running sums it adds to (donated; `zero_sums` makes the zeros)
         mb = self._micro(batch.tokens.shape[0])
-        micro = jax.tree.map(lambda s: jax.ShapeDtypeStruct((mb,) + s.shape[1:], s.dtype),
-                             batch._replace(loss_weights=jax.ShapeDtypeStruct((mb,), jnp.float32)))
+        micro = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct((mb,) + s.shape[1:], s.dtype),
+            batch._replace(loss_weights=jax.ShapeDtypeStruct((mb,), jnp.float32)),
+        )
         _, parts = jax.eval_shape(functools.partial(self._loss, start=start), params, micro)
-        parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
-                                                            sharding=state_sh.step), parts)
+        parts = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=state_sh.step), parts)
         grads_args = (params, batch._replace(loss_weights=None), weights, start, (grads, parts))
-        return {"update/grads": self._grads.lower(*grads_args),
-                "update/apply": self._apply.lower(state, grads, parts),
-                "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask,
-                                                     start=start)}
+        return {
+            "update/grads": self._grads.lower(*grads_args),
+            "update/apply": self._apply.lower(state, grads, parts),
+            "old_logprobs": self._logprobs.lower(params, batch.tokens, batch.attn_mask, start=start),
+        }
 
     def _build(self, state_sh: TrainState | None) -> None:
         """The jitted parts of an update: gradients of one batch added to the step's sums (one
@@ -234,25 +255,40 @@ class Trainer:
             self._apply = jax.jit(self._apply_impl, donate_argnums=(0,))
             return
         p_sh = state_sh.params
-        self._grads = jax.jit(self._grads_impl, in_shardings=(p_sh, None, None, (p_sh, None)),
-                              out_shardings=(p_sh, None), static_argnums=(3,),
-                              donate_argnums=(4,))
+        self._grads = jax.jit(
+            self._grads_impl,
+            in_shardings=(p_sh, None, None, (p_sh, None)),
+            out_shardings=(p_sh, None),
+            static_argnums=(3,),
+            donate_argnums=(4,),
+        )
         self._zero_grads = jax.jit(_zeros_f32, in_shardings=(p_sh,), out_shardings=p_sh)
-        self._apply = jax.jit(self._apply_impl, in_shardings=(state_sh, p_sh, None),
-                              out_shardings=(state_sh, None), donate_argnums=(0,))
+        self._apply = jax.jit(
+            self._apply_impl,
+            in_shardings=(state_sh, p_sh, None),
+            out_shardings=(state_sh, None),
+            donate_argnums=(0,),
+        )
 
     # ------------------------------------------------------------------ logprobs
-    def _logprobs_impl(self, params: Any, tokens: jax.Array, attn_mask: jax.Array,
-                       start: int = 1) -> jax.Array:
+    def _logprobs_impl(
+        self, params: Any, tokens: jax.Array, attn_mask: jax.Array, start: int = 1
+    ) -> jax.Array:
         mb = self._micro(tokens.shape[0])
         toks = self.rules.constrain(tokens.reshape(-1, mb, tokens.shape[1]), (None, "batch", "seq"))
-        mask = self.rules.constrain(attn_mask.reshape(-1, mb, attn_mask.shape[1]),
-                                    (None, "batch", "seq"))
+        mask = self.rules.constrain(attn_mask.reshape(-1, mb, attn_mask.shape[1]), (None, "batch", "seq"))
 
         def body(_, xs):
-            lp, _ = sequence_logprobs(self.model_cfg, params, xs[0], xs[1], rules=self.rules,
-                                      chunk=self.step_cfg.logit_chunk, with_entropy=False,
-                                      start=start)
+            lp, _ = sequence_logprobs(
+                self.model_cfg,
+                params,
+                xs[0],
+                xs[1],
+                rules=self.rules,
+                chunk=self.step_cfg.logit_chunk,
+                with_entropy=False,
+                start=start,
+            )
             return None, lp
 
         _, lp = jax.lax.scan(body, None, (toks, mask))
@@ -270,8 +306,9 @@ class Trainer:
             raise ValueError(f"batch size {batch} is not a multiple of micro_batch_size {mb}")
         return mb
 
-    def _grads_impl(self, params: Any, batch: TrainBatch, weights: jax.Array, start: int,
-                    acc: tuple[Any, Any]) -> tuple[Any, Any]:
+    def _grads_impl(
+        self, params: Any, batch: TrainBatch, weights: jax.Array, start: int, acc: tuple[Any, Any]
+    ) -> tuple[Any, Any]:
         """`acc` plus the fp32 gradient of this batch's share of the step loss (``sum_r
         weights_r sum_t loss_rt``), summed over micro-batches, and the batch's loss parts. `acc`
         (the sums so far, zeros before a step's first batch) is donated: the micro-batch loop
@@ -281,8 +318,11 @@ class Trainer:
         mb = self._micro(B)
         batch = batch._replace(loss_weights=weights)
         micro = jax.tree.map(
-            lambda x: self.rules.constrain(x.reshape((B // mb, mb) + x.shape[1:]),
-                                           (None, "batch", "seq")[:x.ndim + 1]), batch)
+            lambda x: self.rules.constrain(
+                x.reshape((B // mb, mb) + x.shape[1:]), (None, "batch", "seq")[: x.ndim + 1]
+            ),
+            batch,
+        )
         grad_fn = jax.grad(functools.partial(self._loss, start=start), has_aux=True)
 
         def body(acc, b):
@@ -296,11 +336,25 @@ class Trainer:
 
     def _loss(self, params: Any, b: TrainBatch, start: int) -> tuple[Any, Any]:
         """(this micro-batch's weighted loss sum, its loss parts)."""
-        logp, ent = sequence_logprobs(self.model_cfg, params, b.tokens, b.attn_mask,
-                                      rules=self.rules, chunk=self.step_cfg.logit_chunk,
-                                      with_entropy=self.loss_cfg.entropy_coef != 0.0, start=start)
-        parts = policy_loss_parts(logp, b.old_logprobs, b.advantages, b.loss_mask, self.loss_cfg,
-                                  entropy=ent, weights=b.loss_weights)
+        logp, ent = sequence_logprobs(
+            self.model_cfg,
+            params,
+            b.tokens,
+            b.attn_mask,
+            rules=self.rules,
+            chunk=self.step_cfg.logit_chunk,
+            with_entropy=self.loss_cfg.entropy_coef != 0.0,
+            start=start,
+        )
+        parts = policy_loss_parts(
+            logp,
+            b.old_logprobs,
+            b.advantages,
+            b.loss_mask,
+            self.loss_cfg,
+            entropy=ent,
+            weights=b.loss_weights,
+        )
         return parts.loss_sum, parts
 
     def zero_sums(self, params: Any, batch: TrainBatch, start: int = 1) -> tuple[Any, Any]:
@@ -311,26 +365,31 @@ class Trainer:
         _, parts = jax.eval_shape(functools.partial(self._loss, start=start), params, micro)
         return self._zero_grads(params), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), parts)
 
-    def _apply_impl(self, state: TrainState, grads: Any, parts: Any
-                    ) -> tuple[TrainState, dict]:
+    def _apply_impl(self, state: TrainState, grads: Any, parts: Any) -> tuple[TrainState, dict]:
         grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         n = jnp.maximum(parts.token_count, 1.0)
         metrics = {k: v / n for k, v in parts.metric_sums.items()}
-        metrics.update(loss=parts.loss_sum, grad_norm=grad_norm,
-                       update_norm=optax.tree.norm(updates), num_tokens=parts.token_count)
+        metrics.update(
+            loss=parts.loss_sum,
+            grad_norm=grad_norm,
+            update_norm=optax.tree.norm(updates),
+            num_tokens=parts.token_count,
+        )
         return TrainState(params, opt_state, state.step + 1), metrics
 
-    def update(self, state: TrainState, batch: TrainBatch, start: int = 1
-               ) -> tuple[TrainState, dict[str, float]]:
+    def update(
+        self, state: TrainState, batch: TrainBatch, start: int = 1
+    ) -> tuple[TrainState, dict[str, float]]:
         """One optimizer step; `state` is donated (do not reuse it afterwards). Tokens before
         column `start` (the prompts) carry no loss, so their logits are never computed."""
         return self.update_many(state, [(batch, start)])
 
-    def update_many(self, state: TrainState, batches: Sequence[tuple[TrainBatch, int]]
-                    ) -> tuple[TrainState, dict[str, float]]:
+    def update_many(
+        self, state: TrainState, batches: Sequence[tuple[TrainBatch, int]]
+    ) -> tuple[TrainState, dict[str, float]]:
         """One optimizer step over the rows of several batches (each with its own width and
         completion column `start`): exactly the step `update` takes on all rows at once, since
         the per-row loss weights are computed over the whole step (`step_weights`)."""

@@ -4,12 +4,13 @@ chunk to its (batch, prompt, generation) buckets.
 All checks run over the whole call before any device work, so a bad row 399 fails the call
 immediately instead of after the first chunks have been generated.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import numbers
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,8 +54,11 @@ def _is_int(x: object) -> bool:
 
 def validate_prompts(prompts: Sequence[Sequence[int]], vocab_size: int) -> list[np.ndarray]:
     """Each prompt as an int32 array; empty prompts and out-of-vocabulary ids are errors."""
-    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) and not isinstance(
-            prompts, np.ndarray):
+    if (
+        isinstance(prompts, (str, bytes))
+        or not isinstance(prompts, Sequence)
+        and not isinstance(prompts, np.ndarray)
+    ):
         raise TypeError(f"prompts must be a sequence of token-id sequences, got {type(prompts).__name__}")
     if len(prompts) == 0:
         raise ValueError("prompts is empty: nothing to generate")
@@ -71,8 +75,9 @@ def validate_prompts(prompts: Sequence[Sequence[int]], vocab_size: int) -> list[
             raise TypeError(f"prompt {i} must hold integer token ids, got dtype {arr.dtype}")
         bad = (arr < 0) | (arr >= vocab_size)
         if bad.any():
-            raise ValueError(f"prompt {i} has token id {int(arr[bad][0])} outside the vocabulary "
-                             f"[0, {vocab_size})")
+            raise ValueError(
+                f"prompt {i} has token id {int(arr[bad][0])} outside the vocabulary [0, {vocab_size})"
+            )
         out.append(arr.astype(np.int32))
     return out
 
@@ -83,8 +88,9 @@ def validate_budgets(max_new_tokens: int | Sequence[int], n: int) -> np.ndarray:
         budgets = [int(max_new_tokens)] * n
     else:
         if isinstance(max_new_tokens, (str, bytes)) or not hasattr(max_new_tokens, "__len__"):
-            raise TypeError(f"max_new_tokens must be an int or a sequence of ints, got "
-                            f"{type(max_new_tokens).__name__}")
+            raise TypeError(
+                f"max_new_tokens must be an int or a sequence of ints, got {type(max_new_tokens).__name__}"
+            )
         budgets = list(max_new_tokens)
         if len(budgets) != n:
             raise ValueError(f"max_new_tokens has {len(budgets)} entries for {n} prompts")
@@ -97,8 +103,9 @@ def validate_budgets(max_new_tokens: int | Sequence[int], n: int) -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerConfig,
-                batch_multiple: int, pad_id: int) -> list[Chunk]:
+def plan_chunks(
+    prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerConfig, batch_multiple: int, pad_id: int
+) -> list[Chunk]:
     """Group rows into chunks of at most `config.max_batch` and pad each to its buckets.
 
     Rows are ordered by prompt length before chunking so a large call's chunks each get a
@@ -110,7 +117,7 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
     order = np.argsort(-lengths, kind="stable")
     chunks = []
     for start in range(0, len(order), config.max_batch):
-        rows = np.sort(order[start:start + config.max_batch])
+        rows = np.sort(order[start : start + config.max_batch])
         n = len(rows)
         B = round_up(pick_bucket(n, config.batch_buckets, "batch size"), batch_multiple)
         P = pick_bucket(int(lengths[rows].max()), config.prompt_buckets, "prompt length")
@@ -134,8 +141,19 @@ def plan_chunks(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerC
         chunk_budgets[slots] = budgets[rows]
         row_ids = np.full((B,), -1, np.int32)
         row_ids[slots] = rows
-        chunks.append(Chunk(rows=rows, tokens=tokens, mask=mask, budgets=chunk_budgets,
-                            row_ids=row_ids, gen_len=N, src=src, slots=slots, group=group))
+        chunks.append(
+            Chunk(
+                rows=rows,
+                tokens=tokens,
+                mask=mask,
+                budgets=chunk_budgets,
+                row_ids=row_ids,
+                gen_len=N,
+                src=src,
+                slots=slots,
+                group=group,
+            )
+        )
     return chunks
 
 
@@ -145,23 +163,27 @@ def _check_fits(lengths: np.ndarray, budgets: np.ndarray, config: SamplerConfig)
     too_long = lengths > config.prompt_buckets[-1]
     if too_long.any():
         i = int(np.argmax(too_long))
-        raise ValueError(f"prompt {i} has {lengths[i]} tokens, more than the largest prompt bucket "
-                         f"{config.prompt_buckets[-1]} (SamplerConfig.prompt_buckets); it is not "
-                         "truncated: shorten it or add a larger bucket")
+        raise ValueError(
+            f"prompt {i} has {lengths[i]} tokens, more than the largest prompt bucket "
+            f"{config.prompt_buckets[-1]} (SamplerConfig.prompt_buckets); it is not "
+            "truncated: shorten it or add a larger bucket"
+        )
     if budgets.max() > config.gen_buckets[-1]:
         i = int(np.argmax(budgets))
-        raise ValueError(f"max_new_tokens {budgets[i]} (prompt {i}) exceeds the largest generation "
-                         f"bucket {config.gen_buckets[-1]} (SamplerConfig.gen_buckets)")
+        raise ValueError(
+            f"max_new_tokens {budgets[i]} (prompt {i}) exceeds the largest generation "
+            f"bucket {config.gen_buckets[-1]} (SamplerConfig.gen_buckets)"
+        )
 
 
-def _check_cache(P: int, N: int, lengths: np.ndarray, budgets: np.ndarray,
-                 config: SamplerConfig) -> None:
+def _check_cache(P: int, N: int, lengths: np.ndarray, budgets: np.ndarray, config: SamplerConfig) -> None:
     if config.max_cache_len is not None and P + N - 1 > config.max_cache_len:
         raise ValueError(
             f"prompt bucket {P} + generation bucket {N} - 1 = {P + N - 1} cache slots exceed "
             f"max_cache_len "
             f"{config.max_cache_len} (longest prompt {lengths.max()}, largest budget "
-            f"{budgets.max()}); lower max_new_tokens or raise max_cache_len")
+            f"{budgets.max()}); lower max_new_tokens or raise max_cache_len"
+        )
 
 
 def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -178,15 +200,14 @@ def _distinct_prompts(prompts: list[np.ndarray]) -> tuple[list[np.ndarray], np.n
     return distinct, src
 
 
-def _pad_prompts(prompts: list[np.ndarray], U: int, P: int, pad_id: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _pad_prompts(prompts: list[np.ndarray], U: int, P: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Left-pad prompts into [U, P] tokens and mask; rows past the prompts are dummies."""
     tokens = np.full((U, P), pad_id, np.int32)
     mask = np.zeros((U, P), np.int32)
     for j, prompt in enumerate(prompts):
-        tokens[j, P - len(prompt):] = prompt
-        mask[j, P - len(prompt):] = 1
-    mask[len(prompts):, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
+        tokens[j, P - len(prompt) :] = prompt
+        mask[j, P - len(prompt) :] = 1
+    mask[len(prompts) :, -1] = 1  # dummy rows: one pad token, so no attention row is fully masked
     return tokens, mask
 
 
@@ -240,8 +261,15 @@ def prompt_width(prompt_bucket: int, page_size: int, prefill_chunk: int) -> int:
     return round_up(prompt_bucket, math.lcm(page_size, chunk))
 
 
-def plan_queue(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerConfig,
-               page_size: int, prefill_chunk: int, pad_id: int, share: bool) -> QueuePlan:
+def plan_queue(
+    prompts: list[np.ndarray],
+    budgets: np.ndarray,
+    config: SamplerConfig,
+    page_size: int,
+    prefill_chunk: int,
+    pad_id: int,
+    share: bool,
+) -> QueuePlan:
     """Queue the call's rows for the continuous engine (`prompt_width` wide prompts)."""
     lengths = np.array([len(p) for p in prompts])
     _check_fits(lengths, budgets, config)
@@ -257,12 +285,17 @@ def plan_queue(prompts: list[np.ndarray], budgets: np.ndarray, config: SamplerCo
     Ps = prompt_width(P, page_size, prefill_chunk)
     tokens = np.full((U, Ps), pad_id, np.int32)
     for j, p in enumerate(distinct):
-        tokens[j, :len(p)] = p
+        tokens[j, : len(p)] = p
     counts = np.bincount(src, minlength=U).astype(np.int32)
     pad = lambda a, fill: np.concatenate([a, np.full((R - len(a),), fill, np.int32)])
-    return QueuePlan(order=order, row_ids=pad(order.astype(np.int32), -1),
-                     src=pad(src[order].astype(np.int32), 0),
-                     budgets=pad(budgets[order].astype(np.int32), 0), tokens=tokens,
-                     lengths=np.array([len(p) for p in distinct] + [0] * (U - len(distinct)),
-                                      np.int32),
-                     refs=counts, gen_len=N, group=pow2(int(counts.max())))
+    return QueuePlan(
+        order=order,
+        row_ids=pad(order.astype(np.int32), -1),
+        src=pad(src[order].astype(np.int32), 0),
+        budgets=pad(budgets[order].astype(np.int32), 0),
+        tokens=tokens,
+        lengths=np.array([len(p) for p in distinct] + [0] * (U - len(distinct)), np.int32),
+        refs=counts,
+        gen_len=N,
+        group=pow2(int(counts.max())),
+    )

@@ -3,18 +3,47 @@
 Both are frozen dataclasses validated on construction, so a bad value fails where it is written
 (a config file, a CLI flag) rather than deep inside a jitted program.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 # Prompt lengths: four buckets per doubling (at most 1/5 of a prefill is padding; prefill
 # cost is linear in the bucket), ending at AZR's 6,144-token prompt limit and 8,192. Each
 # bucket met is one more compiled program pair: configs with known prompt lengths list fewer.
-DEFAULT_PROMPT_BUCKETS = (64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768,
-                          896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144,
-                          7168, 8192)
+DEFAULT_PROMPT_BUCKETS = (
+    64,
+    80,
+    96,
+    112,
+    128,
+    160,
+    192,
+    224,
+    256,
+    320,
+    384,
+    448,
+    512,
+    640,
+    768,
+    896,
+    1024,
+    1280,
+    1536,
+    1792,
+    2048,
+    2560,
+    3072,
+    3584,
+    4096,
+    5120,
+    6144,
+    7168,
+    8192,
+)
 # Generation budgets: small budgets (eval answers, tests) get small programs, AZR's 8,096-token
 # responses fit the last bucket.
 DEFAULT_GEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -130,10 +159,14 @@ class SamplerConfig:
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise ValueError(f"max_batch must be an int >= 1, got {self.max_batch!r}")
         if self.max_batch > self.batch_buckets[-1]:
-            raise ValueError(f"max_batch {self.max_batch} exceeds the largest batch bucket "
-                             f"{self.batch_buckets[-1]}")
-        if isinstance(self.prefill_chunk, bool) or not isinstance(self.prefill_chunk, int) or \
-                self.prefill_chunk < 1:
+            raise ValueError(
+                f"max_batch {self.max_batch} exceeds the largest batch bucket {self.batch_buckets[-1]}"
+            )
+        if (
+            isinstance(self.prefill_chunk, bool)
+            or not isinstance(self.prefill_chunk, int)
+            or self.prefill_chunk < 1
+        ):
             raise ValueError(f"prefill_chunk must be an int >= 1, got {self.prefill_chunk!r}")
         if not isinstance(self.share_prompts, bool):
             raise ValueError(f"share_prompts must be a bool, got {self.share_prompts!r}")
@@ -145,11 +178,11 @@ class SamplerConfig:
                 raise ValueError(f"{name} must be None or a bool, got {value!r}")
         for name in ("decode_matmul_splits", "page_size", "read_extents", "decode_widths"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
         if self.max_cache_len is not None and (
-                not isinstance(self.max_cache_len, int) or self.max_cache_len < 2):
+            not isinstance(self.max_cache_len, int) or self.max_cache_len < 2
+        ):
             raise ValueError(f"max_cache_len must be None or an int >= 2, got {self.max_cache_len!r}")
 
 
@@ -158,8 +191,9 @@ def pick_bucket(n: int, buckets: Sequence[int], what: str) -> int:
     for b in buckets:
         if b >= n:
             return b
-    raise ValueError(f"{what} {n} exceeds the largest configured bucket {buckets[-1]} "
-                     f"(buckets: {tuple(buckets)})")
+    raise ValueError(
+        f"{what} {n} exceeds the largest configured bucket {buckets[-1]} (buckets: {tuple(buckets)})"
+    )
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -172,6 +206,7 @@ _TRISTATE = {"auto": None, "on": True, "off": False}
 def sampler_config(section) -> SamplerConfig:
     """A `SamplerConfig` from a config file's `sampler` section (`azr_jax/defaults.py`), where
     "auto" (tri-state fields) and 0 (int fields) mean the decode plan's own rule."""
+
     def tristate(name: str) -> bool | None:
         value = section.get(name, "auto")
         if isinstance(value, bool):
@@ -182,11 +217,16 @@ def sampler_config(section) -> SamplerConfig:
 
     auto_int = lambda name: section.get(name, 0) or None
     return SamplerConfig(
-        prompt_buckets=tuple(section.prompt_buckets), gen_buckets=tuple(section.gen_buckets),
-        max_batch=section.max_batch, engine=section.get("engine", "auto"),
+        prompt_buckets=tuple(section.prompt_buckets),
+        gen_buckets=tuple(section.gen_buckets),
+        max_batch=section.max_batch,
+        engine=section.get("engine", "auto"),
         prefill_chunk=section.get("prefill_chunk", 512),
         share_prompts=section.get("share_prompts", True),
-        unstack_layers=tristate("unstack_layers"), keys_last=tristate("keys_last"),
+        unstack_layers=tristate("unstack_layers"),
+        keys_last=tristate("keys_last"),
         decode_matmul_splits=auto_int("decode_matmul_splits"),
-        page_size=auto_int("page_size"), read_extents=auto_int("read_extents"),
-        decode_widths=auto_int("decode_widths"))
+        page_size=auto_int("page_size"),
+        read_extents=auto_int("read_extents"),
+        decode_widths=auto_int("decode_widths"),
+    )

@@ -23,6 +23,7 @@ Randomness is the static engine's: token t of caller row r uses fold_in(fold_in(
 so results do not depend on slots, admission order or timing; greedy and sampled outputs equal
 the static engine's (same key), up to float rounding of the logits.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,13 +82,13 @@ class ProgramSpec:
         `plan.decode_widths` (one compiled step each); a narrower one serves once fewer rows
         are left than it holds (the queue's tail)."""
         S, n = self.plan.slots, self.plan.decode_widths
-        return tuple(sorted({max(1, S // 2 ** k) for k in range(n)}))
+        return tuple(sorted({max(1, S // 2**k) for k in range(n)}))
 
     def extents(self, gen_pool: int) -> list[tuple[int, int]]:
         """The (prompt slots, generated pages) a step may read, smallest first: the first
         1/2^k of each, k = read_extents - 1 .. 0 (one compiled step each)."""
         n, slots = self.plan.read_extents, self.prompt_slots
-        return [(-(-slots // 2 ** k), -(-gen_pool // 2 ** k)) for k in range(n - 1, -1, -1)]
+        return [(-(-slots // 2**k), -(-gen_pool // 2**k)) for k in range(n - 1, -1, -1)]
 
 
 class Queue(NamedTuple):
@@ -155,12 +156,17 @@ def _release(s: State, prompts: jax.Array, ended: jax.Array) -> State:
     refs = s.refs.at[prompts].add(-ended.astype(jnp.int32), mode="drop")
     owner = s.prompt_owner
     gone = (owner >= 0) & (jnp.take(refs, owner, mode="clip") <= 0)
-    return s._replace(refs=refs, resident=s.resident & (refs > 0),
-                      prompt_owner=jnp.where(gone, -1, owner))
+    return s._replace(refs=refs, resident=s.resident & (refs > 0), prompt_owner=jnp.where(gone, -1, owner))
 
 
-def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: State,
-             rope_table: tuple[jax.Array, jax.Array]) -> State:
+def _prefill(
+    spec: ProgramSpec,
+    params: api.Params,
+    q: Queue,
+    u: jax.Array,
+    s: State,
+    rope_table: tuple[jax.Array, jax.Array],
+) -> State:
     """Prompt u through the model (`prefill_chunk` tokens per pass, as many passes as its
     length needs) into the lowest free prompt slot; keeps its last hidden state."""
     cfg, Ps = spec.cfg, spec.shapes.prompt_len
@@ -176,55 +182,86 @@ def _prefill(spec: ProgramSpec, params: api.Params, q: Queue, u: jax.Array, s: S
         return jnp.where((at >= 0) & (at < C), h[0, jnp.clip(at, 0, C - 1)], last)
 
     def chunk(c: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
-        h, cache = forward(cfg, params, take(tokens, c), take(positions, c), take(mask, c),
-                           carry[1], rules=spec.rules, return_hidden=True, rope_table=rope_table)
+        h, cache = forward(
+            cfg,
+            params,
+            take(tokens, c),
+            take(positions, c),
+            take(mask, c),
+            carry[1],
+            rules=spec.rules,
+            return_hidden=True,
+            rope_table=rope_table,
+        )
         return last_of(h, c, carry[0]), cache
 
     # the first pass only writes the empty cache
-    h, cache = forward(cfg, params, tokens[:, :C], positions[:, :C], mask[:, :C],
-                       KVCache.zeros(cfg, 1, Ps), rules=spec.rules, return_hidden=True,
-                       fresh_cache=True, rope_table=rope_table)
+    h, cache = forward(
+        cfg,
+        params,
+        tokens[:, :C],
+        positions[:, :C],
+        mask[:, :C],
+        KVCache.zeros(cfg, 1, Ps),
+        rules=spec.rules,
+        return_hidden=True,
+        fresh_cache=True,
+        rope_table=rope_table,
+    )
     last = last_of(h, jnp.int32(0), jnp.zeros_like(h[0, 0]))
     last, cache = jax.lax.fori_loop(1, (n + C - 1) // C, chunk, (last, cache))
 
     slot = _take_free(s.prompt_owner, jnp.ones((1,), bool))
-    kv = s.kv._replace(prompt_k=_write_prompt(s.kv.prompt_k, slot, cache.k),
-                       prompt_v=_write_prompt(s.kv.prompt_v, slot, cache.v))
-    return s._replace(kv=kv, resident=s.resident.at[u].set(True),
-                      prompt_owner=s.prompt_owner.at[slot].set(u, mode="drop"),
-                      hidden=s.hidden.at[u].set(last.astype(s.hidden.dtype)))
+    kv = s.kv._replace(
+        prompt_k=_write_prompt(s.kv.prompt_k, slot, cache.k),
+        prompt_v=_write_prompt(s.kv.prompt_v, slot, cache.v),
+    )
+    return s._replace(
+        kv=kv,
+        resident=s.resident.at[u].set(True),
+        prompt_owner=s.prompt_owner.at[slot].set(u, mode="drop"),
+        hidden=s.hidden.at[u].set(last.astype(s.hidden.dtype)),
+    )
 
 
 def _write_prompt(slots, at: jax.Array, dense: jax.Array):
     """A prompt's dense [layers, 1, Ps, K, H] cache into prompt slot `at` ([1])."""
     unit = lambda x: x.transpose(0, 2, 1, 3)  # [1, Ps, K, H] -> [1, K, Ps, H]
     if isinstance(slots, tuple):
-        return tuple(p.at[at].set(unit(d).astype(p.dtype), mode="drop")
-                     for p, d in zip(slots, dense))
+        return tuple(p.at[at].set(unit(d).astype(p.dtype), mode="drop") for p, d in zip(slots, dense))
     return slots.at[:, at].set(jax.vmap(unit)(dense).astype(slots.dtype), mode="drop")
 
 
-def _admit_one(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
-               temperature: jax.Array, top_p: jax.Array,
-               rope_table: tuple[jax.Array, jax.Array]) -> State:
+def _admit_one(
+    spec: ProgramSpec,
+    params: api.Params,
+    q: Queue,
+    s: State,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+) -> State:
     """The next queued row into the lowest free slot (its prompt prefilled first if no row
     before it did); draws its first token. A row that ends there takes no slot."""
     r = s.next
     u = q.src[r]
-    s = jax.lax.cond(s.resident[u], lambda s: s,
-                     lambda s: _prefill(spec, params, q, u, s, rope_table), s)
+    s = jax.lax.cond(s.resident[u], lambda s: s, lambda s: _prefill(spec, params, q, u, s, rope_table), s)
     logits = api.lm_logits(spec.cfg, params, s.hidden[u][None, None], rules=spec.rules)[:, 0]
-    tok, lp = sample(logits, row_keys(key, q.row_ids[r][None], 0), temperature, top_p,
-                     spec.mode)
+    tok, lp = sample(logits, row_keys(key, q.row_ids[r][None], 0), temperature, top_p, spec.mode)
     tok, lp = tok[0], lp[0]
     ended = _stops(spec, tok) | (q.budgets[r] <= 1)
     slot = jnp.where(ended, s.slot_row.shape[0], jnp.argmax(s.slot_row < 0))
     s = s._replace(
-        next=r + 1, tokens=s.tokens.at[r, 0].set(tok), logprobs=s.logprobs.at[r, 0].set(lp),
+        next=r + 1,
+        tokens=s.tokens.at[r, 0].set(tok),
+        logprobs=s.logprobs.at[r, 0].set(lp),
         lengths=s.lengths.at[r].set(1),
         slot_row=s.slot_row.at[slot].set(r, mode="drop"),
         slot_prompt=s.slot_prompt.at[slot].set(u, mode="drop"),
-        last=s.last.at[slot].set(tok, mode="drop"), drawn=s.drawn.at[slot].set(1, mode="drop"))
+        last=s.last.at[slot].set(tok, mode="drop"),
+        drawn=s.drawn.at[slot].set(1, mode="drop"),
+    )
     return _release(s, u[None], ended[None])
 
 
@@ -242,8 +279,11 @@ def _views(spec: ProgramSpec, q: Queue, s: State, live: jax.Array) -> tuple[Pool
     # a prompt slot is read by every live row of its prompt (ranked by decode slot)
     same = live[:, None] & live[None, :] & (s.slot_prompt[:, None] == s.slot_prompt[None, :])
     rank = jnp.sum(same & (jnp.arange(S)[None, :] < jnp.arange(S)[:, None]), axis=1)
-    table = jnp.full((U, spec.shapes.group), S, jnp.int32).at[
-        jnp.where(live, s.slot_prompt, U), rank].set(jnp.arange(S, dtype=jnp.int32), mode="drop")
+    table = (
+        jnp.full((U, spec.shapes.group), S, jnp.int32)
+        .at[jnp.where(live, s.slot_prompt, U), rank]
+        .set(jnp.arange(S, dtype=jnp.int32), mode="drop")
+    )
     owner = s.prompt_owner
     used = owner >= 0
     readers = jnp.where(used[:, None], jnp.take(table, owner, axis=0, mode="clip"), S)
@@ -262,14 +302,26 @@ def _compact(s: State) -> State:
     where = jnp.argsort(order)  # slot i moves to where[i]
     take = lambda a: jnp.take(a, order, axis=0)
     owner = s.gen_owner
-    return s._replace(slot_row=take(s.slot_row), slot_prompt=take(s.slot_prompt),
-                      last=take(s.last), drawn=take(s.drawn), gen_table=take(s.gen_table),
-                      gen_owner=jnp.where(owner >= 0, jnp.take(where, owner, mode="clip"), owner))
+    return s._replace(
+        slot_row=take(s.slot_row),
+        slot_prompt=take(s.slot_prompt),
+        last=take(s.last),
+        drawn=take(s.drawn),
+        gen_table=take(s.gen_table),
+        gen_owner=jnp.where(owner >= 0, jnp.take(where, owner, mode="clip"), owner),
+    )
 
 
-def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.Array,
-            temperature: jax.Array, top_p: jax.Array,
-            rope_table: tuple[jax.Array, jax.Array]) -> State:
+def _decode(
+    spec: ProgramSpec,
+    params: api.Params,
+    q: Queue,
+    s: State,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+) -> State:
     """One decode step for every occupied slot; frees the slots whose rows end. The step runs
     on the narrowest of `spec.widths` that holds the occupied slots (moved to the front) and
     reads the smallest of `spec.extents` that holds every page in use: one `lax.switch` over
@@ -284,13 +336,14 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
     slot_ids = jnp.arange(S, dtype=jnp.int32)
     col = jnp.clip(t // page, 0, spec.gen_pages - 1)
     gen_table = s.gen_table.at[jnp.where(need, slot_ids, S), col].set(fresh, mode="drop")
-    s = s._replace(gen_table=gen_table,
-                   gen_owner=s.gen_owner.at[fresh].set(slot_ids, mode="drop"),
-                   gen_base=s.gen_base.at[fresh].set(col * page, mode="drop"))
+    s = s._replace(
+        gen_table=gen_table,
+        gen_owner=s.gen_owner.at[fresh].set(slot_ids, mode="drop"),
+        gen_base=s.gen_base.at[fresh].set(col * page, mode="drop"),
+    )
     prompt, gen = _views(spec, q, s, live)
     n_pool = s.gen_owner.shape[0]
-    write = (jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool),
-             t % page)
+    write = (jnp.where(live, jnp.take_along_axis(gen_table, col[:, None], 1)[:, 0], n_pool), t % page)
     position = jnp.take(q.lengths, s.slot_prompt, mode="clip") + t
     row = jnp.where(live, s.slot_row, 0)
     keys = row_keys(key, q.row_ids[row], s.drawn)
@@ -303,12 +356,19 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
         cut = lambda x: x[:width]
         narrow = lambda v: v._replace(readers=jnp.minimum(v.readers, width))
         attention = PagedAttention(spec.cfg, extent, *write, narrow(prompt), narrow(gen))
-        logits, kv = decode_step(spec.cfg, params, cut(s.last), cut(position),
-                                 attention.start(kv, width), attention, layout=spec.plan.layout,
-                                 rules=spec.rules, rope_table=rope_table)
+        logits, kv = decode_step(
+            spec.cfg,
+            params,
+            cut(s.last),
+            cut(position),
+            attention.start(kv, width),
+            attention,
+            layout=spec.plan.layout,
+            rules=spec.rules,
+            rope_table=rope_table,
+        )
         tok, lp = sample(logits, cut(keys), temperature, top_p, spec.mode)
-        pad = lambda x, axis=0: jnp.pad(x, [(0, S - width if a == axis else 0)
-                                            for a in range(x.ndim)])
+        pad = lambda x, axis=0: jnp.pad(x, [(0, S - width if a == axis else 0) for a in range(x.ndim)])
         return pad(tok), pad(lp), pad(kv.new_k, 1), pad(kv.new_v, 1)
 
     # the pools are only read inside the branches (a branch that wrote them would make XLA
@@ -316,26 +376,31 @@ def _decode(spec: ProgramSpec, params: api.Params, q: Queue, s: State, key: jax.
     branches = [functools.partial(step, w, e) for w in widths for e in extents]
     tok, lp, new_k, new_v = jax.lax.switch(pick_w * len(extents) + pick_e, branches, s.kv)
     kv = PagedAttention(spec.cfg, extents[-1], *write, prompt, gen).end(
-        s.kv._replace(new_k=new_k, new_v=new_v))
+        s.kv._replace(new_k=new_k, new_v=new_v)
+    )
     R = q.row_ids.shape[0]
     at = (jnp.where(live, s.slot_row, R), s.drawn)
     drawn = s.drawn + live
     ended = live & (_stops(spec, tok) | (drawn >= q.budgets[row]))
-    read = jnp.asarray(extents, jnp.float32)[pick_e] * jnp.float32(
-        (spec.shapes.prompt_len, page))
-    stats = s.stats._replace(steps=s.stats.steps + 1,
-                             slots=s.stats.slots + jnp.asarray(widths, jnp.int32)[pick_w],
-                             tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
-                             prompt_tokens=s.stats.prompt_tokens + read[0],
-                             gen_tokens=s.stats.gen_tokens + read[1])
-    s = s._replace(kv=kv, last=tok, drawn=drawn, stats=stats,
-                   tokens=s.tokens.at[at].set(tok, mode="drop"),
-                   logprobs=s.logprobs.at[at].set(lp, mode="drop"),
-                   lengths=s.lengths.at[at[0]].set(drawn, mode="drop"),
-                   gen_owner=jnp.where((s.gen_owner >= 0)
-                                       & jnp.take(ended, s.gen_owner, mode="clip"),
-                                       -1, s.gen_owner),
-                   slot_row=jnp.where(ended, -1, s.slot_row))
+    read = jnp.asarray(extents, jnp.float32)[pick_e] * jnp.float32((spec.shapes.prompt_len, page))
+    stats = s.stats._replace(
+        steps=s.stats.steps + 1,
+        slots=s.stats.slots + jnp.asarray(widths, jnp.int32)[pick_w],
+        tokens=s.stats.tokens + live.sum(dtype=jnp.int32),
+        prompt_tokens=s.stats.prompt_tokens + read[0],
+        gen_tokens=s.stats.gen_tokens + read[1],
+    )
+    s = s._replace(
+        kv=kv,
+        last=tok,
+        drawn=drawn,
+        stats=stats,
+        tokens=s.tokens.at[at].set(tok, mode="drop"),
+        logprobs=s.logprobs.at[at].set(lp, mode="drop"),
+        lengths=s.lengths.at[at[0]].set(drawn, mode="drop"),
+        gen_owner=jnp.where((s.gen_owner >= 0) & jnp.take(ended, s.gen_owner, mode="clip"), -1, s.gen_owner),
+        slot_row=jnp.where(ended, -1, s.slot_row),
+    )
     return _release(s, s.slot_prompt, ended)
 
 
@@ -354,22 +419,38 @@ def init_state(spec: ProgramSpec, key: jax.Array) -> State:
     i32 = lambda shape, v: jnp.full(shape, v, jnp.int32)
     zero = jnp.int32(0)
     return State(
-        next=zero, slot_row=i32((S,), -1), slot_prompt=i32((S,), 0), last=i32((S,), 0),
-        drawn=i32((S,), 0), gen_table=i32((S, spec.gen_pages), n_gen),
-        refs=i32((sh.prompts,), 0), resident=jnp.zeros((sh.prompts,), bool),
+        next=zero,
+        slot_row=i32((S,), -1),
+        slot_prompt=i32((S,), 0),
+        last=i32((S,), 0),
+        drawn=i32((S,), 0),
+        gen_table=i32((S, spec.gen_pages), n_gen),
+        refs=i32((sh.prompts,), 0),
+        resident=jnp.zeros((sh.prompts,), bool),
         hidden=jnp.zeros((sh.prompts, cfg.hidden_size), dtype),
         prompt_owner=i32((spec.prompt_slots,), -1),
-        gen_owner=i32((n_gen,), -1), gen_base=i32((n_gen,), 0), kv=kv,
+        gen_owner=i32((n_gen,), -1),
+        gen_base=i32((n_gen,), 0),
+        kv=kv,
         tokens=i32((sh.queue, sh.gen_len), spec.pad_id),
         logprobs=jnp.zeros((sh.queue, sh.gen_len), jnp.float32),
         lengths=i32((sh.queue,), 0),
-        stats=Stats(zero, zero, zero, jnp.float32(0), jnp.float32(0)))
+        stats=Stats(zero, zero, zero, jnp.float32(0), jnp.float32(0)),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def generate(params: api.Params, decode_params: api.Params, queue: Queue, key: jax.Array,
-             temperature: jax.Array, top_p: jax.Array, rope_table: tuple[jax.Array, jax.Array],
-             *, spec: ProgramSpec) -> State:
+def generate(
+    params: api.Params,
+    decode_params: api.Params,
+    queue: Queue,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+    *,
+    spec: ProgramSpec,
+) -> State:
     """Decode the whole queue; prefill on `params` (stacked), decode on `decode_params` (the
     same weights, maybe unstacked)."""
     state = init_state(spec, key)._replace(refs=queue.refs)
@@ -377,12 +458,17 @@ def generate(params: api.Params, decode_params: api.Params, queue: Queue, key: j
     def admit(s: State) -> State:
         return jax.lax.while_loop(
             lambda s: jnp.any(s.slot_row < 0) & (s.next < queue.n_rows),
-            lambda s: _admit_one(spec, params, queue, s, key, temperature, top_p, rope_table), s)
+            lambda s: _admit_one(spec, params, queue, s, key, temperature, top_p, rope_table),
+            s,
+        )
 
     def step(s: State) -> State:
         s = admit(s)
-        return jax.lax.cond(jnp.any(s.slot_row >= 0), lambda s: _decode(
-            spec, decode_params, queue, s, key, temperature, top_p, rope_table), lambda s: s, s)
+        return jax.lax.cond(
+            jnp.any(s.slot_row >= 0),
+            lambda s: _decode(spec, decode_params, queue, s, key, temperature, top_p, rope_table),
+            lambda s: s,
+            s,
+        )
 
-    return jax.lax.while_loop(
-        lambda s: (s.next < queue.n_rows) | jnp.any(s.slot_row >= 0), step, state)
+    return jax.lax.while_loop(lambda s: (s.next < queue.n_rows) | jnp.any(s.slot_row >= 0), step, state)

@@ -25,6 +25,7 @@ Params are a traced argument of both programs (never closed over), so the train 
 them without a recompile; the decode program donates its state (KV cache included), so the loop
 reuses the prefill's buffers instead of holding a second copy of the cache.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,7 @@ import jax.numpy as jnp
 
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
-from azr_jax.model.decode import (PrefixKV, SlotAttention, SlotKV, decode_step, prefix_buffers,
-                                  slot_buffers)
+from azr_jax.model.decode import PrefixKV, SlotAttention, SlotKV, decode_step, prefix_buffers, slot_buffers
 from azr_jax.model.decoder import KVCache
 from azr_jax.sampling.ops import SamplingMode, row_keys, sample
 from azr_jax.sampling.plan import DecodePlan
@@ -86,13 +86,13 @@ def _cache_axes(cache: SlotKV, keys_last: bool) -> SlotKV:
     lead = () if per_layer else ("layers",)
     prefix = None
     if cache.prefix is not None:
-        prefix = PrefixKV(lead + v, lead + ("batch", "act_kv_heads", "head_dim", "cache_seq"),
-                          ("batch", "cache_seq"))
+        prefix = PrefixKV(
+            lead + v, lead + ("batch", "act_kv_heads", "head_dim", "cache_seq"), ("batch", "cache_seq")
+        )
     return SlotKV(lead + k, lead + v, ("batch", "cache_seq"), (), prefix)
 
 
-def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool = False
-                     ) -> DecodeState:
+def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool = False) -> DecodeState:
     """Pin the carried state to batch sharding (and the cache to its logical axes) so the
     while-loop carry has one fixed layout on any mesh."""
     if not rules.active:
@@ -106,20 +106,30 @@ def _constrain_state(state: DecodeState, rules: ShardingRules, keys_last: bool =
         if isinstance(a, tuple):
             return tuple(rules.constrain(x, names) for x in a)
         return rules.constrain(a, names)
+
     c = state.cache
-    prefix = None if c.prefix is None else PrefixKV(
-        pin(c.prefix.k, ax.prefix.k), pin(c.prefix.v, ax.prefix.v), pin(c.prefix.valid, ax.prefix.valid))
+    prefix = (
+        None
+        if c.prefix is None
+        else PrefixKV(
+            pin(c.prefix.k, ax.prefix.k), pin(c.prefix.v, ax.prefix.v), pin(c.prefix.valid, ax.prefix.valid)
+        )
+    )
     cache = SlotKV(pin(c.k, ax.k), pin(c.v, ax.v), pin(c.valid, ax.valid), c.index, prefix)
     return state._replace(
-        tokens=rules.constrain(state.tokens, grid), logprobs=rules.constrain(state.logprobs, grid),
-        last=rules.constrain(state.last, row), position=rules.constrain(state.position, row),
-        done=rules.constrain(state.done, row), lengths=rules.constrain(state.lengths, row),
-        budgets=rules.constrain(state.budgets, row), row_ids=rules.constrain(state.row_ids, row),
-        cache=cache)
+        tokens=rules.constrain(state.tokens, grid),
+        logprobs=rules.constrain(state.logprobs, grid),
+        last=rules.constrain(state.last, row),
+        position=rules.constrain(state.position, row),
+        done=rules.constrain(state.done, row),
+        lengths=rules.constrain(state.lengths, row),
+        budgets=rules.constrain(state.budgets, row),
+        row_ids=rules.constrain(state.row_ids, row),
+        cache=cache,
+    )
 
 
-def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: ProgramSpec
-            ) -> DecodeState:
+def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: ProgramSpec) -> DecodeState:
     """Write the tokens drawn at `state.step` for the rows still running and update finished
     flags (stop token drawn, or budget used up)."""
     active = ~state.done
@@ -134,13 +144,25 @@ def _record(state: DecodeState, tokens: jax.Array, logprobs: jax.Array, spec: Pr
     else:
         stopped = jnp.zeros_like(active)
     done = state.done | stopped | (lengths >= state.budgets)
-    return state._replace(step=state.step + 1, tokens=buf, logprobs=lp_buf, last=tokens,
-                          position=state.position + 1, done=done, lengths=lengths)
+    return state._replace(
+        step=state.step + 1,
+        tokens=buf,
+        logprobs=lp_buf,
+        last=tokens,
+        position=state.position + 1,
+        done=done,
+        lengths=lengths,
+    )
 
 
-def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mask: jax.Array,
-                   positions: jax.Array, rope_table: tuple[jax.Array, jax.Array]
-                   ) -> tuple[jax.Array, KVCache]:
+def _prefill_cache(
+    spec: ProgramSpec,
+    params: api.Params,
+    tokens: jax.Array,
+    mask: jax.Array,
+    positions: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+) -> tuple[jax.Array, KVCache]:
     """Fill a P-slot cache with the prompts, `prefill_chunk` tokens at a time; returns the last
     position's final hidden state [B, 1, D] and the cache.
 
@@ -153,14 +175,32 @@ def _prefill_cache(spec: ProgramSpec, params: api.Params, tokens: jax.Array, mas
     C = min(spec.plan.prefill_chunk, P)
     head = P % C or C  # the first pass: the remainder, or one whole chunk
     # The first pass only writes the empty cache (nothing earlier to attend).
-    hidden, cache = api.apply(cfg, params, tokens[:, :head], positions[:, :head], mask[:, :head],
-                              KVCache.zeros(cfg, B, P), rules=rules, return_hidden=True,
-                              fresh_cache=True, rope_table=rope_table)
+    hidden, cache = api.apply(
+        cfg,
+        params,
+        tokens[:, :head],
+        positions[:, :head],
+        mask[:, :head],
+        KVCache.zeros(cfg, B, P),
+        rules=rules,
+        return_hidden=True,
+        fresh_cache=True,
+        rope_table=rope_table,
+    )
 
     def chunk(i: jax.Array, carry: tuple[jax.Array, KVCache]) -> tuple[jax.Array, KVCache]:
         take = lambda a: jax.lax.dynamic_slice_in_dim(a, head + i * C, C, axis=1)
-        h, cache = api.apply(cfg, params, take(tokens), take(positions), take(mask), carry[1],
-                             rules=rules, return_hidden=True, rope_table=rope_table)
+        h, cache = api.apply(
+            cfg,
+            params,
+            take(tokens),
+            take(positions),
+            take(mask),
+            carry[1],
+            rules=rules,
+            return_hidden=True,
+            rope_table=rope_table,
+        )
         return h[:, -1:], cache
 
     return jax.lax.fori_loop(0, (P - head) // C, chunk, (hidden[:, -1:], cache))
@@ -171,27 +211,48 @@ def _extend(cache: KVCache, extra: int) -> KVCache:
     if extra <= 0:
         return cache
     pad5 = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
-    return KVCache(jnp.pad(cache.k, pad5), jnp.pad(cache.v, pad5),
-                   jnp.pad(cache.valid, ((0, 0), (0, extra))), cache.index)
+    return KVCache(
+        jnp.pad(cache.k, pad5),
+        jnp.pad(cache.v, pad5),
+        jnp.pad(cache.valid, ((0, 0), (0, extra))),
+        cache.index,
+    )
 
 
-def _share(src: jax.Array, hidden: jax.Array, cache: KVCache, positions: jax.Array,
-           tokens: jax.Array, rules: ShardingRules
-           ) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
+def _share(
+    src: jax.Array,
+    hidden: jax.Array,
+    cache: KVCache,
+    positions: jax.Array,
+    tokens: jax.Array,
+    rules: ShardingRules,
+) -> tuple[jax.Array, KVCache, jax.Array, jax.Array]:
     """Copy each distinct prompt's prefill (last hidden state, cache, positions) to every row
     that decodes from it: [U, ...] -> [B, ...] along the batch axis."""
     axes = KVCache.logical_axes()
-    cache = cache._replace(k=rules.constrain(cache.k[:, src], axes.k),
-                           v=rules.constrain(cache.v[:, src], axes.v),
-                           valid=rules.constrain(cache.valid[src], axes.valid))
+    cache = cache._replace(
+        k=rules.constrain(cache.k[:, src], axes.k),
+        v=rules.constrain(cache.v[:, src], axes.v),
+        valid=rules.constrain(cache.valid[src], axes.valid),
+    )
     return hidden[src], cache, positions[src], tokens[src]
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax.Array,
-            row_ids: jax.Array, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
-            rope_table: tuple[jax.Array, jax.Array], src: jax.Array | None = None, *,
-            spec: ProgramSpec) -> DecodeState:
+def prefill(
+    params: api.Params,
+    tokens: jax.Array,
+    mask: jax.Array,
+    budgets: jax.Array,
+    row_ids: jax.Array,
+    key: jax.Array,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+    src: jax.Array | None = None,
+    *,
+    spec: ProgramSpec,
+) -> DecodeState:
     """Run the prompts through the model, build the decode cache and draw token 0.
 
     With `src` ([B] indices), `tokens`/`mask` hold U distinct prompts and row b decodes from
@@ -220,18 +281,32 @@ def prefill(params: api.Params, tokens: jax.Array, mask: jax.Array, budgets: jax
     slots = SlotKV(k, v, cache.valid, cache.index, prefix)
     logits = api.lm_logits(cfg, params, hidden, rules=rules)[:, 0]
     state = DecodeState(
-        step=jnp.int32(0), tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
-        logprobs=jnp.zeros((B, N), jnp.float32), last=tokens[:, -1],
-        position=positions[:, -1], done=budgets <= 0, lengths=jnp.zeros((B,), jnp.int32),
-        budgets=budgets, row_ids=row_ids, key=key, cache=slots)
-    drawn, logprobs = sample(logits, row_keys(key, row_ids, state.step), temperature, top_p,
-                             spec.mode)
+        step=jnp.int32(0),
+        tokens=jnp.full((B, N), spec.pad_id, jnp.int32),
+        logprobs=jnp.zeros((B, N), jnp.float32),
+        last=tokens[:, -1],
+        position=positions[:, -1],
+        done=budgets <= 0,
+        lengths=jnp.zeros((B,), jnp.int32),
+        budgets=budgets,
+        row_ids=row_ids,
+        key=key,
+        cache=slots,
+    )
+    drawn, logprobs = sample(logits, row_keys(key, row_ids, state.step), temperature, top_p, spec.mode)
     return _constrain_state(_record(state, drawn, logprobs, spec), rules, plan.keys_last)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p: jax.Array,
-           rope_table: tuple[jax.Array, jax.Array], *, spec: ProgramSpec) -> DecodeState:
+def decode(
+    params: api.Params,
+    state: DecodeState,
+    temperature: jax.Array,
+    top_p: jax.Array,
+    rope_table: tuple[jax.Array, jax.Array],
+    *,
+    spec: ProgramSpec,
+) -> DecodeState:
     """Draw tokens 1.. N-1 until every row is done; returns the final state."""
     cfg, rules, N, plan = spec.cfg, _rules(spec), spec.gen_len, spec.plan
 
@@ -240,10 +315,18 @@ def decode(params: api.Params, state: DecodeState, temperature: jax.Array, top_p
 
     def body(s: DecodeState) -> DecodeState:
         attention, cache = SlotAttention.begin(cfg, s.cache, plan.keys_last)
-        logits, cache = decode_step(cfg, params, s.last, s.position, cache, attention,
-                                    layout=plan.layout, rules=rules, rope_table=rope_table)
-        drawn, logprobs = sample(logits, row_keys(s.key, s.row_ids, s.step), temperature,
-                                 top_p, spec.mode)
+        logits, cache = decode_step(
+            cfg,
+            params,
+            s.last,
+            s.position,
+            cache,
+            attention,
+            layout=plan.layout,
+            rules=rules,
+            rope_table=rope_table,
+        )
+        drawn, logprobs = sample(logits, row_keys(s.key, s.row_ids, s.step), temperature, top_p, spec.mode)
         s = s._replace(cache=attention.end(cache))
         return _constrain_state(_record(s, drawn, logprobs, spec), rules, plan.keys_last)
 

@@ -9,6 +9,7 @@ distribution, log softmax(logits / T), with T = 1 for greedy. That is the quanti
 recomputes with one full forward pass (it never applies top-k/top-p), so the two can be compared
 or the sampler's value used as the "old" policy logprob directly.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ class SamplingMode:
     top_p: bool = False  # compile the nucleus filter in
 
     @classmethod
-    def of(cls, params: SamplingParams) -> "SamplingMode":
+    def of(cls, params: SamplingParams) -> SamplingMode:
         if params.greedy:
             return cls(greedy=True)
         return cls(greedy=False, top_k=params.top_k, top_p=params.top_p < 1.0)
@@ -87,11 +88,12 @@ def nucleus_keep(logits: jax.Array, top_p: jax.Array) -> jax.Array:
 def _categorical(keys: jax.Array, logits: jax.Array) -> jax.Array:
     """One draw per row, each row from its own key (so a row's sample does not depend on which
     other rows share its batch)."""
-    return jax.vmap(lambda k, l: jax.random.categorical(k, l))(keys, logits)
+    return jax.vmap(jax.random.categorical)(keys, logits)
 
 
-def sample(logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_p: jax.Array,
-           mode: SamplingMode) -> tuple[jax.Array, jax.Array]:
+def sample(
+    logits: jax.Array, keys: jax.Array, temperature: jax.Array, top_p: jax.Array, mode: SamplingMode
+) -> tuple[jax.Array, jax.Array]:
     """Draw one token per row.
 
     logits: [B, V] (any float dtype; computed in fp32); keys: [B] typed PRNG keys; temperature,

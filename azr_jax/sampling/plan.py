@@ -5,6 +5,7 @@ Each choice is a `SamplerConfig` field (None / "auto" = the rule below), so any 
 forced or turned off from a config file or the command line (`--config.sampler.<field>=...`).
 The rules and the measurements behind them: benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,12 +43,12 @@ class DecodePlan:
     @property
     def layout(self) -> Layout:
         """The decode step's weight layout."""
-        return Layout(out_in=self.unstack_layers,
-                      splits=self.matmul_splits if self.unstack_layers else 1)
+        return Layout(out_in=self.unstack_layers, splits=self.matmul_splits if self.unstack_layers else 1)
 
 
-def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: int = 1,
-              engine: str | None = None) -> DecodePlan:
+def make_plan(
+    platform: str, rows: int, config: SamplerConfig, batch_multiple: int = 1, engine: str | None = None
+) -> DecodePlan:
     """The plan for `rows` rows on `platform` ("cpu", "gpu" or "tpu"); `engine` forces the
     engine (the static engine plans each chunk of a call with its own batch).
 
@@ -64,8 +65,7 @@ def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: i
     engine = engine or c.engine
     if engine == "auto":
         engine = "continuous" if rows > c.max_batch else "static"
-    slots = round_up(pick_bucket(min(rows, c.max_batch), c.batch_buckets, "batch size"),
-                     batch_multiple)
+    slots = round_up(pick_bucket(min(rows, c.max_batch), c.batch_buckets, "batch size"), batch_multiple)
     unstack = c.unstack_layers if c.unstack_layers is not None else platform != "tpu"
     splits = c.decode_matmul_splits
     if splits is None:
@@ -74,7 +74,15 @@ def make_plan(platform: str, rows: int, config: SamplerConfig, batch_multiple: i
     page = c.page_size or _PAGE_SIZE.get(platform, 16)
     extents = c.read_extents or _READ_EXTENTS.get(platform, 4)
     widths = c.decode_widths or _DECODE_WIDTHS
-    return DecodePlan(engine=engine, slots=slots, unstack_layers=unstack, matmul_splits=splits,
-                      keys_last=keys_last, share_prompts=c.share_prompts,
-                      prefill_chunk=c.prefill_chunk, page_size=page, read_extents=extents,
-                      decode_widths=widths)
+    return DecodePlan(
+        engine=engine,
+        slots=slots,
+        unstack_layers=unstack,
+        matmul_splits=splits,
+        keys_last=keys_last,
+        share_prompts=c.share_prompts,
+        prefill_chunk=c.prefill_chunk,
+        page_size=page,
+        read_extents=extents,
+        decode_widths=widths,
+    )

@@ -5,11 +5,12 @@ Thin orchestration around the two engines' jitted programs: validate, make the d
 one queue (`continuous.generate`), place the padded arrays on the mesh, run, and put the rows
 back into the caller's order. All math lives in the jitted programs.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,7 @@ import numpy as np
 from azr_jax.model import api, rope
 from azr_jax.model.config import ModelConfig
 from azr_jax.sampling import continuous, loop
-from azr_jax.sampling.batching import (Chunk, plan_chunks, plan_queue, validate_budgets,
-                                       validate_prompts)
+from azr_jax.sampling.batching import Chunk, plan_chunks, plan_queue, validate_budgets, validate_prompts
 from azr_jax.sampling.config import SamplerConfig, SamplingParams
 from azr_jax.sampling.ops import SamplingMode
 from azr_jax.sampling.plan import DecodePlan, make_plan
@@ -111,8 +111,9 @@ def _as_key(key: jax.Array) -> jax.Array:
             raise ValueError(f"key must be a single PRNG key, got a key array of shape {key.shape}")
         return key
     if key.dtype != jnp.uint32 or key.ndim != 1:
-        raise TypeError(f"key must be a PRNG key (typed, or raw uint32 data), got "
-                        f"{key.dtype}{list(key.shape)}")
+        raise TypeError(
+            f"key must be a PRNG key (typed, or raw uint32 data), got {key.dtype}{list(key.shape)}"
+        )
     return jax.random.wrap_key_data(jnp.asarray(key))
 
 
@@ -123,9 +124,15 @@ class Sampler:
     `stop_token_ids` default to the config's EOS ids; an empty tuple disables stopping.
     """
 
-    def __init__(self, cfg: ModelConfig, *, rules: ShardingRules | None = None,
-                 config: SamplerConfig = SamplerConfig(),
-                 stop_token_ids: Sequence[int] | None = None, pad_token_id: int = 0):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        *,
+        rules: ShardingRules | None = None,
+        config: SamplerConfig = SamplerConfig(),
+        stop_token_ids: Sequence[int] | None = None,
+        pad_token_id: int = 0,
+    ):
         self.cfg = cfg
         self.rules = rules
         self.config = config
@@ -139,9 +146,14 @@ class Sampler:
         self._rope_tables: dict[int, tuple[jax.Array, jax.Array]] = {}
 
     # ------------------------------------------------------------------ public
-    def generate(self, params: api.Params, prompts: Sequence[Sequence[int]],
-                 max_new_tokens: int | Sequence[int], sampling: SamplingParams,
-                 key: jax.Array) -> SampleOutput:
+    def generate(
+        self,
+        params: api.Params,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams,
+        key: jax.Array,
+    ) -> SampleOutput:
         """Generate for every prompt (token ids, any lengths); same key -> same output."""
         if not isinstance(sampling, SamplingParams):
             raise TypeError(f"sampling must be a SamplingParams, got {type(sampling).__name__}")
@@ -163,30 +175,45 @@ class Sampler:
         out = run(params, decode_params, rows, budgets, mode, sampling, key, plan, platform)
         out.mask = np.arange(out.tokens.shape[1])[None, :] < out.lengths[:, None]
         stop_set = set(self.stop_token_ids)
-        out.finish_reasons = [FINISH_STOP if n and int(out.tokens[i, n - 1]) in stop_set
-                              else FINISH_LENGTH for i, n in enumerate(out.lengths)]
+        out.finish_reasons = [
+            FINISH_STOP if n and int(out.tokens[i, n - 1]) in stop_set else FINISH_LENGTH
+            for i, n in enumerate(out.lengths)
+        ]
         return out
 
     # ------------------------------------------------------------------ engines
-    def _static(self, params: api.Params, decode_params: api.Params, rows: list[np.ndarray],
-                budgets: np.ndarray, mode: SamplingMode, sampling: SamplingParams,
-                key: jax.Array, plan: DecodePlan, platform: str) -> SampleOutput:
+    def _static(
+        self,
+        params: api.Params,
+        decode_params: api.Params,
+        rows: list[np.ndarray],
+        budgets: np.ndarray,
+        mode: SamplingMode,
+        sampling: SamplingParams,
+        key: jax.Array,
+        plan: DecodePlan,
+        platform: str,
+    ) -> SampleOutput:
         chunks = plan_chunks(rows, budgets, self.config, self.batch_multiple, self.pad_token_id)
         n_rows, width = len(rows), int(budgets.max())
-        out = SampleOutput(tokens=np.full((n_rows, width), self.pad_token_id, np.int32),
-                           logprobs=np.zeros((n_rows, width), np.float32), mask=None,
-                           lengths=np.zeros((n_rows,), np.int32), finish_reasons=[])
+        out = SampleOutput(
+            tokens=np.full((n_rows, width), self.pad_token_id, np.int32),
+            logprobs=np.zeros((n_rows, width), np.float32),
+            mask=None,
+            lengths=np.zeros((n_rows,), np.int32),
+            finish_reasons=[],
+        )
         clock = {"prefill": 0.0, "decode": 0.0}
         temperature, top_p = _strengths(sampling)
         for chunk in chunks:
             B, P, N = chunk.shape
-            chunk_plan = make_plan(platform, B, self.config, self.batch_multiple,
-                                   engine="static")
+            chunk_plan = make_plan(platform, B, self.config, self.batch_multiple, engine="static")
             spec = self.spec(N, mode, chunk_plan, cascade=chunk.group > 0)
             state = self._run(params, decode_params, chunk, spec, key, temperature, top_p, clock)
             # to_host: on a multi-host mesh the rows are spread over hosts; every host needs all.
-            out_tok, out_lp, out_len, step = (distributed.to_host(a) for a in (
-                state.tokens, state.logprobs, state.lengths, state.step))
+            out_tok, out_lp, out_len, step = (
+                distributed.to_host(a) for a in (state.tokens, state.logprobs, state.lengths, state.step)
+            )
             w = min(width, N)
             out.tokens[chunk.rows, :w] = out_tok[chunk.slots, :w]
             out.logprobs[chunk.rows, :w] = out_lp[chunk.slots, :w]
@@ -202,34 +229,75 @@ class Sampler:
         out.prefill_seconds, out.decode_seconds = clock["prefill"], clock["decode"]
         return out
 
-    def _continuous(self, params: api.Params, decode_params: api.Params,
-                    rows: list[np.ndarray], budgets: np.ndarray, mode: SamplingMode,
-                    sampling: SamplingParams, key: jax.Array, plan: DecodePlan,
-                    platform: str) -> SampleOutput:
-        queue = plan_queue(rows, budgets, self.config, plan.page_size, plan.prefill_chunk,
-                           self.pad_token_id, plan.share_prompts)
+    def _continuous(
+        self,
+        params: api.Params,
+        decode_params: api.Params,
+        rows: list[np.ndarray],
+        budgets: np.ndarray,
+        mode: SamplingMode,
+        sampling: SamplingParams,
+        key: jax.Array,
+        plan: DecodePlan,
+        platform: str,
+    ) -> SampleOutput:
+        queue = plan_queue(
+            rows,
+            budgets,
+            self.config,
+            plan.page_size,
+            plan.prefill_chunk,
+            self.pad_token_id,
+            plan.share_prompts,
+        )
         spec = continuous.ProgramSpec(
-            cfg=self.cfg, rules=self.rules, plan=plan, mode=mode, stop_ids=self.stop_token_ids,
-            pad_id=self.pad_token_id, shapes=continuous.Shapes(
-                queue=len(queue.row_ids), prompts=len(queue.lengths),
-                prompt_len=queue.tokens.shape[1], gen_len=queue.gen_len, group=queue.group))
+            cfg=self.cfg,
+            rules=self.rules,
+            plan=plan,
+            mode=mode,
+            stop_ids=self.stop_token_ids,
+            pad_id=self.pad_token_id,
+            shapes=continuous.Shapes(
+                queue=len(queue.row_ids),
+                prompts=len(queue.lengths),
+                prompt_len=queue.tokens.shape[1],
+                gen_len=queue.gen_len,
+                group=queue.group,
+            ),
+        )
         temperature, top_p = _strengths(sampling)
         rope_table = self._rope_table(queue.tokens.shape[1] + queue.gen_len)
-        q = continuous.Queue(*(self._put(a) for a in (
-            queue.row_ids, queue.src, queue.budgets, np.int32(len(rows)), queue.tokens,
-            queue.lengths, queue.refs)))
+        q = continuous.Queue(
+            *(
+                self._put(a)
+                for a in (
+                    queue.row_ids,
+                    queue.src,
+                    queue.budgets,
+                    np.int32(len(rows)),
+                    queue.tokens,
+                    queue.lengths,
+                    queue.refs,
+                )
+            )
+        )
         t0 = time.perf_counter()
-        state = jax.block_until_ready(continuous.generate(
-            params, decode_params, q, key, temperature, top_p, rope_table, spec=spec))
+        state = jax.block_until_ready(
+            continuous.generate(params, decode_params, q, key, temperature, top_p, rope_table, spec=spec)
+        )
         seconds = time.perf_counter() - t0
-        tok, lp, lengths = (distributed.to_host(a) for a in (
-            state.tokens, state.logprobs, state.lengths))
+        tok, lp, lengths = (distributed.to_host(a) for a in (state.tokens, state.logprobs, state.lengths))
         stats = continuous.Stats(*(distributed.to_host(a).item() for a in state.stats))
         n, width = len(rows), int(budgets.max())
-        out = SampleOutput(tokens=np.empty((n, width), np.int32),
-                           logprobs=np.empty((n, width), np.float32), mask=None,
-                           lengths=np.empty((n,), np.int32), finish_reasons=[],
-                           decode_seconds=seconds, engine="continuous")
+        out = SampleOutput(
+            tokens=np.empty((n, width), np.int32),
+            logprobs=np.empty((n, width), np.float32),
+            mask=None,
+            lengths=np.empty((n,), np.int32),
+            finish_reasons=[],
+            decode_seconds=seconds,
+            engine="continuous",
+        )
         out.tokens[queue.order] = tok[:n, :width]
         out.logprobs[queue.order] = lp[:n, :width]
         out.lengths[queue.order] = lengths[:n]
@@ -241,11 +309,19 @@ class Sampler:
         return out
 
     # ------------------------------------------------------------------ internals
-    def spec(self, gen_len: int, mode: SamplingMode, plan: DecodePlan, cascade: bool = False
-             ) -> loop.ProgramSpec:
-        return loop.ProgramSpec(cfg=self.cfg, rules=self.rules, gen_len=gen_len, mode=mode,
-                                stop_ids=self.stop_token_ids, pad_id=self.pad_token_id,
-                                plan=plan, cascade=cascade)
+    def spec(
+        self, gen_len: int, mode: SamplingMode, plan: DecodePlan, cascade: bool = False
+    ) -> loop.ProgramSpec:
+        return loop.ProgramSpec(
+            cfg=self.cfg,
+            rules=self.rules,
+            gen_len=gen_len,
+            mode=mode,
+            stop_ids=self.stop_token_ids,
+            pad_id=self.pad_token_id,
+            plan=plan,
+            cascade=cascade,
+        )
 
     def _put(self, arr: np.ndarray) -> jax.Array:
         """Host array -> device, replicated on the mesh when there is one."""
@@ -270,22 +346,40 @@ class Sampler:
         names = ("batch",) + (None,) * (arr.ndim - 1)
         return put(arr, self.rules.sharding(names, arr.shape))
 
-    def _run(self, params: api.Params, decode_params: api.Params, chunk: Chunk,
-             spec: loop.ProgramSpec, key: jax.Array, temperature: jax.Array, top_p: jax.Array,
-             clock: dict[str, float]) -> loop.DecodeState:
+    def _run(
+        self,
+        params: api.Params,
+        decode_params: api.Params,
+        chunk: Chunk,
+        spec: loop.ProgramSpec,
+        key: jax.Array,
+        temperature: jax.Array,
+        top_p: jax.Array,
+        clock: dict[str, float],
+    ) -> loop.DecodeState:
         """Prefill (on `params`) then decode (on `decode_params`, the same weights, maybe
         unstacked) one chunk; waits on each so `clock` splits the time (the decode program
         needs the prefill's result anyway, so the wait costs nothing)."""
         t0 = time.perf_counter()
         rope_table = self._rope_table(chunk.tokens.shape[1] + spec.gen_len)
-        state = loop.prefill(params, self._place(chunk.tokens), self._place(chunk.mask),
-                             self._place(chunk.budgets), self._place(chunk.row_ids), key,
-                             temperature, top_p, rope_table,
-                             None if chunk.src is None else self._place(chunk.src), spec=spec)
+        state = loop.prefill(
+            params,
+            self._place(chunk.tokens),
+            self._place(chunk.mask),
+            self._place(chunk.budgets),
+            self._place(chunk.row_ids),
+            key,
+            temperature,
+            top_p,
+            rope_table,
+            None if chunk.src is None else self._place(chunk.src),
+            spec=spec,
+        )
         jax.block_until_ready(state)
         t1 = time.perf_counter()
-        state = jax.block_until_ready(loop.decode(decode_params, state, temperature, top_p,
-                                                     rope_table, spec=spec))
+        state = jax.block_until_ready(
+            loop.decode(decode_params, state, temperature, top_p, rope_table, spec=spec)
+        )
         clock["prefill"] += t1 - t0
         clock["decode"] += time.perf_counter() - t1
         return state
@@ -293,5 +387,4 @@ class Sampler:
 
 def _strengths(sampling: SamplingParams) -> tuple[jax.Array, jax.Array]:
     """The traced sampling strengths (temperature 1 for greedy: logprobs are unscaled)."""
-    return (jnp.float32(sampling.temperature if not sampling.greedy else 1.0),
-            jnp.float32(sampling.top_p))
+    return (jnp.float32(sampling.temperature if not sampling.greedy else 1.0), jnp.float32(sampling.top_p))

@@ -11,11 +11,13 @@ Prompt templates (`azr_jax.azr.prompts`):
   user message, generation prompt on), then the "<think>" reply prefix.
 - "raw": the text exactly as given.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import jax
 
@@ -37,8 +39,13 @@ class Tokenizer:
     `template` defaults to "chat" when the tokenizer ships a chat template, else "base".
     """
 
-    def __init__(self, path: str | os.PathLike, *, template: Template | None = None,
-                 prompt_config: PromptConfig = PromptConfig()):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        template: Template | None = None,
+        prompt_config: PromptConfig = PromptConfig(),
+    ):
         import transformers
 
         path = os.fspath(path)
@@ -70,8 +77,7 @@ class Tokenizer:
             return render_base(prompt, self.prompt_config)
         if self.template == "chat":
             chat = render_chat(prompt, self.prompt_config)
-            text = self.hf.apply_chat_template(chat.messages(), add_generation_prompt=True,
-                                               tokenize=False)
+            text = self.hf.apply_chat_template(chat.messages(), add_generation_prompt=True, tokenize=False)
             return text + chat.assistant_prefix
         return prompt
 
@@ -138,36 +144,50 @@ class TextSampler:
     and dropped from the text.
     """
 
-    def __init__(self, sampler: Sampler, tokenizer: Tokenizer, *,
-                 stop_strings: Sequence[str] = ()):
+    def __init__(self, sampler: Sampler, tokenizer: Tokenizer, *, stop_strings: Sequence[str] = ()):
         if isinstance(stop_strings, str):
             raise TypeError("stop_strings must be a sequence of strings, not one string")
         if any(not isinstance(s, str) or not s for s in stop_strings):
             raise ValueError(f"stop strings must be non-empty strings, got {list(stop_strings)}")
         if len(tokenizer) > sampler.cfg.vocab_size:
-            raise ValueError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
-                             f"is {sampler.cfg.vocab_size}")
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                f"is {sampler.cfg.vocab_size}"
+            )
         self.sampler = sampler
         self.tokenizer = tokenizer
         self.stop_strings = tuple(stop_strings)
 
     @classmethod
-    def from_dir(cls, path: str | os.PathLike, cfg: ModelConfig, *, rules: ShardingRules | None = None,
-                 config: SamplerConfig = SamplerConfig(), template: Template | None = None,
-                 prompt_config: PromptConfig = PromptConfig(), stop_strings: Sequence[str] = ()
-                 ) -> "TextSampler":
+    def from_dir(
+        cls,
+        path: str | os.PathLike,
+        cfg: ModelConfig,
+        *,
+        rules: ShardingRules | None = None,
+        config: SamplerConfig = SamplerConfig(),
+        template: Template | None = None,
+        prompt_config: PromptConfig = PromptConfig(),
+        stop_strings: Sequence[str] = (),
+    ) -> TextSampler:
         """Tokenizer from `path` and a Sampler that stops on the model's and the tokenizer's
         EOS ids (instruct tokenizers often end turns with a token the base config lacks)."""
         tok = Tokenizer(path, template=template, prompt_config=prompt_config)
         stops = tuple(dict.fromkeys(tuple(cfg.eos_token_id) + tok.eos_token_ids))
         pad = tok.hf.pad_token_id
-        sampler = Sampler(cfg, rules=rules, config=config, stop_token_ids=stops,
-                          pad_token_id=0 if pad is None else int(pad))
+        sampler = Sampler(
+            cfg, rules=rules, config=config, stop_token_ids=stops, pad_token_id=0 if pad is None else int(pad)
+        )
         return cls(sampler, tok, stop_strings=stop_strings)
 
-    def generate(self, params: api.Params, prompts: Sequence[str],
-                 max_new_tokens: int | Sequence[int], sampling: SamplingParams, key: jax.Array
-                 ) -> TextOutput:
+    def generate(
+        self,
+        params: api.Params,
+        prompts: Sequence[str],
+        max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams,
+        key: jax.Array,
+    ) -> TextOutput:
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not one string")
         prompt_ids = [self.tokenizer.encode_prompt(p) for p in prompts]
@@ -197,4 +217,3 @@ class TextSampler:
             texts.append(text[:end])
             stops.append(stop)
         return TextOutput(prompt_ids=prompt_ids, texts=texts, stop_strings=stops, sample=out)
-

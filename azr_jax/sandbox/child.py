@@ -23,11 +23,10 @@ This module imports only what a bare interpreter has loaded (it is part of the z
 
 from __future__ import annotations
 
+import _signal
 import builtins
 import io
 import sys
-
-import _signal
 
 from . import codec
 from .wire import (
@@ -158,7 +157,9 @@ def exception_status(exc: BaseException) -> str:
         name = type(exc).__name__
     except BaseException:  # noqa: BLE001
         name = "Exception"
-    return error_status(name if isinstance(name, str) else "Exception", message if isinstance(message, str) else "")
+    return error_status(
+        name if isinstance(name, str) else "Exception", message if isinstance(message, str) else ""
+    )
 
 
 def _code(item, filename: str, mode: str):
@@ -181,7 +182,9 @@ def _info_repr(value) -> str | None:
     """Short repr of a checked value, for information only (never part of a verdict)."""
     try:
         text = repr(value)
-        return text if len(text) <= _INFO_CHARS else text[: _INFO_CHARS // 2] + "..." + text[-_INFO_CHARS // 2 :]
+        return (
+            text if len(text) <= _INFO_CHARS else text[: _INFO_CHARS // 2] + "..." + text[-_INFO_CHARS // 2 :]
+        )
     except BaseException:  # noqa: BLE001
         return None
 
@@ -193,7 +196,9 @@ def _limits(payload: dict) -> dict:
 def _bounded_text(text, limits: dict) -> str:
     """The official storage form, or the whole repr within `max_repr_chars` (strict)."""
     if limits.get("truncate", True):
-        return official_truncate(text.strip() if limits.get("official", True) else text, limits.get("keep", OFFICIAL_KEEP))
+        return official_truncate(
+            text.strip() if limits.get("official", True) else text, limits.get("keep", OFFICIAL_KEEP)
+        )
     if len(text) > limits.get("max_repr", 4096):
         raise ValueTooLarge(f"repr has {len(text)} characters, limit {limits.get('max_repr', 4096)}")
     return text
@@ -288,9 +293,16 @@ def step_eval(payload: dict) -> dict:
     if payload.get("mode") == "args":
         ns[_CAPTURE] = _capture
         args, kwargs = eval(_code(payload["expr"], "<input>", "eval"), ns)  # noqa: S307
-        return {"status": STATUS_OK, "enc": codec.encode_call(args, kwargs, limits.get("nodes", codec.MAX_NODES))}
+        return {
+            "status": STATUS_OK,
+            "enc": codec.encode_call(args, kwargs, limits.get("nodes", codec.MAX_NODES)),
+        }
     value = eval(_code(payload["expr"], "<answer>", "eval"), ns)  # noqa: S307
-    return {"status": STATUS_OK, "enc": codec.encode(value, limits.get("nodes", codec.MAX_NODES)), "value": _info_repr(value)}
+    return {
+        "status": STATUS_OK,
+        "enc": codec.encode(value, limits.get("nodes", codec.MAX_NODES)),
+        "value": _info_repr(value),
+    }
 
 
 def step_call(payload: dict) -> dict:
@@ -301,7 +313,11 @@ def step_call(payload: dict) -> dict:
     fn = _global(ns, "f")
     args, kwargs = codec.decode_call(payload["args"])
     value = fn(*args, **kwargs)
-    return {"status": STATUS_OK, "enc": codec.encode(value, limits.get("nodes", codec.MAX_NODES)), "value": _info_repr(value)}
+    return {
+        "status": STATUS_OK,
+        "enc": codec.encode(value, limits.get("nodes", codec.MAX_NODES)),
+        "value": _info_repr(value),
+    }
 
 
 def _global(ns: dict, name: str):
@@ -403,4 +419,3 @@ def run_in_child(payload: dict, result_fd: int) -> None:
     while view:
         written = posix.write(result_fd, view)
         view = view[written:]
-

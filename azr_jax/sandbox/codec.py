@@ -477,7 +477,9 @@ def contains_opaque(tree) -> bool:
 try:  # the C encoder of the json package, without importing json (and re) in the child
     import _json
 
-    _c_encoder = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+    _c_encoder = _json.make_encoder(
+        None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
 
     def dumps(tree) -> str:
         """Compact JSON of a wire tree (or any JSON-able dict of them)."""

@@ -28,9 +28,9 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 from .config import UIDS_PER_WORKER, FarmConfig
 from .isolation import CLEAN_ENV
@@ -63,7 +63,11 @@ def _lost(job: Job, detail: str) -> Result:
     """Result for a job the farm could not complete (infrastructure failure: verdict None)."""
     n = job.units if job.probe == PROBE_PAIRS else 0
     return Result(
-        STATUS_KILLED, verdict=None, pair_verdicts=(None,) * n, pair_statuses=(STATUS_KILLED,) * n, detail=detail
+        STATUS_KILLED,
+        verdict=None,
+        pair_verdicts=(None,) * n,
+        pair_statuses=(STATUS_KILLED,) * n,
+        detail=detail,
     )
 
 
@@ -188,7 +192,10 @@ class SandboxFarm:
         self._closed = False
         self._next_id = 0
         self._restarts = 0
-        self._pending: dict[str, collections.deque[_Pending]] = {_MAIN: collections.deque(), _ALT: collections.deque()}
+        self._pending: dict[str, collections.deque[_Pending]] = {
+            _MAIN: collections.deque(),
+            _ALT: collections.deque(),
+        }
         self._workers: dict[str, list[_Worker]] = {_MAIN: [], _ALT: []}
         self._all_workers: list[_Worker] = []
         self._dead: dict[str, str] = {}  # group -> why it has no workers and gets none
@@ -230,7 +237,11 @@ class SandboxFarm:
         the zygotes have reaped: the farm's cost outside the calling process (Linux /proc)."""
         with self._lock:
             pids = [w.proc.pid for w in self._all_workers if not w.dead]
-            pids += [w.hello.get("zygote_pid") for w in self._all_workers if not w.dead and w.hello.get("zygote_pid")]
+            pids += [
+                w.hello.get("zygote_pid")
+                for w in self._all_workers
+                if not w.dead and w.hello.get("zygote_pid")
+            ]
         total = 0.0
         tick = os.sysconf("SC_CLK_TCK")
         for pid in pids:
@@ -278,7 +289,9 @@ class SandboxFarm:
         """Submit and wait for every result (`timeout`: seconds for the whole batch)."""
         futures = self.submit(jobs)
         deadline = None if timeout is None else time.monotonic() + timeout
-        return [f.result(None if deadline is None else max(0.0, deadline - time.monotonic())) for f in futures]
+        return [
+            f.result(None if deadline is None else max(0.0, deadline - time.monotonic())) for f in futures
+        ]
 
     def close(self) -> None:
         """Stop every worker (their running children are killed) and remove their directories."""
@@ -337,10 +350,13 @@ class SandboxFarm:
     def _format_report(self) -> str:
         layers = self.isolation
         names = sorted(
-            (k for k in layers if not k.startswith("guarantee_")), key=lambda k: (_LAYER_ORDER + (k,)).index(k)
+            (k for k in layers if not k.startswith("guarantee_")),
+            key=lambda k: (_LAYER_ORDER + (k,)).index(k),
         )
         parts = [f"{k}={layers[k]}" for k in names]
-        guarantees = [f"{k[len('guarantee_') :]}={v}" for k, v in layers.items() if k.startswith("guarantee_")]
+        guarantees = [
+            f"{k[len('guarantee_') :]}={v}" for k, v in layers.items() if k.startswith("guarantee_")
+        ]
         return (
             f"sandbox farm: {self.config.num_workers} workers, hash seed {self.config.hash_seed}; "
             f"layers: {' '.join(parts)}; guarantees: {' '.join(guarantees)}"
@@ -406,7 +422,10 @@ class SandboxFarm:
                 logger.warning("sandbox worker %d died; starting a replacement", worker.proc.pid)
                 self._start_worker(worker.slot, worker.group)
             else:
-                why = worker.fatal or f"no restarts left (max_worker_restarts={self.config.max_worker_restarts})"
+                why = (
+                    worker.fatal
+                    or f"no restarts left (max_worker_restarts={self.config.max_worker_restarts})"
+                )
                 logger.error("sandbox worker %d exited (%s); not replaced", worker.proc.pid, why)
                 if not self._workers[worker.group]:
                     self._dead[worker.group] = f"every {worker.group} worker is gone; last one: {why}"
@@ -421,7 +440,6 @@ class SandboxFarm:
         for p in lost:
             _resolve(p.future, _lost(p.job, "sandbox worker died"))
 
-
     def _watch(self) -> None:
         """Replace a worker whose current job runs far past its own budget (it is wedged)."""
         grace = self.config.watchdog_grace_s
@@ -431,7 +449,9 @@ class SandboxFarm:
                 wedged = [
                     w
                     for w in self._all_workers
-                    if not w.dead and w.inflight and w.inflight[0].started
+                    if not w.dead
+                    and w.inflight
+                    and w.inflight[0].started
                     and now - w.inflight[0].started > _allowance(w.inflight[0].job) + grace
                 ]
             for w in wedged:

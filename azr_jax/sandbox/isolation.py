@@ -103,7 +103,9 @@ class WorkerIsolation:
             "uids": self.uids,
             "jail": self.jail,
             "workdir": self.child_path(self.work_base),
-            "seccomp": None if self.seccomp is None or not self.needs_child_filter() else self.seccomp.program,
+            "seccomp": None
+            if self.seccomp is None or not self.needs_child_filter()
+            else self.seccomp.program,
             "zygote_seccomp": None if self.seccomp is None else self.seccomp_zygote.program,
             "pid_slots": [] if self.seccomp is None else list(self.seccomp.pid_slots),
             "nofile": cfg.max_open_files,
@@ -254,7 +256,9 @@ def prepare_worker(cfg: IsolationConfig, uids: list[int] | None, scratch_dir: st
         iso.seccomp = CompiledFilter(table, cfg.allow_threads, "child")
         iso.seccomp_zygote = CompiledFilter(table, cfg.allow_threads, "zygote")
     else:
-        iso.layers["seccomp"] = "off: " + ("disabled" if not cfg.seccomp else "no syscall table for this architecture")
+        iso.layers["seccomp"] = "off: " + (
+            "disabled" if not cfg.seccomp else "no syscall table for this architecture"
+        )
     # Without the filter a job could create files in its working directory, or SysV IPC objects:
     # give each job its own directory and its own IPC namespace (dear: ~0.5 ms per child).
     iso.per_job_workdir = iso.seccomp is None

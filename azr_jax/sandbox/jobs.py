@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import JobOptions
-
 from .wire import (  # noqa: F401 - re-exported
     CHECKING_PROBES,
     ERROR_PREFIX,

@@ -41,7 +41,14 @@ from .jobs import (
     error_status,
 )
 from .static_checks import ENTRY_FUNCTION, call_source, check_job, parsed, program_source
-from .values import DEDUCTION_NAMES, NotData, names_of_program, parse_call_arguments, parse_literal, same_value
+from .values import (
+    DEDUCTION_NAMES,
+    NotData,
+    names_of_program,
+    parse_call_arguments,
+    parse_literal,
+    same_value,
+)
 
 # Node budget of a candidate value sent by a child (bounds the result message and the comparison).
 VALUE_NODES = 200_000
@@ -172,7 +179,11 @@ def _output(job: Job) -> JudgeGen:
     if outcome.status != STATUS_OK and not outcome.message.get("status"):
         return failed(job, outcome)
     msg = outcome.message
-    out = {"status": msg.get("status", outcome.status), "stdout": msg.get("stdout", ""), "detail": msg.get("detail", "")}
+    out = {
+        "status": msg.get("status", outcome.status),
+        "stdout": msg.get("stdout", ""),
+        "detail": msg.get("detail", ""),
+    }
     if out["status"] == STATUS_OK:
         if not isinstance(msg.get("value"), str):
             return failed(job, Outcome(msg, UNREADABLE, "output step returned no value"))
@@ -209,7 +220,9 @@ def _deduction(job: Job) -> JudgeGen:
         gold = parse_literal(gold_text, DEDUCTION_NAMES)
     except NotData as exc:
         if job.options.repr_fallback:
-            return _check_result(job, answer_text.strip() == gold_text.strip(), detail=f"gold is not data ({exc})")
+            return _check_result(
+                job, answer_text.strip() == gold_text.strip(), detail=f"gold is not data ({exc})"
+            )
         return _check_result(job, False, detail=f"the gold output is not data: {exc}")
     stdout, shown = "", None
     try:
@@ -321,18 +334,32 @@ def _induction(job: Job) -> JudgeGen:
                 continue
             golds[k] = _TextGold(gold_text.strip())
         try:
-            pairs.append(("data", codec.encode_call(*parse_call_arguments(input_text, names, semantics=opts.semantics))))
+            pairs.append(
+                (
+                    "data",
+                    codec.encode_call(*parse_call_arguments(input_text, names, semantics=opts.semantics)),
+                )
+            )
         except NotData:
-            pairs.append(("code", compiled(call_source(input_text, ENTRY_FUNCTION, opts.semantics), "<input>", "eval")))
+            pairs.append(
+                ("code", compiled(call_source(input_text, ENTRY_FUNCTION, opts.semantics), "<input>", "eval"))
+            )
     if len(refused) == n:
         return _pairs_result(job, [False] * n, [REJECTED_PREFIX + refused[k] for k in range(n)], "")
     budget = opts.timeout_s * n + (_ALARM_GRACE_S if n > 1 else 0.0)
-    payload = {"kind": "pairs", "program": program, "pairs": pairs, "limits": _limits(job, budget, pair_timeout=opts.timeout_s)}
+    payload = {
+        "kind": "pairs",
+        "program": program,
+        "pairs": pairs,
+        "limits": _limits(job, budget, pair_timeout=opts.timeout_s),
+    }
     outcome = yield Step(payload, budget)
     if outcome.infra:
         return failed(job, outcome)
     if outcome.status != STATUS_OK or outcome.message.get("status") != STATUS_OK:
-        return failed(job, Outcome(outcome.message, outcome.message.get("status") or outcome.status, outcome.detail))
+        return failed(
+            job, Outcome(outcome.message, outcome.message.get("status") or outcome.status, outcome.detail)
+        )
     reports = outcome.message.get("pairs")
     if not isinstance(reports, list) or len(reports) != n or not all(isinstance(r, dict) for r in reports):
         return failed(job, Outcome(outcome.message, UNREADABLE, "malformed per-pair report"))
@@ -395,7 +422,11 @@ def _script(job: Job) -> JudgeGen:
     if outcome.status != STATUS_OK and not outcome.message.get("status"):
         return failed(job, outcome)
     msg = outcome.message
-    return {"status": msg.get("status", outcome.status), "stdout": msg.get("stdout", ""), "detail": msg.get("detail", "")}
+    return {
+        "status": msg.get("status", outcome.status),
+        "stdout": msg.get("stdout", ""),
+        "detail": msg.get("detail", ""),
+    }
 
 
 _PROBES = {

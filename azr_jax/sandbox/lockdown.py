@@ -12,10 +12,9 @@ payload has arrived (`apply_job_limits`). Any failure raises SetupError naming t
 
 from __future__ import annotations
 
+import _ctypes
 import posix
 import resource
-
-import _ctypes
 
 CLONE_NEWIPC = 0x08000000
 PR_SET_PDEATHSIG = 1
@@ -27,7 +26,6 @@ JOB_FD, RESULT_FD = 0, 3
 READY = b"\x01"  # first byte on the result pipe: the lockdown is complete, job output follows
 _FD_SWEEP = 1 << 16
 _FILTER_BYTES = 8  # sizeof(struct sock_filter)
-
 
 
 class _Long(_ctypes._SimpleCData):  # arguments: ints and pointers (LP64)
@@ -109,7 +107,9 @@ def _set_limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def lock_down(cfg: dict, job_r: int, res_w: int, devnull: int, parent_pid: int, uid: int | None = None) -> None:
+def lock_down(
+    cfg: dict, job_r: int, res_w: int, devnull: int, parent_pid: int, uid: int | None = None
+) -> None:
     """Apply every per-child layer to the calling (freshly forked) process. Raises SetupError."""
     step = "setsid"
     try:
@@ -182,7 +182,9 @@ def layer_probe() -> dict:
     import _socket
 
     out["socket"] = attempt(lambda: _socket.socket().close())
-    out["file_write"] = attempt(lambda: posix.close(posix.open("azr-layer-probe", posix.O_WRONLY | posix.O_CREAT, 0o600)))
+    out["file_write"] = attempt(
+        lambda: posix.close(posix.open("azr-layer-probe", posix.O_WRONLY | posix.O_CREAT, 0o600))
+    )
     out["fork"] = attempt(_fork_and_reap)
     out["signal_worker"] = attempt(lambda: posix.kill(posix.getppid(), 0))  # signal 0: permission check only
     out["sysv_ipc"] = attempt(_shmget)

@@ -11,13 +11,11 @@ alternate-hash-seed workers and compares the two values there.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Protocol
-from collections.abc import Sequence
 
 from .config import JobOptions
-from .static_checks import program_source
-from .values import NotData, names_of_program, parse_literal, same_value
 from .jobs import (
     PROBE_CALL_EQUAL,
     PROBE_EQUAL,
@@ -29,6 +27,8 @@ from .jobs import (
     Result,
     error_status,
 )
+from .static_checks import program_source
+from .values import NotData, names_of_program, parse_literal, same_value
 
 DEFAULT_OPTIONS = JobOptions()
 # The induction solver may write helpers (the official check does not apply the single-def rule to it).
@@ -180,7 +180,9 @@ def run_output(
     options: JobOptions = DEFAULT_OPTIONS,
 ) -> Result:
     """Validate and execute one (program, input): `value` is the output repr when status is ok."""
-    (future,) = submit_outputs(farm, [output_job(program, input_expr, imports, options)], cross_seed=cross_seed)
+    (future,) = submit_outputs(
+        farm, [output_job(program, input_expr, imports, options)], cross_seed=cross_seed
+    )
     return future.result()
 
 

@@ -376,7 +376,9 @@ _CHILD_ONLY = ("fork", "vfork", "chroot")
 PARTS = ("all", "zygote", "child")
 
 
-def build_program(table: dict[str, int], allow_threads: bool, part: str = "all") -> list[tuple[int, int, int, int]]:
+def build_program(
+    table: dict[str, int], allow_threads: bool, part: str = "all"
+) -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions. Linear: every test jumps over one RET.
 
     `part` splits it in two stacked filters with the same effect on a child: "zygote" (installed
@@ -387,7 +389,11 @@ def build_program(table: dict[str, int], allow_threads: bool, part: str = "all")
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}")
     deny = _RET_ERRNO | _EPERM
-    names = _DENIED_NAMES if part == "all" else tuple(n for n in _DENIED_NAMES if (n in _CHILD_ONLY) == (part == "child"))
+    names = (
+        _DENIED_NAMES
+        if part == "all"
+        else tuple(n for n in _DENIED_NAMES if (n in _CHILD_ONLY) == (part == "child"))
+    )
     prog: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
         (_JEQ_K, 1, 0, table["arch"]),
@@ -450,7 +456,9 @@ class CompiledFilter:
     def __init__(self, table: dict[str, int], allow_threads: bool, part: str = "all"):
         prog = build_program(table, allow_threads, part)
         self.program = pack_program(prog)
-        self.pid_slots = [i for i, ins in enumerate(prog) if ins[0] == _JEQ_K and ins[3] == _OWN_PID_PLACEHOLDER]
+        self.pid_slots = [
+            i for i, ins in enumerate(prog) if ins[0] == _JEQ_K and ins[3] == _OWN_PID_PLACEHOLDER
+        ]
         self.length = len(prog)
 
     def install(self) -> None:

@@ -91,7 +91,13 @@ def _imported_names(tree: ast.AST, strict: bool) -> Iterable[str]:
                 yield (f"{base}.{alias.name}" if base else alias.name) if strict else alias.name
         elif strict and isinstance(node, ast.Call) and node.args:
             func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            name = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
             first = node.args[0]
             if (
                 name in ("__import__", "import_module")
@@ -117,7 +123,11 @@ def entry_function_problem(
     tree: ast.Module, single_function: bool = True, source: str = "", semantics: str = "official"
 ) -> str | None:
     """Reason if the program does not define `f` the way AZR requires."""
-    top = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == ENTRY_FUNCTION]
+    top = [
+        n
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == ENTRY_FUNCTION
+    ]
     if not top:
         return f"no top-level function named {ENTRY_FUNCTION!r}"
     if single_function:
@@ -140,7 +150,11 @@ def validate_program(
     semantics: str = "official",
 ) -> str | None:
     """Check a proposed program (with its import lines) before it is ever executed."""
-    if not isinstance(program, str) or isinstance(imports, str) or any(not isinstance(i, str) for i in imports):
+    if (
+        not isinstance(program, str)
+        or isinstance(imports, str)
+        or any(not isinstance(i, str) for i in imports)
+    ):
         return "program and imports must be strings"
     source = program_source(program, imports, semantics)
     return _validate_source(source, tuple(banned_modules), single_function, require_entry, semantics)
@@ -176,7 +190,9 @@ def validate_call_arguments(arguments: str, what: str = "input", semantics: str 
     if reason:
         return reason
     body = tree.body
-    if not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == ENTRY_FUNCTION):
+    if not (
+        isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == ENTRY_FUNCTION
+    ):
         return f"{what} is not an argument list of a single call to {ENTRY_FUNCTION}"
     return None
 
@@ -213,9 +229,13 @@ def check_job(job: Job) -> str | None:
     if job.probe == PROBE_EQUAL:
         return validate_expression(job.args[1], "predicted output")
     if job.probe == PROBE_CALL_EQUAL:
-        reason = validate_program(job.program, job.imports, banned_modules=(), single_function=False, semantics=sem)
+        reason = validate_program(
+            job.program, job.imports, banned_modules=(), single_function=False, semantics=sem
+        )
         return reason or validate_call_arguments(job.args[1], "predicted input", sem)
     if job.probe == PROBE_PAIRS:
-        return validate_program(job.program, job.imports, banned_modules=(), single_function=False, semantics=sem)
+        return validate_program(
+            job.program, job.imports, banned_modules=(), single_function=False, semantics=sem
+        )
     assert job.probe == PROBE_SCRIPT
     return validate_program(job.program, job.imports, banned_modules=opts.banned_modules, require_entry=False)

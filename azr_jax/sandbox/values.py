@@ -145,7 +145,11 @@ class _ModuleRef:
 
 
 Names = Mapping[str, Any]
-BUILTIN_NAMES: dict[str, Any] = {**_BUILTIN_CTORS, "Ellipsis": _value_of(Ellipsis), "NotImplemented": _value_of(NotImplemented)}
+BUILTIN_NAMES: dict[str, Any] = {
+    **_BUILTIN_CTORS,
+    "Ellipsis": _value_of(Ellipsis),
+    "NotImplemented": _value_of(NotImplemented),
+}
 # The official deduction check evaluates both texts in its executor module, which imports numpy as np.
 DEDUCTION_NAMES: dict[str, Any] = {**BUILTIN_NAMES, "np": _ModuleRef("numpy")}
 
@@ -227,7 +231,9 @@ class _Parser:
         if isinstance(node, ast.Dict):
             if any(k is None for k in node.keys):
                 raise NotData("dict display with ** unpacking")
-            return self._hashed(dict, [(self.value(k), self.value(v)) for k, v in zip(node.keys, node.values, strict=True)])
+            return self._hashed(
+                dict, [(self.value(k), self.value(v)) for k, v in zip(node.keys, node.values, strict=True)]
+            )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             operand = self.value(node.operand)
             if type(operand) not in (int, float, complex):

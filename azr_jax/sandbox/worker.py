@@ -88,7 +88,16 @@ class ZygoteLink:
         path = [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
         env = dict(CLEAN_ENV, PYTHONHASHSEED=str(hash_seed), PYTHONDONTWRITEBYTECODE="1")
         self.proc = subprocess.Popen(
-            [python, "-S", "-B", "-c", zygote.BOOTSTRAP, package_dir, marshal.dumps(path).hex(), str(theirs.fileno())],
+            [
+                python,
+                "-S",
+                "-B",
+                "-c",
+                zygote.BOOTSTRAP,
+                package_dir,
+                marshal.dumps(path).hex(),
+                str(theirs.fileno()),
+            ],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             env=env,
@@ -216,7 +225,10 @@ class Worker:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug here must not take the worker down
             out = judging.failed(
-                job, judging.Outcome({}, error_status("SandboxError", f"worker: {type(exc).__name__}: {exc}"), infra=True)
+                job,
+                judging.Outcome(
+                    {}, error_status("SandboxError", f"worker: {type(exc).__name__}: {exc}"), infra=True
+                ),
             )
         out["wall_s"] = time.monotonic() - t0
         try:
@@ -284,7 +296,9 @@ class Worker:
                     outcome = judging.Outcome({}, STATUS_TIMEOUT, "stopped by the worker")
                     break
                 reads = [self.reader.fd, link.fileno(), child.res_r]
-                readable, writable, _ = select.select(reads, [child.job_w] if job_open else [], [], deadline - now)
+                readable, writable, _ = select.select(
+                    reads, [child.job_w] if job_open else [], [], deadline - now
+                )
                 if self.reader.fd in readable:
                     self.reader.fill()
                     if self.reader.eof:
@@ -382,7 +396,10 @@ def _death(wait_status: int | None) -> str:
 # -------------------------------------------------------------------------------- layer checks
 def _probe(worker: Worker) -> dict[str, Any]:
     """Run the layer probe in a real locked-down child."""
-    step = judging.Step({"kind": "layers", "limits": {"timeout": _LAYER_PROBE_S, "memory_mb": _LAYER_PROBE_MB}}, _LAYER_PROBE_S)
+    step = judging.Step(
+        {"kind": "layers", "limits": {"timeout": _LAYER_PROBE_S, "memory_mb": _LAYER_PROBE_MB}},
+        _LAYER_PROBE_S,
+    )
     outcome = worker._supervise(step, 1 << 20)
     if outcome.infra:
         return {"setup_error": outcome.status.split("SandboxSetupError: ", 1)[-1]}
@@ -402,7 +419,9 @@ def verify_layers(worker: Worker) -> None:
         if err is None:
             if iso.uids and probe.get("stdlib") != "ok":
                 iso.uids = None
-                layers["setuid"] = f"off: python install unreadable by the sandbox uid ({probe.get('stdlib')})"
+                layers["setuid"] = (
+                    f"off: python install unreadable by the sandbox uid ({probe.get('stdlib')})"
+                )
                 continue
             break
         step = err.split(":", 1)[0]
@@ -428,22 +447,35 @@ def verify_layers(worker: Worker) -> None:
     if iso.jail:
         layers["jail"] = "on" if probe["host_fs_hidden"] else "off: host files visible in the jail"
     if iso.seccomp is not None:
-        blocked = all(probe[k] == "EPERM" for k in ("socket", "file_write", "sysv_ipc", "mqueue")) and probe["fork"] != "allowed"
+        blocked = (
+            all(probe[k] == "EPERM" for k in ("socket", "file_write", "sysv_ipc", "mqueue"))
+            and probe["fork"] != "allowed"
+        )
         layers["seccomp"] = "on" if blocked else f"off: filter not effective ({probe})"
     layers["rlimits"] = "on"
     layers["pdeathsig"] = "on"
     names = [name for _, name in socket.if_nameindex()]
     if layers.get("netns") == "on" and names != ["lo"]:
         layers["netns"] = f"off: interfaces {names} visible"
-    layers["guarantee_network"] = "blocked" if layers.get("netns") == "on" or probe["socket"] != "allowed" else "OPEN"
+    layers["guarantee_network"] = (
+        "blocked" if layers.get("netns") == "on" or probe["socket"] != "allowed" else "OPEN"
+    )
     layers["guarantee_fork"] = "blocked" if probe["fork"] != "allowed" else "OPEN"
-    layers["guarantee_file_writes"] = "blocked" if probe["file_write"] != "allowed" else "empty files only (FSIZE=0)"
+    layers["guarantee_file_writes"] = (
+        "blocked" if probe["file_write"] != "allowed" else "empty files only (FSIZE=0)"
+    )
     layers["guarantee_host_files"] = "hidden" if probe["host_fs_hidden"] else "readable (permissions only)"
     layers["guarantee_signal_others"] = "blocked" if probe["signal_worker"] != "allowed" else "OPEN"
     ipc_open = probe["sysv_ipc"] == "allowed" or probe["mqueue"] == "allowed"
     private = layers.get("ipcns") == "on"
-    layers["guarantee_ipc"] = "blocked" if not ipc_open else ("private per job" if iso.ipc_per_child else "private per worker" if private else "OPEN")
-    layers["guarantee_host_pids"] = "hidden" if probe["visible_pids"] <= 8 else f"{probe['visible_pids']} visible"
+    layers["guarantee_ipc"] = (
+        "blocked"
+        if not ipc_open
+        else ("private per job" if iso.ipc_per_child else "private per worker" if private else "OPEN")
+    )
+    layers["guarantee_host_pids"] = (
+        "hidden" if probe["visible_pids"] <= 8 else f"{probe['visible_pids']} visible"
+    )
 
 
 def main() -> None:
@@ -459,8 +491,12 @@ def main() -> None:
     try:
         cfg = IsolationConfig(**init["isolation"])
         iso = prepare_worker(cfg, init.get("uids"), init["scratch"])
-        link = ZygoteLink(init.get("python", sys.executable), os.path.dirname(os.path.abspath(__file__)),
-                          int(init.get("hash_seed", 0)), list(init.get("preload", ())))
+        link = ZygoteLink(
+            init.get("python", sys.executable),
+            os.path.dirname(os.path.abspath(__file__)),
+            int(init.get("hash_seed", 0)),
+            list(init.get("preload", ())),
+        )
         worker = Worker(iso, reader, proto_out, link)
         verify_layers(worker)
     except Exception as exc:  # noqa: BLE001
@@ -469,7 +505,13 @@ def main() -> None:
             link.close()
         return
     link = worker.link
-    hello = {"type": "hello", "pid": os.getpid(), "zygote_pid": link.proc.pid, "layers": iso.layers, "uids": iso.uids}
+    hello = {
+        "type": "hello",
+        "pid": os.getpid(),
+        "zygote_pid": link.proc.pid,
+        "layers": iso.layers,
+        "uids": iso.uids,
+    }
     worker.send(hello)
     try:
         while True:
@@ -489,5 +531,3 @@ def main() -> None:
             pass
     finally:
         link.close()
-
-

@@ -18,14 +18,13 @@ Loaded by file path (`BOOTSTRAP`): package `_azr_sandbox`, without the package's
 
 from __future__ import annotations
 
+import _socket
 import builtins
 import gc
 import marshal
 import posix
 import select
 import sys
-
-import _socket
 
 from . import child, lockdown
 
@@ -63,7 +62,9 @@ def _install_site_builtins() -> None:
     builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
     builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
     builtins.copyright = _sitebuiltins._Printer("copyright", sys.copyright)
-    builtins.credits = _sitebuiltins._Printer("credits", "Thanks to CWI, CNRI, BeOpen, Zope Corporation, the PSF and many others.")
+    builtins.credits = _sitebuiltins._Printer(
+        "credits", "Thanks to CWI, CNRI, BeOpen, Zope Corporation, the PSF and many others."
+    )
     builtins.license = _sitebuiltins._Printer("license", "See https://www.python.org/psf/license/")
     builtins.help = _sitebuiltins._Helper()
 
@@ -97,13 +98,17 @@ class Zygote:
         posix.close(job_w)
         posix.close(res_r)
 
-    def child_main(self, job_r: int, res_w: int, uid: int | None) -> None:  # pragma: no cover - runs in the child
+    def child_main(
+        self, job_r: int, res_w: int, uid: int | None
+    ) -> None:  # pragma: no cover - runs in the child
         code = 0
         try:
             try:
                 lockdown.lock_down(self.cfg, job_r, res_w, self.devnull, self.pid, uid)
             except lockdown.SetupError as exc:
-                message = child.codec.dumps({"status": child.error_status("SandboxSetupError", str(exc))}).encode()
+                message = child.codec.dumps(
+                    {"status": child.error_status("SandboxSetupError", str(exc))}
+                ).encode()
                 for fd in (lockdown.RESULT_FD, res_w):
                     try:
                         posix.write(fd, message)
