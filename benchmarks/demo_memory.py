@@ -12,7 +12,7 @@ by `malloc_trim`), and bytes in mmapped blocks (the large arrays). The first gen
 update include XLA compilation.
 
 Variants (peers in the same run): the demo config before this change (remat none,
-micro-batch 4, heap not trimmed) and after it (the config as shipped: configs/tiny_cpu.py).
+micro-batch 4, decoding on unstacked weights, heap not trimmed) and after it (the config as shipped: configs/tiny_cpu.py).
 
 Usage: python benchmarks/demo_memory.py [--variants before,after]
 """
@@ -31,7 +31,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
-    "before": {"remat": "none", "micro_batch_size": 4, "trim": False, "lazy_optimizer": False},
+    "before": {
+        "remat": "none",
+        "micro_batch_size": 4,
+        "unstack_layers": "on",
+        "trim": False,
+        "lazy_optimizer": False,
+    },
     # configs/tiny_cpu.py as shipped; heap trimmed between phases and the optimizer state made
     # at the first update, as the trainer does
     "after": {},
@@ -90,6 +96,7 @@ def child(spec: dict) -> None:
     libc.mallinfo2.restype = _MallInfo2
     c = load_config(resolve_config_path("configs/tiny_cpu.py"))
     c.model.remat = spec.get("remat", c.model.remat)
+    c.sampler.unstack_layers = spec.get("unstack_layers", c.sampler.unstack_layers)
     mb = spec.get("micro_batch_size", c.train.micro_batch_size)
     trim = spec.get("trim", True)
     t0, c0 = time.time(), _cpu_s()
@@ -136,9 +143,7 @@ def child(spec: dict) -> None:
         cfg,
         AutoTokenizer.from_pretrained(path),
         rules,
-        prompt_buckets=c.sampler.prompt_buckets,
-        gen_buckets=c.sampler.gen_buckets,
-        max_batch=c.sampler.max_batch,
+        sampler=c.sampler,
         sampling=SamplingParams(temperature=0.7, top_p=0.95),
         template=c.model.template,
         prompt_cfg=selfplay_config(c).prompt,

@@ -8,9 +8,11 @@ TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
 - 4 rows per task-role group (24 trained sequences, one sampler call), 1 reference, 2
   learnability rollouts, 4 induction inputs, compact prompts, answers up to 128 tokens;
 - no separate old-logprob pass (the sampler's logprobs are used);
-- the update keeps only the weight matmuls' outputs for the backward pass (remat "dots") and
-  runs 2 rows per micro-batch: peak RSS 4.8 GB instead of 13 with no remat and 4 rows, for a
-  slower update on 2 cores (1.1-1.8x as long in the README's runs; benchmarks/demo_memory.py);
+- memory (README, "First run"): the update keeps only each layer's input for the backward pass
+  (remat "full") and runs 2 rows per micro-batch, and the sampler decodes on the stacked weights
+  (one layer's program scanned 30 times: compiling the 30 unstacked layers as one program took
+  ~3 GB of compiler heap, more than the model). Peak RSS 3.8 GiB instead of 13 GB with no remat,
+  4 rows and unstacked decoding, for a slower step on 2 cores;
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
 - answers without <answer> tags are parsed (`azr.answer_fallback`): it writes well-formed
@@ -29,7 +31,7 @@ def get_config(topology: str = "cpu"):
     c = apply_topology(base_config(), topology)
     c.model.hf_path = "embedded:smollm2-135m"
     c.model.template = "chat"  # instruct model: chat template, R1 instruction as system prompt
-    c.model.remat = "dots"
+    c.model.remat = "full"
     c.total_steps = 100
     c.azr.batch_size = 4
     c.azr.num_references = 1
@@ -45,6 +47,7 @@ def get_config(topology: str = "cpu"):
     c.sampler.prompt_buckets = (256, 320, 384, 448, 512)
     c.sampler.gen_buckets = (128,)
     c.sampler.max_batch = 32  # a step's 24 rows in one sampler call
+    c.sampler.unstack_layers = "off"  # compiler memory, see above
     c.rl.recompute_old_logprobs = False
     c.optim.learning_rate = 1e-6
     c.train.micro_batch_size = 2

@@ -342,16 +342,29 @@ def test_farm_degrades_gracefully_without_root():
     python = _python_for_uid(uid)
     if python is None:
         pytest.skip("no Python >= 3.11 executable by an unprivileged uid")
-    package = str(Path(__file__).resolve().parents[1] / "azr_jax" / "sandbox")
-    proc = subprocess.run(
-        [python, "-c", NON_ROOT_SCRIPT, package],
-        preexec_fn=lambda: (os.setgroups([]), os.setgid(uid), os.setuid(uid)),
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
-        timeout=120,
-    )
+    # The checkout may sit under a directory the unprivileged uid cannot read (a 0700 temp dir):
+    # it imports a world-readable copy of the package.
+    top = Path(tempfile.mkdtemp(prefix="azr-nonroot-"))
+    try:
+        package = top / "sandbox"
+        shutil.copytree(
+            Path(__file__).resolve().parents[1] / "azr_jax" / "sandbox",
+            package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        for path in [top, *top.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        proc = subprocess.run(
+            [python, "-c", NON_ROOT_SCRIPT, str(package)],
+            preexec_fn=lambda: (os.setgroups([]), os.setgid(uid), os.setuid(uid)),
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json
 
@@ -411,3 +424,22 @@ def test_pending_results_have_a_deadline():
     pending = TaskExecutor(Silent()).submit([output_job("def f(x):\n    return x", "1")])
     with pytest.raises(TimeoutError, match="not answering"):
         pending.results(timeout_s=0.2)
+
+
+@pytest.mark.skipif(sys.platform != "linux" or os.geteuid() != 0, reason="sandbox uids need root")
+def test_two_farms_never_share_a_uid(monkeypatch):
+    """Two farms on one host (two trainers, parallel test processes) that draw the same random
+    first block still get disjoint uids: a block is held by a lock while its worker lives."""
+    import azr_jax.sandbox.farm as farm_module
+
+    class SameDraw:
+        def randrange(self, n):
+            return 0
+
+    monkeypatch.setattr(farm_module.random, "SystemRandom", SameDraw)
+    with SandboxFarm(FarmConfig(num_workers=2)) as a, SandboxFarm(FarmConfig(num_workers=2)) as b:
+        ua, ub = a.sandbox_uids(), b.sandbox_uids()
+        assert ua and ub and not ua & ub
+        assert b.run([output_job("def f(x):\n    return x + 1", "1")])[0].value == "2"
+    with SandboxFarm(FarmConfig(num_workers=2)) as c:  # blocks are given back on close
+        assert c.sandbox_uids() == ua

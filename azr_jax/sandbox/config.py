@@ -108,10 +108,10 @@ class JobOptions:
 class IsolationConfig:
     """Which isolation layers the workers try to enable; each degrades gracefully when unavailable."""
 
-    # Run each child under its own unprivileged uid/gid (needs root). Worker slot i owns the block
-    # of UIDS_PER_WORKER uids starting at uid_base + ((farm offset + i) * UIDS_PER_WORKER) % uid_span,
-    # and its children take them in turn, so no two live children (of any worker) share a uid and
-    # none can signal another.
+    # Run each child under its own unprivileged uid/gid (needs root). Each worker holds a block of
+    # UIDS_PER_WORKER uids in [uid_base, uid_base + uid_span): the first block from a random one on
+    # that no live worker of any farm on this host holds (a lock file per block), and its children
+    # take them in turn, so no two live children share a uid and none can signal another.
     drop_privileges: bool = True
     uid_base: int = 64000
     uid_span: int = 1000

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import collections
 import dataclasses
+import fcntl
 import logging
 import os
 import queue
@@ -110,8 +111,8 @@ class _Worker:
             start_new_session=True,
         )
         iso = cfg.isolation
-        first = ((farm.uid_offset + slot) * UIDS_PER_WORKER) % (iso.uid_span - iso.uid_span % UIDS_PER_WORKER)
-        self.uids = [iso.uid_base + first + k for k in range(UIDS_PER_WORKER)]
+        block, self._uid_lock = _claim_uid_block(iso, farm.uid_offset + slot)
+        self.uids = [iso.uid_base + block * UIDS_PER_WORKER + k for k in range(UIDS_PER_WORKER)]
         init = {
             "type": "init",
             "isolation": dataclasses.asdict(iso),
@@ -173,6 +174,35 @@ class _Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
             pass
+
+    def release_uids(self) -> None:
+        """Give the uid block back (the worker and its children are gone)."""
+        if self._uid_lock is not None:
+            os.close(self._uid_lock)
+            self._uid_lock = None
+
+
+def _claim_uid_block(iso: Any, start: int) -> tuple[int, int | None]:
+    """The first uid block from `start` on that no live worker on this host holds, held through
+    an flock on a file per block until `release_uids` (or the process's death): two farms on one
+    host (two trainers, parallel test processes) never give their children the same uid, so a
+    child cannot signal another farm's children either. Without root the uids are not used and
+    no lock is taken."""
+    blocks = iso.uid_span // UIDS_PER_WORKER
+    if os.geteuid() != 0 or not iso.drop_privileges:
+        return start % blocks, None
+    directory = os.path.join(tempfile.gettempdir(), "azr-jax-uid-blocks")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for k in range(blocks):
+        block = (start + k) % blocks
+        fd = os.open(os.path.join(directory, f"{iso.uid_base}-{block}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return block, fd
+    raise RuntimeError(f"every sandbox uid block ({blocks} of {UIDS_PER_WORKER}) is held by a live worker")
 
 
 class SandboxFarm:
@@ -316,6 +346,7 @@ class SandboxFarm:
                 w.kill()
                 w.proc.wait()
             w.kill()  # anything left in its process group
+            w.release_uids()
         me = threading.current_thread()
         for w in workers:
             for thread in (w.reader, w.writer):
@@ -436,6 +467,7 @@ class SandboxFarm:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.proc.wait()
+        worker.release_uids()
         shutil.rmtree(worker.scratch, ignore_errors=True)
         for p in lost:
             _resolve(p.future, _lost(p.job, "sandbox worker died"))
