@@ -11,7 +11,7 @@ TRR++ update); the scale is cut so a step takes a few minutes on 2 cores:
 - memory (README, "First run"): the update keeps only each layer's input for the backward pass
   (remat "full") and runs 2 rows per micro-batch, and the sampler decodes on the stacked weights
   (one layer's program scanned 30 times: compiling the 30 unstacked layers as one program took
-  ~3 GB of compiler heap, more than the model). Peak RSS 3.8 GiB instead of 13 GB with no remat,
+  ~3 GB of compiler heap, more than the model). Peak RSS 3.8-3.9 GiB instead of 13 GB with no remat,
   4 rows and unstacked decoding, for a slower step on 2 cores;
 Two concessions to a 135M model, both switches of the method code:
 - sampling at temperature 0.7 / top-p 0.95 (at 1.0 it writes noise, never a valid program);
