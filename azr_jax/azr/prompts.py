@@ -29,30 +29,13 @@ from azr_jax.azr.buffers import InductionTask, Triplet
 from azr_jax.azr.official_prompts import OfficialPrompts, load_templates
 from azr_jax.azr.parsing import THINK_OPEN
 from azr_jax.azr.tasks import TaskType
+from azr_jax.sandbox.config import OFFICIAL_BANNED_MODULES
 
 Flavour = Literal["full", "compact"]
 
 # The restricted words of the official config (paper Fig. 8/10), in its order and with its
 # repeated "datetime" (the official prompts list it twice; ours show each word once).
-DEFAULT_BANNED_WORDS: tuple[str, ...] = (
-    "logging",
-    "random",
-    "multiprocessing",
-    "pebble",
-    "subprocess",
-    "threading",
-    "datetime",
-    "time",
-    "hashlib",
-    "hmac",
-    "bcrypt",
-    "os.sys",
-    "os.path",
-    "sys.exit",
-    "os.environ",
-    "calendar",
-    "datetime",
-)
+DEFAULT_BANNED_WORDS: tuple[str, ...] = (*OFFICIAL_BANNED_MODULES, "datetime")
 
 R1_INSTRUCTION = (
     "This is a conversation between a User and an Assistant. The User sets a task and the "
