@@ -84,6 +84,7 @@ def debug_report():
     return aot.compile_config(_debug_config(), parse_slice("v5p-16"), progress=lambda m: None)
 
 
+@pytest.mark.slow  # its fixture compiles the six programs (~45 s)
 def test_debug_step_compiles_with_memory_stats(debug_report):
     names = [r.name for r in debug_report.results]
     assert names == [
@@ -108,6 +109,7 @@ def test_debug_step_compiles_with_memory_stats(debug_report):
     assert "fsdp=4 x tensor=2" in table
 
 
+@pytest.mark.slow  # shares the compile above
 def test_params_sharded_as_the_rules_say(debug_report):
     """Shard shapes of the compiled update's parameter inputs, derived by hand from
     sharding/rules.py: embed -> fsdp (4), vocab/heads/kv_heads/mlp -> tensor (2)."""

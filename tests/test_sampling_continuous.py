@@ -154,6 +154,7 @@ def _simulate(budgets, prompt_lengths, slots, widths):
     return steps, tokens, computed, filled
 
 
+@pytest.mark.slow  # ~50 s: compiles both engines on an 8-device mesh
 def test_shared_prompts_and_a_mesh(qwen):
     """Rows repeating 3 prompts (AZR's G learnability rollouts) in 4 slots: the engine reads
     each prompt's slot once for all its live rows. Equal to the static engine, to sharing off,
