@@ -21,6 +21,7 @@ weights and KV cache, from HBM at every step).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import math
 import os
@@ -200,46 +201,27 @@ def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shar
     cont = make_plan("tpu", queue, config, multiple, engine="continuous")
     group = max(1, min(c.azr.get("learnability_samples", 1), queue))
     B = static.slots
-    lowered: dict[str, Any] = {}
 
-    def build(name: str) -> Callable[[], Any]:
-        def run() -> Any:
-            if name == "continuous":
-                low = lower_programs(
-                    cfg,
-                    cont,
-                    rows=queue,
-                    prompt_len=P,
-                    gen_len=N,
-                    rules=rules,
-                    params=params,
-                    mode=mode,
-                    group=group,
-                )
-            else:
-                if not lowered:
-                    lowered.update(
-                        lower_programs(
-                            cfg,
-                            static,
-                            rows=B,
-                            prompt_len=P,
-                            gen_len=N,
-                            rules=rules,
-                            params=params,
-                            mode=mode,
-                        )
-                    )
-                low = lowered
-            return low[name].compile()
+    @functools.cache
+    def lowered(engine: str) -> dict[str, Any]:
+        """Every program of one engine, lowered once (the static decode takes the prefill's output)."""
+        plan, rows, g = (cont, queue, group) if engine == "continuous" else (static, B, 1)
+        return lower_programs(
+            cfg, plan, rows=rows, prompt_len=P, gen_len=N, rules=rules, params=params, mode=mode, group=g
+        )
 
-        return run
+    def build(engine: str, name: str) -> Callable[[], Any]:
+        return lambda: lowered(engine)[name].compile()
 
     shape = f"{B} x ({P} + {N})"
     return [
-        Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), build("prefill")),
+        Program("sampler/prefill", shape, flops_lib.forward_flops(cfg, B, P, 1), build("static", "prefill")),
         Program(
-            "sampler/decode", shape, flops_lib.decode_flops(cfg, B, P, N - 1), build("decode"), steps=N - 1
+            "sampler/decode",
+            shape,
+            flops_lib.decode_flops(cfg, B, P, N - 1),
+            build("static", "decode"),
+            steps=N - 1,
         ),
         # every row decodes up to N - 1 tokens on `slots` slots: queue / slots rounds of steps
         Program(
@@ -247,7 +229,7 @@ def sampler_programs(c: ml_collections.ConfigDict, cfg: ModelConfig, rules: Shar
             f"{queue} rows ({group} per prompt) on {cont.slots} slots, ({P} + {N})",
             flops_lib.forward_flops(cfg, -(-queue // group), P, 1)
             + flops_lib.decode_flops(cfg, queue, P, N - 1),
-            build("continuous"),
+            build("continuous", "continuous"),
             steps=-(-queue // cont.slots) * (N - 1),
         ),
     ]

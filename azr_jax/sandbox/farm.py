@@ -195,7 +195,11 @@ def _claim_uid_block(iso: Any, start: int) -> tuple[int, int | None]:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     for k in range(blocks):
         block = (start + k) % blocks
-        fd = os.open(os.path.join(directory, f"{iso.uid_base}-{block}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(
+            os.path.join(directory, f"{iso.uid_base}-{block}.lock"),
+            os.O_CREAT | os.O_RDWR | os.O_CLOEXEC,
+            0o600,
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
