@@ -150,6 +150,7 @@ def test_a_program_larger_than_hbm_reports_what_it_needs():
     assert "1 of 1 programs do not fit in the 16 GiB of HBM of a TPU v5e chip: too_big (" in report.misfits()
 
 
+@pytest.mark.slow  # ~11 s: a TPU compile through the CLI
 def test_cli_compiles_and_writes_json(tmp_path):
     out = tmp_path / "r.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), AZR_JAX_XLA_CACHE="0")

@@ -377,6 +377,7 @@ def _cruxeval_official(code: str, inputs: str, output: str, prediction: str, mod
     return proc.returncode == 0
 
 
+@pytest.mark.slow  # ~10 s: every CRUXEval candidate through the farm
 def test_cruxeval_agrees_with_the_official_rule(farm):
     path = os.path.join(DATA, "cruxeval.jsonl")
     if not os.path.isfile(path):

@@ -188,6 +188,7 @@ def test_mixed_numbers_and_lists_written_with_and():
     assert answers_equal("1, 2, and 3", "\\{3, 2, 1\\}")
 
 
+@pytest.mark.slow  # ~10 s: each hostile input runs to its time bound
 def test_hostile_math_is_bounded():
     """Issue 16: `answers_equal("9^{9^{9^{9}}}", "1")` spun in sympy for over a minute."""
     for prediction in ("9^{9^{9^{9}}}", "(10^{4000})^{4000}", "2^{4096}^{4096}", "9**9**9**9"):
@@ -323,6 +324,7 @@ def _math_pairs():
     return [(p, g, True) for p, g in equal] + [(p, g, False) for p, g in unequal]
 
 
+@pytest.mark.slow  # ~12 s: 100 pairs through both normalisers
 def test_one_hundred_math_pairs_strict_is_right_official_follows_the_qwen_rules():
     pairs = _math_pairs()
     assert len(pairs) >= 100

@@ -63,6 +63,7 @@ def _respond(body: str) -> str:
     return f" reasoning </think>\n<answer>\n```python\n{body}\n```\n</answer>"
 
 
+@pytest.mark.slow  # ~20 s: every HumanEval solution in the sandbox
 def test_canonical_solutions_score_100_and_pass_scores_0(humaneval, executor, tmp_path):
     problems, raw = humaneval
     assert len(problems) == 164

@@ -73,6 +73,7 @@ def humaneval_path() -> str:
 # ----------------------------------------------------------------------------- real HumanEval
 
 
+@pytest.mark.slow  # ~14 s: all of HumanEval, twice
 def test_real_humaneval_canonical_passes_and_pass_fails():
     """Every 4th problem through the standalone driver (all 164 go through the farm in
     test_eval_runner.py)."""
@@ -91,6 +92,7 @@ def test_real_humaneval_canonical_passes_and_pass_fails():
     assert not false_passes
 
 
+@pytest.mark.slow  # ~7 s: all of HumanEval
 def test_real_humaneval_body_completions_continue_the_prompt():
     """Original HumanEval style: the completion is only the body after the prompt."""
     problems = load_humaneval(humaneval_path())[::8]

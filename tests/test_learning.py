@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from azr_jax.azr.batch import build_update_batch
 from azr_jax.azr.policy import Rollout
@@ -41,6 +42,7 @@ def toy_reward(tokens: list[int]) -> float:
     return sum(t in TARGET for t in tokens) / len(tokens)
 
 
+@pytest.mark.slow  # ~12 s: 30 updates
 def test_mean_reward_rises_over_30_updates():
     rng = np.random.default_rng(0)
     prompts = [rng.integers(8, 32, rng.integers(3, 7)).tolist() for _ in range(16)]

@@ -64,6 +64,7 @@ def _reference_logprobs(params, tokens, attn):
     return jnp.concatenate([z, lp], 1), jnp.concatenate([z, ent], 1)
 
 
+@pytest.mark.slow  # ~17 s: one compile per chunk size
 def test_chunked_logprobs_match_full_forward():
     params = api.init_params(CFG, seed=1)
     b = _batch()
@@ -110,6 +111,7 @@ def test_microbatched_update_equals_full_batch_reference():
     )
 
 
+@pytest.mark.slow  # ~14 s: compiles the whole update (test_rl_official_loss runs one in the fast tier)
 def test_positive_advantage_raises_its_tokens_logprob():
     params = api.init_params(CFG, seed=4)
     b = _batch(seed=5)

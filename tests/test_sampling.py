@@ -55,7 +55,9 @@ def _hf_greedy(model, row: list[int], n: int, eos: int | None) -> list[int]:
     return out[0, len(row) :].tolist()
 
 
-@pytest.fixture(scope="module", params=["qwen2_untied", "llama3_scaled"])
+@pytest.fixture(
+    scope="module", params=["qwen2_untied", pytest.param("llama3_scaled", marks=pytest.mark.slow)]
+)
 def tiny(request, tmp_path_factory):
     d = str(tmp_path_factory.mktemp(request.param))
     model = hf_models.build(request.param, d)
@@ -94,7 +96,9 @@ def _full_forward_logprobs(cfg, params, prompts, out, temperature: float) -> np.
 
 
 # --------------------------------------------------------------------------- parity with HF
-@pytest.mark.parametrize("unstack", [True, False], ids=["unstacked", "stacked"])
+@pytest.mark.parametrize(
+    "unstack", [pytest.param(True, marks=pytest.mark.slow), False], ids=["unstacked", "stacked"]
+)
 def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
     """Both layer layouts: per-layer buffers (the CPU and GPU default) and the stacked scan
     (what TPUs run)."""
@@ -112,6 +116,7 @@ def test_greedy_matches_hf_generate_on_mixed_length_batch(tiny, unstack):
     np.testing.assert_allclose(out.logprobs[out.mask], ref[out.mask], atol=1e-4)
 
 
+@pytest.mark.slow  # ~12 s: compiles both weight layouts
 def test_unstacked_weights_feed_decode_only_and_tpu_keeps_the_stack(tiny, monkeypatch):
     """With `unstack_layers` the static engine's decode program gets per-layer weights and the
     prefill the stacked ones (an unstacked GPU prefill crashed XLA). Decode matmuls run in 2
@@ -200,7 +205,9 @@ def test_the_decode_plan_is_chosen_in_one_place(tiny):
 
 
 @pytest.mark.parametrize(
-    "sp", [SamplingParams(0.8), SamplingParams(1.2, top_k=20, top_p=0.9)], ids=["t0.8", "t1.2_topk_topp"]
+    "sp",
+    [pytest.param(SamplingParams(0.8), marks=pytest.mark.slow), SamplingParams(1.2, top_k=20, top_p=0.9)],
+    ids=["t0.8", "t1.2_topk_topp"],
 )
 def test_sampled_logprobs_equal_full_forward(qwen, sp):
     _, _, cfg, params = qwen
@@ -302,6 +309,7 @@ def test_per_row_budgets_and_length_finish(qwen):
 
 
 # --------------------------------------------------------------------------- determinism
+@pytest.mark.slow  # ~11 s: several chunkings, each compiled
 def test_same_key_same_output_and_chunking_invariance(qwen):
     _, _, cfg, params = qwen
     rows = _rows(6)
@@ -351,6 +359,7 @@ def _check_sharing_changes_nothing(d, cfg, params, config, rows, sp, key, copies
         np.testing.assert_allclose(mesh_out.logprobs, shared.logprobs, atol=2e-5)
 
 
+@pytest.mark.slow  # ~15 s
 def test_repeated_prompts_are_prefilled_once(qwen):
     """AZR's learnability rollouts repeat one prompt G times: the chunk prefills each distinct
     prompt once (a smaller batch bucket) and every row still samples its own continuation,
@@ -399,6 +408,7 @@ def test_cascade_layout_groups_rows_by_prompt():
     assert short.row_ids.tolist() == [0, 2, 4, -1, 1, 3, -1, -1]
 
 
+@pytest.mark.slow  # ~10 s each (test_model_hf's shared-prefix decode runs in the fast tier)
 @pytest.mark.parametrize("unstack", [True, False], ids=["unstacked", "stacked"])
 def test_grouped_rows_read_a_shared_prefix(qwen, unstack):
     """Decoding in the cascade layout gives each row the tokens (same key) and logprobs it gets
@@ -419,6 +429,7 @@ def test_grouped_rows_read_a_shared_prefix(qwen, unstack):
 
 
 # --------------------------------------------------------------------------- meshes
+@pytest.mark.slow  # 6-8 s each (test_sharding's sharded forward runs in the fast tier)
 @pytest.mark.parametrize(
     "shape, sp",
     [((1, 2, 4), SamplingParams(0.9, top_k=20, top_p=0.95)), ((8, 1, 1), SamplingParams(1.0))],
@@ -452,6 +463,7 @@ def _jit_cache_sizes() -> tuple[int, int] | None:
     return loop.prefill._cache_size(), loop.decode._cache_size()
 
 
+@pytest.mark.slow  # ~13 s: ten sampler calls
 def test_ten_calls_in_one_bucket_compile_once(qwen):
     _, _, cfg, params = qwen
     cfg = cfg.replace(rms_norm_eps=cfg.rms_norm_eps * (1 + 1e-12))  # fresh jit cache key

@@ -91,7 +91,11 @@ def _assert_same(static, cont, atol=1e-5):
     np.testing.assert_array_equal(cont.mask, static.mask)
 
 
-@pytest.mark.parametrize("sp", [GREEDY, SamplingParams(1.0, top_p=0.9)], ids=["greedy", "top_p"])
+@pytest.mark.parametrize(
+    "sp",
+    [GREEDY, pytest.param(SamplingParams(1.0, top_p=0.9), marks=pytest.mark.slow)],
+    ids=["greedy", "top_p"],
+)
 def test_continuous_equals_static_on_mixed_lengths(eos_model, sp):
     """9 rows in 3 slots: prompts of 2-29 tokens (1-8 pages, 1-4 prefill passes), budgets from 1
     to the generation cap, two rows that stop at their first token (their prompts end in
@@ -108,6 +112,7 @@ def test_continuous_equals_static_on_mixed_lengths(eos_model, sp):
     assert (cont.lengths == 24).any()  # some row ran to the cap
 
 
+@pytest.mark.slow  # ~15 s
 def test_queue_longer_than_the_slots_and_its_measurements(qwen):
     """12 rows with forced lengths (stop tokens off) through 3 slots: outputs equal the static
     engine's, and the decode steps, decode tokens, rows computed and slot utilisation equal a
@@ -181,6 +186,7 @@ def test_shared_prompts_and_a_mesh(qwen):
     _assert_same(static, mesh_out, atol=2e-5)
 
 
+@pytest.mark.slow  # ~12 s
 def test_stacked_weights_on_the_continuous_engine(qwen):
     """TPUs keep the stacked weights (`unstack_layers` off): the paged step then loops over
     stacked pools; outputs equal the static engine's."""

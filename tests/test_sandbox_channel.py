@@ -94,6 +94,7 @@ ALLOWED = {
 }
 
 
+@pytest.mark.slow  # ~8 s: 10,000 fuzzed frames
 def test_fuzzed_frames_give_every_job_exactly_one_status(farm):
     rng = random.Random(20240612)
     workers = farm.worker_pids()

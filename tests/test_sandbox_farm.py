@@ -284,6 +284,37 @@ def test_close_leaves_no_processes_and_no_files():
         f.submit([output_job("def f(x):\n    return x", "1")])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # jax's note that fork and threads do not mix
+def test_close_stops_workers_while_a_forked_process_holds_their_pipes():
+    """A process forked from this one after the farm started (a pebble or multiprocessing pool
+    does it) holds the write end of every worker's stdin, so EOF never reaches a worker. close()
+    must still stop each worker itself (exit status 0, its running child killed) rather than
+    wait out close_timeout_s and kill it (status -9), which is what it did before."""
+    f = SandboxFarm(FarmConfig(num_workers=2, close_timeout_s=120.0))
+    pids, uids = f.worker_pids(), f.sandbox_uids()
+    futures = f.submit([program_job("import time\ntime.sleep(60)", options=SLEEPY)])
+    wait_until(
+        lambda: any(f"uid={u}" in p for p in sandbox_processes(uids, pids) for u in uids),
+        what="the child to run",
+    )
+    hold_r, hold_w = os.pipe()
+    holder = os.fork()
+    if holder == 0:  # keeps every inherited descriptor open until the test lets it go
+        os.close(hold_w)
+        os.read(hold_r, 1)
+        os._exit(0)
+    os.close(hold_r)
+    try:
+        workers = list(f._all_workers)
+        f.close()
+        assert [w.proc.returncode for w in workers] == [0, 0]
+        assert futures[0].done() and futures[0].result().status == "killed"
+        assert sandbox_processes(uids, pids) == []
+    finally:
+        os.close(hold_w)
+        os.waitpid(holder, 0)
+
+
 def test_degraded_farm_without_optional_layers_still_works():
     iso = IsolationConfig(
         drop_privileges=False, network_namespace=False, filesystem_jail=False, seccomp=False

@@ -135,6 +135,7 @@ def test_sharded_load_and_forward_match_one_device(name, tiny_dir, reference):
     np.testing.assert_allclose(np.asarray(logits)[valid], ref_logits[valid], atol=2e-5, rtol=0)
 
 
+@pytest.mark.slow  # ~7 s: an 8-device init
 def test_init_sharded_and_shard_params_place_params(tiny_dir):
     cfg, host_params = load_hf(tiny_dir)
     rules = ShardingRules(make_mesh(1, 2, 4))

@@ -36,7 +36,7 @@ from typing import Any
 from .config import UIDS_PER_WORKER, FarmConfig
 from .isolation import CLEAN_ENV
 from .jobs import PROBE_PAIRS, STATUS_KILLED, Job, Result
-from .protocol import FrameReader, ProtocolError, encode_frame, write_all
+from .protocol import SHUTDOWN_FRAME, FrameReader, ProtocolError, encode_frame, write_all
 
 logger = logging.getLogger("azr_jax.sandbox")
 
@@ -341,7 +341,10 @@ class SandboxFarm:
         for p in cancelled:
             p.future.cancel()
         for w in workers:
-            w.sendq.put(None)  # EOF on its stdin: the worker kills its child and exits
+            # The shutdown frame stops a worker (and kills its running child) even while a process
+            # forked from this one keeps the pipe open; EOF on its stdin does when none does.
+            w.sendq.put(SHUTDOWN_FRAME)
+            w.sendq.put(None)
         deadline = time.monotonic() + self.config.close_timeout_s
         for w in workers:
             try:

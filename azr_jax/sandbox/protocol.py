@@ -27,6 +27,12 @@ def encode_frame(message: Any) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+# The farm's last frame to a worker. It is written before stdin is closed because EOF alone
+# never arrives while any process forked from the farm's host after the worker started (a
+# multiprocessing or pebble pool, say) still holds the pipe's write end.
+SHUTDOWN_FRAME = encode_frame({"type": "shutdown"})
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -71,6 +77,11 @@ class FrameReader:
             return json.loads(payload)
         except ValueError as exc:
             raise ProtocolError(f"undecodable frame: {exc}") from exc
+
+    def shutdown_pending(self) -> bool:
+        """EOF, or the farm's shutdown frame last in the buffer. A frame's JSON holds no raw
+        control bytes, so the header's zero bytes cannot match inside another frame."""
+        return self.eof or self._buf.endswith(SHUTDOWN_FRAME)
 
     def read(self) -> Any | None:
         """Block until a frame arrives; None at end of stream."""

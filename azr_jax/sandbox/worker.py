@@ -301,7 +301,7 @@ class Worker:
                 )
                 if self.reader.fd in readable:
                     self.reader.fill()
-                    if self.reader.eof:
+                    if self.reader.shutdown_pending():
                         raise FarmGone()
                 if link.fileno() in readable:
                     link.pump()
