@@ -10,11 +10,13 @@ its commit marker is written, so a kill mid-save leaves the previous step as the
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -24,6 +26,16 @@ from azr_jax.model.config import ModelConfig
 log = logging.getLogger(__name__)
 
 ITEMS = ("params", "opt_state", "state", "model_config")
+ARRAY_ITEMS = ("params", "opt_state")  # the rest are JSON
+MIN_SAVE_CONCURRENT_BYTES = 256 << 20
+
+
+def host_save_bytes(tree: Any) -> int:
+    """`Checkpointer(save_concurrent_bytes=...)` for arrays held in host memory: room for the
+    largest array of `tree` (orbax writes an array whole) or 256 MiB, whichever is larger.
+    `tree` may be abstract (ShapeDtypeStructs)."""
+    largest = max((math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)), default=0)
+    return max(largest, MIN_SAVE_CONCURRENT_BYTES)
 
 
 def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
@@ -51,7 +63,13 @@ class Checkpointer:
         max_to_keep: int | None = 3,
         save_every: int = 1,
         async_save: bool = True,
+        save_concurrent_bytes: int | None = None,
     ):
+        """`save_concurrent_bytes` bounds the array bytes each array item has in flight while
+        a save writes (orbax's own default, tens of GB, when None). Every array being written
+        holds a serialised copy, so where the arrays live in this process's memory (the CPU
+        backend) an unbounded save doubles the train state's footprint while it runs; the
+        bound must be at least the largest array."""
         self.directory = rundir.resolve(directory)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
@@ -59,7 +77,17 @@ class Checkpointer:
             enable_async_checkpointing=async_save,
             create=True,
         )
-        self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+        bound = {} if save_concurrent_bytes is None else {"save_concurrent_gb": save_concurrent_bytes / 1e9}
+        for name in ARRAY_ITEMS:
+            handler = ocp.StandardCheckpointHandler(**bound)
+            registry.add(name, ocp.args.StandardSave, handler)
+            registry.add(name, ocp.args.StandardRestore, handler)
+        for name in set(ITEMS) - set(ARRAY_ITEMS):
+            handler = ocp.JsonCheckpointHandler()
+            registry.add(name, ocp.args.JsonSave, handler)
+            registry.add(name, ocp.args.JsonRestore, handler)
+        self._mngr = ocp.CheckpointManager(self.directory, options=options, handler_registry=registry)
 
     def latest_step(self) -> int | None:
         return self._mngr.latest_step()

@@ -22,7 +22,7 @@ import pytest
 
 from azr_jax import metrics as metrics_lib
 from azr_jax import rundir
-from azr_jax.checkpoint import Checkpointer, CheckpointError
+from azr_jax.checkpoint import Checkpointer, CheckpointError, host_save_bytes
 from azr_jax.errors import UsageError
 from azr_jax.model.config import ModelConfig
 
@@ -203,6 +203,31 @@ def test_restore_refuses_a_state_of_another_step(tmp_path):
     with Checkpointer(tmp_path, async_save=False) as ck:
         with pytest.raises(CheckpointError, match="checkpoint step 3: state .* records step 7"):
             ck.restore(3, **_targets())
+
+
+def test_bounded_save_round_trips_and_leaves_room_for_the_largest_array(tmp_path):
+    """The CPU trainer's save, with its in-flight bytes bounded, writes what an unbounded save
+    writes (asynchronously, as the trainer saves); the bound is the largest array, at least
+    256 MiB."""
+    mib = 1 << 20
+    assert host_save_bytes({"a": jax.ShapeDtypeStruct((10,), jnp.float32)}) == 256 * mib
+    big = {"a": jax.ShapeDtypeStruct((100 * mib,), jnp.float32), "b": [jax.ShapeDtypeStruct((3,), jnp.int8)]}
+    assert host_save_bytes(big) == 400 * mib
+    w = np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32)
+    for bound in (None, host_save_bytes({"w": w})):
+        with Checkpointer(tmp_path / str(bound), save_concurrent_bytes=bound) as ck:
+            ck.save(
+                1,
+                params={"w": jnp.asarray(w)},
+                model_config=TINY,
+                opt_state={"m": jnp.ones(3)},
+                state={"step": 1},
+            )
+            ck.wait()
+            out = ck.restore(1, **_targets())
+        np.testing.assert_array_equal(np.asarray(out["params"]["w"]), w)
+        np.testing.assert_array_equal(np.asarray(out["opt_state"]["m"]), np.ones(3, np.float32))
+        assert out["state"]["step"] == 1
 
 
 # ----------------------------------------------------------------------------- metrics

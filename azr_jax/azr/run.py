@@ -38,7 +38,7 @@ from azr_jax.azr.prompts import PromptConfig, prompt_set
 from azr_jax.azr.rewards import RewardConfig
 from azr_jax.azr.selfplay import SelfPlay, SelfPlayConfig, StepOutput
 from azr_jax.azr.tasks import TaskType
-from azr_jax.checkpoint import Checkpointer, abstract_with_shardings
+from azr_jax.checkpoint import Checkpointer, abstract_with_shardings, host_save_bytes
 from azr_jax.model import api
 from azr_jax.model.config import ModelConfig
 from azr_jax.rl.advantages import AdvantageConfig
@@ -263,6 +263,9 @@ class SelfPlayRun:
         self.mesh = mesh_from_config(c.mesh)
         self.rules = ShardingRules(self.mesh)
         log.info("mesh %s", describe(self.mesh))
+        # On the CPU backend the arrays live in this process's own memory, which a checkpoint
+        # save's copies would otherwise double for its duration (Checkpointer).
+        self.host_arrays = self.mesh.devices.flat[0].platform == "cpu"
 
         tok_path = c.model.tokenizer_path or None
         self.tokenizer = None
@@ -316,6 +319,7 @@ class SelfPlayRun:
             max_to_keep=c.checkpoint.keep,
             save_every=1,
             async_save=c.checkpoint.async_save,
+            save_concurrent_bytes=host_save_bytes(self.state.params) if self.host_arrays else None,
         )
         self.step = 0
         self._saved_step: int | None = None  # the last step queued for a checkpoint
