@@ -25,8 +25,8 @@ from azr_jax.model.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
-ITEMS = ("params", "opt_state", "state", "model_config")
-ARRAY_ITEMS = ("params", "opt_state")  # the rest are JSON
+ARRAY_ITEMS = ("params", "opt_state")
+JSON_ITEMS = ("state", "model_config")
 MIN_SAVE_CONCURRENT_BYTES = 256 << 20
 
 
@@ -83,7 +83,7 @@ class Checkpointer:
             handler = ocp.StandardCheckpointHandler(**bound)
             registry.add(name, ocp.args.StandardSave, handler)
             registry.add(name, ocp.args.StandardRestore, handler)
-        for name in set(ITEMS) - set(ARRAY_ITEMS):
+        for name in JSON_ITEMS:
             handler = ocp.JsonCheckpointHandler()
             registry.add(name, ocp.args.JsonSave, handler)
             registry.add(name, ocp.args.JsonRestore, handler)

@@ -44,6 +44,7 @@ from azr_jax.model.config import ModelConfig
 from azr_jax.rl.advantages import AdvantageConfig
 from azr_jax.rl.losses import LossConfig
 from azr_jax.rl.train_step import OptimConfig, StepConfig, TrainBatch, Trainer, TrainState
+from azr_jax.sampling.sampler import platform_of
 from azr_jax.sandbox import FarmConfig, SandboxFarm
 from sharding import distributed
 from sharding.mesh import describe, mesh_from_config
@@ -263,9 +264,6 @@ class SelfPlayRun:
         self.mesh = mesh_from_config(c.mesh)
         self.rules = ShardingRules(self.mesh)
         log.info("mesh %s", describe(self.mesh))
-        # On the CPU backend the arrays live in this process's own memory, which a checkpoint
-        # save's copies would otherwise double for its duration (Checkpointer).
-        self.host_arrays = self.mesh.devices.flat[0].platform == "cpu"
 
         tok_path = c.model.tokenizer_path or None
         self.tokenizer = None
@@ -319,7 +317,11 @@ class SelfPlayRun:
             max_to_keep=c.checkpoint.keep,
             save_every=1,
             async_save=c.checkpoint.async_save,
-            save_concurrent_bytes=host_save_bytes(self.state.params) if self.host_arrays else None,
+            # On CPU the arrays live in this process's memory, which an unbounded save's copies
+            # would double while it runs (Checkpointer).
+            save_concurrent_bytes=(
+                host_save_bytes(self.state.params) if platform_of(self.state.params) == "cpu" else None
+            ),
         )
         self.step = 0
         self._saved_step: int | None = None  # the last step queued for a checkpoint
